@@ -1,0 +1,42 @@
+//! Domain values: newtypes with private fields and fallible constructors, so that a value of
+//! one of these types is valid by construction ("parse, don't validate").
+//!
+//! Every constructor error implements [`Localized`]: a stable machine-readable `code` and a
+//! message in the caller's [`Language`], used unchanged by the HTTP API and the CSV reports.
+
+mod email;
+mod ids;
+mod language;
+mod login_id;
+mod password;
+mod phone;
+mod role;
+mod sets;
+mod status;
+mod tenant;
+mod text;
+mod time;
+mod user;
+
+pub use email::{Email, EmailError};
+pub use ids::{IdError, InvitationId, TenantId, UserId};
+pub use language::{Language, LanguageError};
+pub use login_id::{LoginId, LoginIdError};
+pub use password::{Password, PasswordPolicy, PasswordRule};
+pub use phone::{Phone, PhoneError};
+pub use role::{Role, RoleError};
+pub use sets::{AppRole, AppRoles, Group, Groups, RoleCatalogue, SetError, UnknownAppRoles};
+pub use status::{Status, StatusError, TransitionError};
+pub use tenant::{BillingPolicy, Tenant};
+pub use text::{DisplayName, Notes, ShortText, TextError, search_key};
+pub use time::{TimeZone, TimeZoneError, ValidityError, ValidityWindow};
+pub use user::{NewUser, StateChange, User, UserState};
+
+/// An error that can explain itself to a person in either supported language and to a program
+/// through a stable code.
+pub trait Localized {
+    /// A stable, machine-readable identifier, e.g. `email_invalid`.
+    fn code(&self) -> &'static str;
+    /// A sentence for people, in `lang`.
+    fn message(&self, lang: Language) -> String;
+}

@@ -1,0 +1,59 @@
+//! The tenant: one customer organisation and the settings its admins choose.
+
+use serde::{Deserialize, Serialize};
+
+use super::{DisplayName, Language, PasswordPolicy, RoleCatalogue, TenantId, TimeZone};
+
+/// A tenant and its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    /// The tenant's id, as in tokens.
+    pub id: TenantId,
+    /// The organisation's name, shown in mail.
+    pub name: DisplayName,
+    /// The time zone whose month ends close billing periods (default Asia/Tokyo).
+    pub billing_time_zone: TimeZone,
+    /// The language used for users who have not chosen one.
+    pub language: Language,
+    /// The most billable users the tenant may have, if limited.
+    pub seat_limit: Option<u32>,
+    /// The app roles users may hold.
+    pub role_catalogue: RoleCatalogue,
+    /// The password rules.
+    pub password_policy: PasswordPolicy,
+    /// Billing settings.
+    pub billing: BillingPolicy,
+}
+
+/// How a tenant is billed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BillingPolicy {
+    /// Whether invited users (who have not set a password) are billable.
+    pub count_invited: bool,
+}
+
+impl Default for BillingPolicy {
+    fn default() -> Self {
+        BillingPolicy {
+            count_invited: true,
+        }
+    }
+}
+
+impl Tenant {
+    /// A tenant with the default settings: Asia/Tokyo, Japanese, no seat limit, an empty role
+    /// catalogue and the default password policy.
+    pub fn new(id: TenantId, name: DisplayName) -> Tenant {
+        Tenant {
+            id,
+            name,
+            billing_time_zone: TimeZone::TOKYO,
+            language: Language::Ja,
+            seat_limit: None,
+            role_catalogue: RoleCatalogue::default(),
+            password_policy: PasswordPolicy::default(),
+            billing: BillingPolicy::default(),
+        }
+    }
+}

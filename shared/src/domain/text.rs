@@ -1,0 +1,185 @@
+//! Free-text fields people type: display names, organisation and department, notes. Trimmed,
+//! bounded in characters (not bytes: a Japanese name is three bytes a character), and free of
+//! control characters that would break CSV files, mail headers or logs.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use unicode_normalization::UnicodeNormalization;
+
+use super::{Language, Localized};
+
+/// Why a text field was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Nothing (or only white space) was given where text is required.
+    #[error("is required")]
+    Empty,
+    /// More characters than the field allows.
+    #[error("is longer than {max} characters")]
+    TooLong {
+        /// The limit, in characters.
+        max: usize,
+    },
+    /// A control character (line breaks are allowed only in notes).
+    #[error("contains a control character")]
+    Control,
+}
+
+impl Localized for TextError {
+    fn code(&self) -> &'static str {
+        match self {
+            TextError::Empty => "required",
+            TextError::TooLong { .. } => "too_long",
+            TextError::Control => "control_character",
+        }
+    }
+    fn message(&self, lang: Language) -> String {
+        match (self, lang) {
+            (TextError::Empty, Language::Ja) => "入力してください。".into(),
+            (TextError::Empty, Language::En) => "This field is required.".into(),
+            (TextError::TooLong { max }, Language::Ja) => {
+                format!("{max}文字以内で入力してください。")
+            }
+            (TextError::TooLong { max }, Language::En) => format!("At most {max} characters."),
+            (TextError::Control, Language::Ja) => "制御文字は使えません。".into(),
+            (TextError::Control, Language::En) => "Control characters are not allowed.".into(),
+        }
+    }
+}
+
+fn bounded(s: &str, max: usize, allow_newlines: bool) -> Result<String, TextError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(TextError::Empty);
+    }
+    if s.chars().count() > max {
+        return Err(TextError::TooLong { max });
+    }
+    if s.chars()
+        .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\r' || c == '\t')))
+    {
+        return Err(TextError::Control);
+    }
+    Ok(s.to_owned())
+}
+
+macro_rules! text_type {
+    ($(#[$doc:meta])* $name:ident, $max:expr, $newlines:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The most characters this field holds.
+            pub const MAX_CHARS: usize = $max;
+
+            /// Parses the field, trimming surrounding white space.
+            pub fn parse(s: &str) -> Result<Self, TextError> {
+                bounded(s, $max, $newlines).map($name)
+            }
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = TextError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                $name::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+text_type!(
+    /// A person's name as shown in lists and mail: 1–100 characters on one line.
+    DisplayName, 100, false
+);
+text_type!(
+    /// A short attribute such as an organisation or department: 1–100 characters on one line.
+    ShortText, 100, false
+);
+text_type!(
+    /// Notes about a member: up to 1,000 characters, line breaks allowed.
+    Notes, 1000, true
+);
+
+impl DisplayName {
+    /// The form used to sort and search by name: Unicode NFKC (so full-width and half-width
+    /// forms meet) and lower case.
+    ///
+    /// ```
+    /// use rollcall::domain::DisplayName;
+    /// assert_eq!(DisplayName::parse("ＹＡＭＡＤＡ ﾀﾛｳ").unwrap().sort_key(), "yamada タロウ");
+    /// ```
+    pub fn sort_key(&self) -> String {
+        search_key(&self.0)
+    }
+}
+
+/// Normalises a name or a name prefix typed into a search box the way [`DisplayName::sort_key`]
+/// does, so prefixes match.
+pub fn search_key(s: &str) -> String {
+    s.trim().nfkc().flat_map(char::to_lowercase).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names_are_trimmed_bounded_in_characters_and_single_line() {
+        assert_eq!(
+            DisplayName::parse("  山田 太郎 ").unwrap().as_str(),
+            "山田 太郎"
+        );
+        assert!(DisplayName::parse(&"髙".repeat(100)).is_ok());
+        assert_eq!(
+            DisplayName::parse(&"髙".repeat(101)),
+            Err(TextError::TooLong { max: 100 })
+        );
+        assert_eq!(DisplayName::parse(" "), Err(TextError::Empty));
+        assert_eq!(DisplayName::parse("a\r\nBcc: x"), Err(TextError::Control));
+    }
+
+    #[test]
+    fn notes_may_span_lines() {
+        assert!(Notes::parse("line one\nline two").is_ok());
+        assert_eq!(Notes::parse("bell\u{7}"), Err(TextError::Control));
+    }
+
+    proptest! {
+        #[test]
+        fn a_parsed_name_has_no_control_characters(s in "\\PC{0,120}|[\\x00-\\x1f ]{0,5}") {
+            if let Ok(n) = DisplayName::parse(&s) {
+                prop_assert!(!n.as_str().chars().any(char::is_control));
+                prop_assert!(n.as_str().chars().count() <= 100);
+                prop_assert_eq!(n.as_str().trim(), n.as_str());
+            }
+        }
+
+        #[test]
+        fn a_name_starts_with_its_own_prefix_once_normalised(s in "[a-zA-Zａ-ｚア-ン ]{1,30}", cut in 0usize..30) {
+            if let Ok(n) = DisplayName::parse(&s) {
+                let prefix: String = n.as_str().chars().take(cut).collect();
+                prop_assert!(n.sort_key().starts_with(&search_key(&prefix)) || prefix.ends_with(' '));
+            }
+        }
+    }
+}

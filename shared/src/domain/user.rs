@@ -1,0 +1,242 @@
+//! The user: a member of a tenant, with the state history that billing reads.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AppRoles, DisplayName, Email, Groups, Language, LoginId, Notes, Phone, Role, ShortText, Status,
+    TenantId, TimeZone, UserId, ValidityWindow,
+};
+
+/// Everything needed to create a user, already validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser {
+    /// Unique per tenant, ignoring case.
+    pub login_id: LoginId,
+    /// Unique per tenant, ignoring case.
+    pub email: Email,
+    /// Shown in lists and mail.
+    pub name: DisplayName,
+    /// Management role.
+    pub role: Role,
+    /// Application roles (checked against the tenant catalogue by whoever builds this).
+    pub app_roles: AppRoles,
+    /// Groups.
+    pub groups: Groups,
+    /// Organisation.
+    pub organization: Option<ShortText>,
+    /// Department.
+    pub department: Option<ShortText>,
+    /// Phone number.
+    pub phone: Option<Phone>,
+    /// Notes.
+    pub notes: Option<Notes>,
+    /// Preferred language; the tenant's when absent.
+    pub language: Option<Language>,
+    /// Preferred time zone; the tenant's when absent.
+    pub time_zone: Option<TimeZone>,
+    /// When the account may be used.
+    pub validity: ValidityWindow,
+}
+
+/// The lifecycle state of a user at some instant: what billing needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserState {
+    /// Invited, no password yet.
+    Invited,
+    /// Signed up.
+    Active,
+    /// Suspended.
+    Suspended,
+    /// Deleted (a tombstone).
+    Deleted,
+}
+
+impl From<Status> for UserState {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Invited => UserState::Invited,
+            Status::Active => UserState::Active,
+            Status::Suspended => UserState::Suspended,
+        }
+    }
+}
+
+/// One entry of a user's history: from `at` on, the user was in `state` with this validity
+/// window. Entries are appended, never rewritten, so any past instant can be answered exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    /// When the change took effect.
+    pub at: DateTime<Utc>,
+    /// The state from then on.
+    pub state: UserState,
+    /// The validity window from then on.
+    #[serde(default)]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// The validity window from then on.
+    #[serde(default)]
+    pub valid_till: Option<DateTime<Utc>>,
+}
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// The user's id.
+    pub id: UserId,
+    /// The tenant the user belongs to.
+    pub tenant: TenantId,
+    /// Login id.
+    pub login_id: LoginId,
+    /// Email address.
+    pub email: Email,
+    /// Display name.
+    pub name: DisplayName,
+    /// Management role.
+    pub role: Role,
+    /// Application roles.
+    pub app_roles: AppRoles,
+    /// Groups.
+    pub groups: Groups,
+    /// Organisation.
+    pub organization: Option<ShortText>,
+    /// Department.
+    pub department: Option<ShortText>,
+    /// Phone number.
+    pub phone: Option<Phone>,
+    /// Notes.
+    pub notes: Option<Notes>,
+    /// Preferred language.
+    pub language: Option<Language>,
+    /// Preferred time zone.
+    pub time_zone: Option<TimeZone>,
+    /// Validity window.
+    pub validity: ValidityWindow,
+    /// Lifecycle status.
+    pub status: Status,
+    /// Whether the user has ever set a password (decides where reactivation leads).
+    pub has_password: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version, starting at 1 and raised by every write.
+    pub version: u64,
+    /// Lifecycle history, oldest first.
+    pub history: Vec<StateChange>,
+}
+
+impl User {
+    /// A user who is an active admin counts towards the tenant's "last admin" guard.
+    pub fn is_active_admin(&self) -> bool {
+        self.role == Role::Admin && self.status == Status::Active
+    }
+
+    /// Builds a fresh user from validated input.
+    pub fn new(
+        tenant: TenantId,
+        id: UserId,
+        new: NewUser,
+        status: Status,
+        now: DateTime<Utc>,
+    ) -> User {
+        let history = vec![StateChange {
+            at: now,
+            state: status.into(),
+            valid_from: new.validity.from(),
+            valid_till: new.validity.till(),
+        }];
+        User {
+            id,
+            tenant,
+            login_id: new.login_id,
+            email: new.email,
+            name: new.name,
+            role: new.role,
+            app_roles: new.app_roles,
+            groups: new.groups,
+            organization: new.organization,
+            department: new.department,
+            phone: new.phone,
+            notes: new.notes,
+            language: new.language,
+            time_zone: new.time_zone,
+            validity: new.validity,
+            has_password: status == Status::Active,
+            status,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            history,
+        }
+    }
+
+    /// Records `now` as the time of a change, appending a history entry when the billable state
+    /// (status or validity window) differs from the last entry.
+    pub fn touch(&mut self, now: DateTime<Utc>) {
+        self.updated_at = now;
+        let state: UserState = self.status.into();
+        let changed = self.history.last().is_none_or(|last| {
+            last.state != state
+                || last.valid_from != self.validity.from()
+                || last.valid_till != self.validity.till()
+        });
+        if changed {
+            self.history.push(StateChange {
+                at: now,
+                state,
+                valid_from: self.validity.from(),
+                valid_till: self.validity.till(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+
+    fn sample(now: DateTime<Utc>) -> User {
+        User::new(
+            TenantId::parse("acme").unwrap(),
+            UserId::generate(),
+            NewUser {
+                login_id: LoginId::parse("taro").unwrap(),
+                email: Email::parse("taro@example.com").unwrap(),
+                name: DisplayName::parse("山田 太郎").unwrap(),
+                role: Role::Member,
+                app_roles: AppRoles::default(),
+                groups: Groups::default(),
+                organization: None,
+                department: None,
+                phone: None,
+                notes: None,
+                language: None,
+                time_zone: None,
+                validity: ValidityWindow::unbounded(),
+            },
+            Status::Invited,
+            now,
+        )
+    }
+
+    #[test]
+    fn only_billable_changes_add_history_entries() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut u = sample(t0);
+        assert_eq!(u.history.len(), 1);
+
+        u.name = DisplayName::parse("山田 花子").unwrap();
+        u.touch(t0 + chrono::Duration::hours(1));
+        assert_eq!(u.history.len(), 1, "a rename is not a billable change");
+
+        u.status = u.status.suspend().unwrap();
+        let t2 = t0 + chrono::Duration::hours(2);
+        u.touch(t2);
+        assert_eq!(u.history.len(), 2);
+        assert_eq!(u.history[1].at, t2);
+        assert_eq!(u.history[1].state, UserState::Suspended);
+        assert_eq!(u.updated_at, t2);
+    }
+}

@@ -1,0 +1,53 @@
+//! Key layout of the single table. Every key is built here and nowhere else.
+
+use crate::domain::{InvitationId, TenantId, UserId};
+
+/// `TENANT#{tid}`: the tenant item, its lock and its jobs; also the tenant-wide GSI partition.
+pub fn tenant_pk(t: &TenantId) -> String {
+    format!("TENANT#{t}")
+}
+
+/// Sort key of the tenant item.
+pub const TENANT_SK: &str = "TENANT";
+/// Sort key of the tenant's import lock.
+pub const IMPORT_LOCK_SK: &str = "LOCK#IMPORT";
+/// Sort key of a user item.
+pub const USER_SK: &str = "USER";
+/// Sort key of uniqueness claims.
+pub const CLAIM_SK: &str = "CLAIM";
+/// Sort key of idempotency records.
+pub const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+/// Partition value of the sparse tenants index.
+pub const TENANTS_PARTITION: &str = "TENANTS";
+
+/// `USER#{tid}#{uid}`: one partition per user, so a tenant's writes spread out.
+pub fn user_pk(t: &TenantId, u: &UserId) -> String {
+    format!("USER#{t}#{u}")
+}
+
+/// `EMAIL#{tid}#{lower-cased email}`: the claim that makes an email unique in a tenant.
+pub fn email_claim_pk(t: &TenantId, email_key: &str) -> String {
+    format!("EMAIL#{t}#{email_key}")
+}
+
+/// `LOGIN#{tid}#{lower-cased login id}`: the claim that makes a login id unique in a tenant.
+pub fn login_claim_pk(t: &TenantId, login_key: &str) -> String {
+    format!("LOGIN#{t}#{login_key}")
+}
+
+/// `INVITE#{iid}`: an invitation (outbox item) under its user's partition.
+pub fn invitation_sk(i: &InvitationId) -> String {
+    format!("INVITE#{i}")
+}
+
+/// `IDEMPOTENCY#{tid}#{sha256(key)}`: the remembered outcome of a request carrying an
+/// `Idempotency-Key`.
+pub fn idempotency_pk(t: &TenantId, key_digest: &str) -> String {
+    format!("IDEMPOTENCY#{t}#{key_digest}")
+}
+
+/// The by-name index sort key: the name's sort form, a separator that sorts below every
+/// character a name may hold (names have no control characters), then the id to break ties.
+pub fn by_name_sk(name_key: &str, u: &UserId) -> String {
+    format!("{name_key}\u{1}{u}")
+}

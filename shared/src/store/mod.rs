@@ -1,0 +1,453 @@
+//! The DynamoDB store: the single-table design of the brief.
+//!
+//! Every write that touches more than one item is one `TransactWriteItems`, so a user, its email
+//! and login-id claims, its invitation outbox item, the tenant's admin counter, the import-lock
+//! check and an idempotency record commit together or not at all. Every update and delete is
+//! conditional on the user's `version` (optimistic concurrency). A failed condition is mapped back
+//! to the item that failed it, giving a typed error such as [`StoreError::EmailTaken`].
+
+mod cursor;
+mod items;
+mod keys;
+mod list;
+mod metrics;
+pub mod schema;
+mod tx;
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put};
+use tracing::instrument;
+
+use crate::clock::Clock;
+use crate::domain::{Email, InvitationId, LoginId, Tenant, TenantId, User, UserId};
+
+pub use cursor::{CursorError, CursorSigner};
+pub use items::TOMBSTONE_RETENTION_DAYS;
+pub use list::{ListQuery, Page, PageKey, SortBy, SortOrder};
+pub use metrics::RequestCounter;
+use tx::{Guard, Transaction};
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The user (or tenant) does not exist, or is deleted.
+    #[error("not found")]
+    NotFound,
+    /// The tenant named in the request does not exist.
+    #[error("tenant not found")]
+    TenantNotFound,
+    /// A tenant with this id already exists.
+    #[error("tenant already exists")]
+    TenantExists,
+    /// The user changed since the version the write was based on.
+    #[error("the user was changed by someone else")]
+    VersionConflict,
+    /// Another user of the tenant has this email address (in any case).
+    #[error("email address already in use")]
+    EmailTaken,
+    /// Another user of the tenant has this login id (in any case).
+    #[error("login id already in use")]
+    LoginIdTaken,
+    /// A bulk import holds the tenant's lock.
+    #[error("a bulk import is in progress for this tenant")]
+    ImportInProgress,
+    /// The write would leave the tenant without an active admin.
+    #[error("the tenant's last active admin can't be removed")]
+    LastAdmin,
+    /// The `Idempotency-Key` was used before; the caller decides between replay and refusal.
+    #[error("idempotency key already used")]
+    IdempotencyKeyUsed,
+    /// Too many concurrent transactions touched the same items; worth retrying.
+    #[error("the store is busy with conflicting writes; retry")]
+    Contention,
+    /// An item in the table does not make a valid value.
+    #[error("corrupt item: {0}")]
+    Corrupt(String),
+    /// DynamoDB refused or failed the request.
+    #[error("DynamoDB request failed: {message}")]
+    Aws {
+        /// The SDK's description, with its error context.
+        message: String,
+        /// Whether retrying later may succeed (throttling, service errors, timeouts).
+        retryable: bool,
+        /// The SDK error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn aws<E, R>(e: SdkError<E, R>) -> StoreError
+    where
+        E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let retryable = match &e {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+            SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(s) => matches!(
+                s.err().code(),
+                Some(
+                    "ThrottlingException"
+                        | "ProvisionedThroughputExceededException"
+                        | "RequestLimitExceeded"
+                        | "InternalServerError"
+                        | "ServiceUnavailable"
+                )
+            ),
+            _ => false,
+        };
+        StoreError::Aws {
+            message: DisplayErrorContext(&e).to_string(),
+            retryable,
+            source: Box::new(e),
+        }
+    }
+
+    pub(crate) fn build(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+        StoreError::Corrupt(format!("request could not be built: {e}"))
+    }
+
+    /// Whether the same request may succeed if tried again later.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Aws { retryable, .. } => *retryable,
+            StoreError::Contention => true,
+            StoreError::NotFound
+            | StoreError::TenantNotFound
+            | StoreError::TenantExists
+            | StoreError::VersionConflict
+            | StoreError::EmailTaken
+            | StoreError::LoginIdTaken
+            | StoreError::ImportInProgress
+            | StoreError::LastAdmin
+            | StoreError::IdempotencyKeyUsed
+            | StoreError::Corrupt(_) => false,
+        }
+    }
+}
+
+/// The remembered outcome of a `POST` carrying an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// SHA-256 (hex) of the request body: a different body under the same key is refused.
+    pub request_hash: String,
+    /// The HTTP status first returned.
+    pub status: u16,
+    /// The body first returned.
+    pub body: String,
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+
+/// The store: a DynamoDB client, the table, and the clock that stamps writes.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("table", &self.table).finish()
+    }
+}
+
+impl Store {
+    /// A store over `table`.
+    pub fn new(client: Client, table: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
+        Store {
+            client,
+            table: table.into(),
+            clock,
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The DynamoDB client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The clock that stamps writes.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Creates a tenant; refused if the id is taken.
+    #[instrument(skip_all, fields(tenant_id = %tenant.id))]
+    pub async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(items::tenant_to_item(tenant)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::TenantExists)
+            }
+            Err(e) => Err(StoreError::aws(e)),
+        }
+    }
+
+    /// Reads a tenant.
+    #[instrument(skip_all, fields(tenant_id = %id))]
+    pub async fn get_tenant(&self, id: &TenantId) -> Result<Tenant, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(keys::tenant_pk(id), keys::TENANT_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        let item = out.item.ok_or(StoreError::TenantNotFound)?;
+        items::tenant_from_item(item)
+    }
+
+    /// Writes a new user with its email and login-id claims, an invitation outbox item when the
+    /// user is invited, the admin counter when the user is an active admin, and the idempotency
+    /// record if one is given: one `TransactWriteItems`.
+    #[instrument(skip_all, fields(tenant_id = %user.tenant, user_id = %user.id))]
+    pub async fn create_user(
+        &self,
+        user: &User,
+        idempotency: Option<(&str, &IdempotencyRecord)>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut tx = Transaction::new(&self.table);
+        if let Some((key, record)) = idempotency {
+            tx.put_idempotency(&user.tenant, key, record, now)?;
+        }
+        tx.put(
+            Put::builder()
+                .set_item(Some(items::user_to_item(user)?))
+                .condition_expression("attribute_not_exists(pk)"),
+            Guard::UserNew,
+        )?;
+        tx.claim(
+            items::claim_item(
+                keys::email_claim_pk(&user.tenant, &user.email.key()),
+                &user.tenant,
+                &user.id,
+            ),
+            Guard::EmailClaim,
+        )?;
+        tx.claim(
+            items::claim_item(
+                keys::login_claim_pk(&user.tenant, &user.login_id.key()),
+                &user.tenant,
+                &user.id,
+            ),
+            Guard::LoginClaim,
+        )?;
+        if user.status == crate::domain::Status::Invited {
+            tx.put_invitation(user, InvitationId::generate(), now)?;
+        }
+        tx.import_lock_free(&user.tenant, now)?;
+        tx.tenant_guard(&user.tenant, if user.is_active_admin() { 1 } else { 0 })?;
+        self.commit(tx).await
+    }
+
+    /// Reads a live user (tombstones are not found).
+    #[instrument(skip_all, fields(tenant_id = %tenant, user_id = %id))]
+    pub async fn get_user(&self, tenant: &TenantId, id: &UserId) -> Result<User, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(keys::user_pk(tenant, id), keys::USER_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        let item = out.item.ok_or(StoreError::NotFound)?;
+        items::user_from_item(item)?.ok_or(StoreError::NotFound)
+    }
+
+    /// Finds a live user by email address (any case), through its claim.
+    pub async fn find_by_email(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+    ) -> Result<Option<User>, StoreError> {
+        self.find_by_claim(tenant, keys::email_claim_pk(tenant, &email.key()))
+            .await
+    }
+
+    /// Finds a live user by login id (any case), through its claim.
+    pub async fn find_by_login_id(
+        &self,
+        tenant: &TenantId,
+        login: &LoginId,
+    ) -> Result<Option<User>, StoreError> {
+        self.find_by_claim(tenant, keys::login_claim_pk(tenant, &login.key()))
+            .await
+    }
+
+    async fn find_by_claim(
+        &self,
+        tenant: &TenantId,
+        pk: String,
+    ) -> Result<Option<User>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(pk, keys::CLAIM_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        let Some(claim) = out.item else {
+            return Ok(None);
+        };
+        let uid = items::string_attr(&claim, "user_id")
+            .and_then(|s| UserId::parse(s).ok())
+            .ok_or_else(|| StoreError::Corrupt("claim without a user id".into()))?;
+        match self.get_user(tenant, &uid).await {
+            Ok(u) => Ok(Some(u)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces `before` with `after` if nobody changed the user since `before` was read.
+    /// Moves the email and login-id claims when those change, keeps the admin counter exact and
+    /// appends to the state history. Returns the user as stored (version raised by one).
+    #[instrument(skip_all, fields(tenant_id = %before.tenant, user_id = %before.id))]
+    pub async fn update_user(&self, before: &User, mut after: User) -> Result<User, StoreError> {
+        let now = self.clock.now();
+        after.version = before.version + 1;
+        after.touch(now);
+        let mut tx = Transaction::new(&self.table);
+        tx.put(
+            Put::builder()
+                .set_item(Some(items::user_to_item(&after)?))
+                .condition_expression("attribute_exists(pk) AND version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(before.version.to_string())),
+            Guard::UserVersion,
+        )?;
+        if before.email.key() != after.email.key() {
+            tx.release_claim(
+                keys::email_claim_pk(&before.tenant, &before.email.key()),
+                &before.id,
+            )?;
+            tx.claim(
+                items::claim_item(
+                    keys::email_claim_pk(&after.tenant, &after.email.key()),
+                    &after.tenant,
+                    &after.id,
+                ),
+                Guard::EmailClaim,
+            )?;
+        }
+        if before.login_id.key() != after.login_id.key() {
+            tx.release_claim(
+                keys::login_claim_pk(&before.tenant, &before.login_id.key()),
+                &before.id,
+            )?;
+            tx.claim(
+                items::claim_item(
+                    keys::login_claim_pk(&after.tenant, &after.login_id.key()),
+                    &after.tenant,
+                    &after.id,
+                ),
+                Guard::LoginClaim,
+            )?;
+        }
+        tx.import_lock_free(&before.tenant, now)?;
+        let delta = i64::from(after.is_active_admin()) - i64::from(before.is_active_admin());
+        tx.tenant_guard(&before.tenant, delta)?;
+        self.commit(tx).await?;
+        Ok(after)
+    }
+
+    /// Deletes a user if nobody changed it since it was read: the user becomes a tombstone
+    /// (kept for billing history, out of every listing) and its claims are released, so the
+    /// email and login id can be used again.
+    #[instrument(skip_all, fields(tenant_id = %user.tenant, user_id = %user.id))]
+    pub async fn delete_user(&self, user: &User) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut tombstone = user.clone();
+        tombstone.version = user.version + 1;
+        let mut tx = Transaction::new(&self.table);
+        tx.put(
+            Put::builder()
+                .set_item(Some(items::tombstone_to_item(&tombstone, now)?))
+                .condition_expression("attribute_exists(pk) AND version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(user.version.to_string())),
+            Guard::UserVersion,
+        )?;
+        tx.release_claim(
+            keys::email_claim_pk(&user.tenant, &user.email.key()),
+            &user.id,
+        )?;
+        tx.release_claim(
+            keys::login_claim_pk(&user.tenant, &user.login_id.key()),
+            &user.id,
+        )?;
+        tx.import_lock_free(&user.tenant, now)?;
+        tx.tenant_guard(&user.tenant, -i64::from(user.is_active_admin()))?;
+        self.commit(tx).await
+    }
+
+    /// Reads the record left by an earlier request with this idempotency key.
+    pub async fn idempotency_record(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(
+                keys::idempotency_pk(tenant, &tx::digest(key)),
+                keys::IDEMPOTENCY_SK,
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let field = |name: &str| {
+            items::string_attr(&item, name)
+                .map(str::to_owned)
+                .ok_or_else(|| StoreError::Corrupt(format!("idempotency record without {name}")))
+        };
+        let status = item
+            .get("status")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::Corrupt("idempotency record without status".into()))?;
+        Ok(Some(IdempotencyRecord {
+            request_hash: field("request_hash")?,
+            status,
+            body: field("body")?,
+        }))
+    }
+
+    async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
+        tx.commit(&self.client).await
+    }
+}

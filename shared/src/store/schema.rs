@@ -1,0 +1,126 @@
+//! The table's shape: keys, secondary indexes, stream and TTL. `infra/template.yaml` declares
+//! the same table for AWS; the local stack and the tests create it from here, and an
+//! end-to-end test fails if the two drift apart.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+
+use super::StoreError;
+
+/// Partition key attribute of the table.
+pub const PK: &str = "pk";
+/// Sort key attribute of the table.
+pub const SK: &str = "sk";
+/// The TTL attribute (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+
+/// A global secondary index of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Index {
+    /// Index name.
+    pub name: &'static str,
+    /// Partition key attribute.
+    pub pk: &'static str,
+    /// Sort key attribute.
+    pub sk: &'static str,
+}
+
+/// A tenant's live users sorted by normalised name (then id): `TENANT#{tid}` / `{name}\u{1}{uid}`.
+pub const BY_NAME: Index = Index {
+    name: "by_name",
+    pk: "gsi1pk",
+    sk: "gsi1sk",
+};
+
+/// A tenant's live users sorted by creation (ULID): `TENANT#{tid}` / `{uid}`.
+pub const BY_CREATED: Index = Index {
+    name: "by_created",
+    pk: "gsi2pk",
+    sk: "gsi2sk",
+};
+
+/// Every tenant (sparse: only tenant items carry it), for jobs that visit all tenants without
+/// scanning the table: `TENANTS` / `{tid}`.
+pub const TENANTS: Index = Index {
+    name: "tenants",
+    pk: "gsi3pk",
+    sk: "gsi3sk",
+};
+
+/// Every index, in the order the template declares them.
+pub const INDEXES: [Index; 3] = [BY_NAME, BY_CREATED, TENANTS];
+
+/// Creates the table as the template declares it (on-demand, all indexes projecting every
+/// attribute, stream with new and old images, TTL on [`TTL_ATTRIBUTE`]). Used by the local
+/// stack and tests; AWS deployments use the template.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let mut attributes = vec![PK, SK];
+    for index in INDEXES {
+        attributes.push(index.pk);
+        attributes.push(index.sk);
+    }
+    let mut req = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(PK, KeyType::Hash)?)
+        .key_schema(key(SK, KeyType::Range)?)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(StoreError::build)?,
+        );
+    for name in attributes {
+        req = req.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(StoreError::build)?,
+        );
+    }
+    for index in INDEXES {
+        req = req.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.pk, KeyType::Hash)?)
+                .key_schema(key(index.sk, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(StoreError::build)?,
+        );
+    }
+    req.send().await.map_err(StoreError::aws)?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL_ATTRIBUTE)
+                .build()
+                .map_err(StoreError::build)?,
+        )
+        .send()
+        .await
+        .map_err(StoreError::aws)?;
+    Ok(())
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(StoreError::build)
+}

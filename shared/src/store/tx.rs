@@ -1,0 +1,310 @@
+//! Building one `TransactWriteItems` and reading its failure back: each item carries a
+//! [`Guard`] saying what a failed condition on it means, so a cancelled transaction becomes the
+//! precise [`StoreError`] of the item that refused it.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::builders::PutBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use super::{IDEMPOTENCY_TTL_HOURS, IdempotencyRecord, StoreError, items, keys};
+use crate::domain::{InvitationId, TenantId, User, UserId};
+
+/// What a failed condition on one item of a transaction means. Declared in order of priority:
+/// when several items fail, the first in this order is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Guard {
+    /// The idempotency key was used before.
+    Idempotency,
+    /// The tenant item must exist.
+    TenantExists,
+    /// No live import lock.
+    ImportLock,
+    /// The user is at the version read.
+    UserVersion,
+    /// The email claim is free.
+    EmailClaim,
+    /// The login-id claim is free.
+    LoginClaim,
+    /// Removing an active admin leaves another.
+    AdminCount,
+    /// The claim being released belongs to this user.
+    ClaimRelease,
+    /// A fresh user id is unused.
+    UserNew,
+    /// A fresh invitation id is unused.
+    Invitation,
+}
+
+impl Guard {
+    fn error(self) -> StoreError {
+        match self {
+            Guard::Idempotency => StoreError::IdempotencyKeyUsed,
+            Guard::TenantExists => StoreError::TenantNotFound,
+            Guard::ImportLock => StoreError::ImportInProgress,
+            Guard::UserVersion | Guard::ClaimRelease => StoreError::VersionConflict,
+            Guard::EmailClaim => StoreError::EmailTaken,
+            Guard::LoginClaim => StoreError::LoginIdTaken,
+            Guard::AdminCount => StoreError::LastAdmin,
+            Guard::UserNew => StoreError::Corrupt("a new user id collided".into()),
+            Guard::Invitation => StoreError::Corrupt("a new invitation id collided".into()),
+        }
+    }
+}
+
+/// How often a transaction cancelled by a concurrent one (`TransactionConflict`) is retried.
+const CONFLICT_RETRIES: u32 = 3;
+
+/// The items of one transaction and their guards.
+pub(crate) struct Transaction {
+    table: String,
+    items: Vec<TransactWriteItem>,
+    guards: Vec<Guard>,
+}
+
+/// SHA-256 of `s`, hex.
+pub(crate) fn digest(s: &str) -> String {
+    let hash = Sha256::digest(s.as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn num(n: impl ToString) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+impl Transaction {
+    pub(crate) fn new(table: &str) -> Self {
+        Transaction {
+            table: table.to_owned(),
+            items: Vec::new(),
+            guards: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, item: TransactWriteItem, guard: Guard) {
+        self.items.push(item);
+        self.guards.push(guard);
+    }
+
+    pub(crate) fn put(&mut self, put: PutBuilder, guard: Guard) -> Result<(), StoreError> {
+        let put = put
+            .table_name(&self.table)
+            .build()
+            .map_err(StoreError::build)?;
+        self.push(TransactWriteItem::builder().put(put).build(), guard);
+        Ok(())
+    }
+
+    /// Claims a unique value: the claim item must not exist yet.
+    pub(crate) fn claim(&mut self, item: items::Item, guard: Guard) -> Result<(), StoreError> {
+        self.put(
+            Put::builder()
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)"),
+            guard,
+        )
+    }
+
+    /// Releases a claim held by `user`.
+    pub(crate) fn release_claim(&mut self, pk: String, user: &UserId) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::key(pk, keys::CLAIM_SK)))
+            .condition_expression("user_id = :u")
+            .expression_attribute_values(":u", AttributeValue::S(user.to_string()))
+            .build()
+            .map_err(StoreError::build)?;
+        self.push(
+            TransactWriteItem::builder().delete(delete).build(),
+            Guard::ClaimRelease,
+        );
+        Ok(())
+    }
+
+    /// Writes a PENDING invitation (outbox item) for a newly invited user; the stream hands it
+    /// to the sender.
+    pub(crate) fn put_invitation(
+        &mut self,
+        user: &User,
+        id: InvitationId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let item = items::Item::from([
+            (
+                "pk".into(),
+                AttributeValue::S(keys::user_pk(&user.tenant, &user.id)),
+            ),
+            ("sk".into(), AttributeValue::S(keys::invitation_sk(&id))),
+            ("entity".into(), AttributeValue::S("invitation".into())),
+            ("status".into(), AttributeValue::S("PENDING".into())),
+            (
+                "tenant_id".into(),
+                AttributeValue::S(user.tenant.to_string()),
+            ),
+            ("user_id".into(), AttributeValue::S(user.id.to_string())),
+            ("invitation_id".into(), AttributeValue::S(id.to_string())),
+            (
+                "email".into(),
+                AttributeValue::S(user.email.as_str().to_owned()),
+            ),
+            ("created_at".into(), AttributeValue::S(now.to_rfc3339())),
+            ("attempts".into(), num(0)),
+        ]);
+        self.put(
+            Put::builder()
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)"),
+            Guard::Invitation,
+        )
+    }
+
+    /// Remembers the response to a request with an idempotency key; fails if the key was used.
+    pub(crate) fn put_idempotency(
+        &mut self,
+        tenant: &TenantId,
+        key: &str,
+        record: &IdempotencyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let expires = now + chrono::Duration::hours(IDEMPOTENCY_TTL_HOURS);
+        let item = items::Item::from([
+            (
+                "pk".into(),
+                AttributeValue::S(keys::idempotency_pk(tenant, &digest(key))),
+            ),
+            ("sk".into(), AttributeValue::S(keys::IDEMPOTENCY_SK.into())),
+            ("entity".into(), AttributeValue::S("idempotency".into())),
+            (
+                "request_hash".into(),
+                AttributeValue::S(record.request_hash.clone()),
+            ),
+            ("status".into(), num(record.status)),
+            ("body".into(), AttributeValue::S(record.body.clone())),
+            ("expires_at".into(), num(expires.timestamp())),
+        ]);
+        self.put(
+            Put::builder()
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+                .expression_attribute_values(":now", num(now.timestamp())),
+            Guard::Idempotency,
+        )
+    }
+
+    /// Fails the transaction while a bulk import holds the tenant's lock (and its lease is live).
+    pub(crate) fn import_lock_free(
+        &mut self,
+        tenant: &TenantId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::key(
+                keys::tenant_pk(tenant),
+                keys::IMPORT_LOCK_SK,
+            )))
+            .condition_expression("attribute_not_exists(pk) OR lease_expires_at < :now")
+            .expression_attribute_values(":now", num(now.timestamp_millis()))
+            .build()
+            .map_err(StoreError::build)?;
+        self.push(
+            TransactWriteItem::builder().condition_check(check).build(),
+            Guard::ImportLock,
+        );
+        Ok(())
+    }
+
+    /// Requires the tenant to exist and moves its count of active admins by `delta`, refusing
+    /// to take it below one.
+    pub(crate) fn tenant_guard(&mut self, tenant: &TenantId, delta: i64) -> Result<(), StoreError> {
+        let key = items::key(keys::tenant_pk(tenant), keys::TENANT_SK);
+        if delta == 0 {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(StoreError::build)?;
+            self.push(
+                TransactWriteItem::builder().condition_check(check).build(),
+                Guard::TenantExists,
+            );
+            return Ok(());
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .expression_attribute_values(":d", num(delta.abs()));
+        let (update, guard) = if delta > 0 {
+            (
+                update
+                    .update_expression(
+                        "SET active_admins = if_not_exists(active_admins, :zero) + :d",
+                    )
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":zero", num(0)),
+                Guard::TenantExists,
+            )
+        } else {
+            (
+                update
+                    .update_expression("SET active_admins = active_admins - :d")
+                    .condition_expression("attribute_exists(pk) AND active_admins > :d"),
+                Guard::AdminCount,
+            )
+        };
+        let update = update.build().map_err(StoreError::build)?;
+        self.push(TransactWriteItem::builder().update(update).build(), guard);
+        Ok(())
+    }
+
+    /// Commits, retrying a few times when cancelled only by concurrent transactions.
+    pub(crate) async fn commit(self, client: &Client) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            let result = client
+                .transact_write_items()
+                .set_transact_items(Some(self.items.clone()))
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            let reasons: Vec<Option<String>> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => return Err(StoreError::aws(err)),
+            };
+            if let Some(guard) = reasons
+                .iter()
+                .zip(&self.guards)
+                .filter(|(code, _)| code.as_deref() == Some("ConditionalCheckFailed"))
+                .map(|(_, g)| *g)
+                .min()
+            {
+                return Err(guard.error());
+            }
+            let conflicted = reasons
+                .iter()
+                .any(|c| c.as_deref() == Some("TransactionConflict"));
+            if !conflicted {
+                return Err(StoreError::aws(err));
+            }
+            if attempt >= CONFLICT_RETRIES {
+                return Err(StoreError::Contention);
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(20 * 2u64.pow(attempt))).await;
+        }
+    }
+}
