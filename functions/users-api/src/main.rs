@@ -1,1 +1,22 @@
-fn main() {}
+//! The users-api Lambda function: read config, build the SDK client once, serve the router.
+
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use rollcall::clock::SystemClock;
+use rollcall::store::Store;
+use users_api::{ApiConfig, AppState, app};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = ApiConfig::from_env()?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let store = Store::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config.store.table_name,
+        Arc::new(SystemClock),
+    );
+    let state = AppState::new(store, config.verifier, config.cursor_key, config.limits);
+    lambda_http::run(app(state)).await
+}

@@ -1,1 +1,25 @@
-//! placeholder
+//! # rollcall-cli
+//!
+//! The `rollcall` command's building blocks, shared with the end-to-end tests: the local stack
+//! ([`local`]), tenant and admin bootstrap ([`bootstrap`]) and the development server
+//! ([`dev`]).
+
+pub mod bootstrap;
+pub mod dev;
+pub mod local;
+
+use secrecy::SecretString;
+
+/// The HS256 key of the local stack. Only `rollcall dev` and `rollcall token` fall back to it;
+/// a deployed function has no default and refuses to start without a configured key.
+pub const DEV_JWT_SECRET: &str = "rollcall-local-development-key-never-use-in-production";
+
+/// The cursor-signing key of the local stack.
+pub const DEV_CURSOR_SECRET: &str = "rollcall-local-cursor-key-never-use-in-production";
+
+/// The token-signing key: `$JWT_HS256_SECRET`, else the local stack's.
+pub fn signing_key() -> SecretString {
+    SecretString::from(
+        rollcall::config::optional("JWT_HS256_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned()),
+    )
+}

@@ -1,0 +1,309 @@
+//! Bearer-token authentication. The token is a JWT whose claims name the tenant, the user
+//! (`sub`) and the management role; it is verified here, in the function, against keys from
+//! configuration. The tenant comes only from the token: nothing in a path or body can name
+//! another tenant.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rollcall::config::{self, ConfigError};
+use rollcall::domain::{Role, TenantId, UserId};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::problem::{ApiError, AuthFailure};
+
+/// The claims rollcall reads from a token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The tenant.
+    pub tenant: String,
+    /// The user id.
+    pub sub: String,
+    /// `admin`, `manager` or `member`.
+    pub role: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: u64,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Their tenant: every read and write is confined to it.
+    pub tenant: TenantId,
+    /// Their user id.
+    pub user_id: UserId,
+    /// Their management role.
+    pub role: Role,
+}
+
+/// Verifies tokens: an HS256 shared secret (local use and simple deployments) and/or a public
+/// key (RS256 or ES256) of the identity provider.
+pub struct TokenVerifier {
+    keys: Vec<(Algorithm, DecodingKey)>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field(
+                "algorithms",
+                &self.keys.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+            )
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl TokenVerifier {
+    /// Verifies HS256 tokens signed with `secret`.
+    pub fn hs256(secret: &SecretString) -> Self {
+        TokenVerifier {
+            keys: vec![(
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            )],
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    /// Reads `JWT_HS256_SECRET`, `JWT_PUBLIC_KEY_PEM` (with `JWT_ALGORITHM`, RS256 by default),
+    /// `JWT_ISSUER` and `JWT_AUDIENCE`. At least one key is required.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut keys = Vec::new();
+        if let Some(secret) = config::optional("JWT_HS256_SECRET") {
+            if secret.len() < 32 {
+                return Err(ConfigError::Invalid {
+                    name: "JWT_HS256_SECRET",
+                    reason: "must be at least 32 characters".into(),
+                });
+            }
+            keys.push((
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.as_bytes()),
+            ));
+        }
+        if let Some(pem) = config::optional("JWT_PUBLIC_KEY_PEM") {
+            let alg = match config::optional("JWT_ALGORITHM").as_deref() {
+                None | Some("RS256") => Algorithm::RS256,
+                Some("ES256") => Algorithm::ES256,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "JWT_ALGORITHM",
+                        reason: format!("{other} is not supported; use RS256 or ES256"),
+                    });
+                }
+            };
+            let key = match alg {
+                Algorithm::ES256 => DecodingKey::from_ec_pem(pem.as_bytes()),
+                _ => DecodingKey::from_rsa_pem(pem.as_bytes()),
+            }
+            .map_err(|e| ConfigError::Invalid {
+                name: "JWT_PUBLIC_KEY_PEM",
+                reason: e.to_string(),
+            })?;
+            keys.push((alg, key));
+        }
+        if keys.is_empty() {
+            return Err(ConfigError::Missing(
+                "JWT_HS256_SECRET or JWT_PUBLIC_KEY_PEM",
+            ));
+        }
+        Ok(TokenVerifier {
+            keys,
+            issuer: config::optional("JWT_ISSUER"),
+            audience: config::optional("JWT_AUDIENCE"),
+        })
+    }
+
+    /// Verifies a token and returns its caller.
+    pub fn verify(&self, token: &str) -> Result<Caller, AuthFailure> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Invalid)?;
+        let (alg, key) = self
+            .keys
+            .iter()
+            .find(|(alg, _)| *alg == header.alg)
+            .ok_or(AuthFailure::Invalid)?;
+        let mut validation = Validation::new(*alg);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 30;
+        if let Some(iss) = &self.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        match &self.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
+            .kind()
+        {
+            ErrorKind::ExpiredSignature => AuthFailure::Expired,
+            _ => AuthFailure::Invalid,
+        })?;
+        let c = data.claims;
+        Ok(Caller {
+            tenant: TenantId::parse(&c.tenant).map_err(|_| AuthFailure::Invalid)?,
+            user_id: UserId::parse(&c.sub).map_err(|_| AuthFailure::Invalid)?,
+            role: c.role.parse().map_err(|_| AuthFailure::Invalid)?,
+        })
+    }
+}
+
+/// Signs an HS256 token for `caller`, valid for `ttl_seconds`: for the local stack, the CLI's
+/// `rollcall token` and tests. Production tokens come from the identity provider.
+pub fn issue_hs256(
+    secret: &SecretString,
+    tenant: &TenantId,
+    user: &UserId,
+    role: Role,
+    ttl_seconds: u64,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = Claims {
+        tenant: tenant.to_string(),
+        sub: user.to_string(),
+        role: role.as_str().to_owned(),
+        exp: now + ttl_seconds,
+        iat: Some(now),
+        iss: None,
+        aud: None,
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+    )
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(ApiError::Unauthenticated(AuthFailure::Missing))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
+        state
+            .verifier
+            .verify(token)
+            .map_err(ApiError::Unauthenticated)
+    }
+}
+
+/// Shared ownership of the verifier for the router state.
+pub type SharedVerifier = Arc<TokenVerifier>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> SecretString {
+        SecretString::from("a-test-secret-of-at-least-32-characters!")
+    }
+
+    #[test]
+    fn a_token_signed_with_the_key_names_its_caller() {
+        let t = TenantId::parse("acme").unwrap();
+        let u = UserId::generate();
+        let token = issue_hs256(&secret(), &t, &u, Role::Manager, 60).unwrap();
+        let caller = TokenVerifier::hs256(&secret()).verify(&token).unwrap();
+        assert_eq!(
+            caller,
+            Caller {
+                tenant: t,
+                user_id: u,
+                role: Role::Manager
+            }
+        );
+    }
+
+    #[test]
+    fn tokens_with_another_key_or_garbage_are_refused() {
+        let t = TenantId::parse("acme").unwrap();
+        let token = issue_hs256(&secret(), &t, &UserId::generate(), Role::Admin, 60).unwrap();
+        let other = TokenVerifier::hs256(&SecretString::from(
+            "another-secret-of-32-characters-or-more",
+        ));
+        assert_eq!(other.verify(&token), Err(AuthFailure::Invalid));
+        assert_eq!(
+            TokenVerifier::hs256(&secret()).verify("not.a.jwt"),
+            Err(AuthFailure::Invalid)
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_reported_as_expired() {
+        let claims = Claims {
+            tenant: "acme".into(),
+            sub: UserId::generate().to_string(),
+            role: "admin".into(),
+            exp: jsonwebtoken::get_current_timestamp() - 3600,
+            iat: None,
+            iss: None,
+            aud: None,
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret().expose_secret().as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(
+            TokenVerifier::hs256(&secret()).verify(&token),
+            Err(AuthFailure::Expired)
+        );
+    }
+
+    #[test]
+    fn a_token_with_an_unknown_role_or_bad_tenant_is_invalid() {
+        for (tenant, role) in [("acme", "owner"), ("ACME#x", "admin")] {
+            let claims = Claims {
+                tenant: tenant.into(),
+                sub: UserId::generate().to_string(),
+                role: role.into(),
+                exp: jsonwebtoken::get_current_timestamp() + 60,
+                iat: None,
+                iss: None,
+                aud: None,
+            };
+            let token = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret().expose_secret().as_bytes()),
+            )
+            .unwrap();
+            assert_eq!(
+                TokenVerifier::hs256(&secret()).verify(&token),
+                Err(AuthFailure::Invalid),
+                "{tenant} {role}"
+            );
+        }
+    }
+}

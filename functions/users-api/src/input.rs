@@ -1,0 +1,399 @@
+//! Reading requests at the edge: JSON bodies (size-limited, content-typed, objects only),
+//! their fields one by one with errors that name the field, query parameters, `If-Match` and
+//! `Idempotency-Key`. Everything past here works on domain values.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::problem::{ApiError, FieldProblem};
+
+/// A JSON object body, read within the configured size limit.
+#[derive(Debug)]
+pub struct JsonObject {
+    /// The members.
+    pub map: Map<String, Value>,
+    /// SHA-256 (hex) of the canonical form (sorted keys, no white space), so that two bodies
+    /// that mean the same compare equal for idempotency.
+    pub canonical_hash: String,
+}
+
+impl FromRequest<AppState> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let limit = state.limits.max_body_bytes;
+        let bytes = read_body(req.into_body(), limit).await?;
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        let Value::Object(map) = value else {
+            return Err(ApiError::InvalidJson("expected a JSON object".into()));
+        };
+        let canonical = Value::Object(map.clone()).to_string();
+        let canonical_hash = hex(&Sha256::digest(canonical.as_bytes()));
+        Ok(JsonObject {
+            map,
+            canonical_hash,
+        })
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(limit))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A member of a PATCH body: absent (leave alone), `null` (clear) or a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patch<T> {
+    /// Not in the body.
+    Absent,
+    /// `null`.
+    Null,
+    /// A value.
+    Value(T),
+}
+
+/// Takes the members of a JSON object one by one, recording a [`FieldProblem`] for each member
+/// of the wrong type and, at the end, for each member nobody asked for.
+#[derive(Debug)]
+pub struct Fields {
+    map: Map<String, Value>,
+    /// Problems found so far.
+    pub problems: Vec<FieldProblem>,
+}
+
+impl Fields {
+    /// Starts reading `map`.
+    pub fn new(map: Map<String, Value>) -> Self {
+        Fields {
+            map,
+            problems: Vec::new(),
+        }
+    }
+
+    fn wrong_type(&mut self, name: &str, expected_ja: &str, expected_en: &str) {
+        self.problems.push(FieldProblem::custom(
+            name,
+            "wrong_type",
+            &format!("{expected_ja}で指定してください。"),
+            &format!("Must be {expected_en}."),
+        ));
+    }
+
+    /// A string member.
+    pub fn string(&mut self, name: &str) -> Patch<String> {
+        match self.map.remove(name) {
+            None => Patch::Absent,
+            Some(Value::Null) => Patch::Null,
+            Some(Value::String(s)) => Patch::Value(s),
+            Some(_) => {
+                self.wrong_type(name, "文字列", "a string");
+                Patch::Absent
+            }
+        }
+    }
+
+    /// An array-of-strings member.
+    pub fn strings(&mut self, name: &str) -> Patch<Vec<String>> {
+        match self.map.remove(name) {
+            None => Patch::Absent,
+            Some(Value::Null) => Patch::Null,
+            Some(Value::Array(items)) => {
+                let strings: Option<Vec<String>> = items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect();
+                match strings {
+                    Some(s) => Patch::Value(s),
+                    None => {
+                        self.wrong_type(name, "文字列の配列", "an array of strings");
+                        Patch::Absent
+                    }
+                }
+            }
+            Some(_) => {
+                self.wrong_type(name, "文字列の配列", "an array of strings");
+                Patch::Absent
+            }
+        }
+    }
+
+    /// A required string member: absent or `null` is a `required` problem.
+    pub fn required_string(&mut self, name: &str) -> Option<String> {
+        match self.string(name) {
+            Patch::Value(s) => Some(s),
+            Patch::Absent | Patch::Null => {
+                if !self.problems.iter().any(|p| p.field == name) {
+                    self.problems.push(FieldProblem::custom(
+                        name,
+                        "required",
+                        "入力してください。",
+                        "This field is required.",
+                    ));
+                }
+                None
+            }
+        }
+    }
+
+    /// Parses a string member into a domain value, recording the domain's error under the
+    /// member's name.
+    pub fn parse<T, E: rollcall::domain::Localized>(
+        &mut self,
+        name: &str,
+        raw: Patch<String>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Patch<T> {
+        match raw {
+            Patch::Absent => Patch::Absent,
+            Patch::Null => Patch::Null,
+            Patch::Value(s) => match parse(&s) {
+                Ok(v) => Patch::Value(v),
+                Err(e) => {
+                    self.problems.push(FieldProblem::new(name, &e));
+                    Patch::Absent
+                }
+            },
+        }
+    }
+
+    /// Records `problem`.
+    pub fn problem(&mut self, problem: FieldProblem) {
+        self.problems.push(problem);
+    }
+
+    /// Ends reading: any member left over is an `unknown_field` problem. Returns every problem.
+    pub fn finish(mut self) -> Vec<FieldProblem> {
+        let mut left: Vec<String> = self.map.keys().cloned().collect();
+        left.sort();
+        for name in left {
+            self.problems.push(FieldProblem::custom(
+                name,
+                "unknown_field",
+                "この項目は指定できません。",
+                "Unknown field.",
+            ));
+        }
+        self.problems
+    }
+}
+
+/// Parses an RFC 3339 timestamp (`2026-04-01T00:00:00+09:00`).
+pub fn timestamp(s: &str) -> Result<DateTime<Utc>, TimestampError> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| TimestampError)
+}
+
+/// The text is not an RFC 3339 timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not an RFC 3339 timestamp")]
+pub struct TimestampError;
+
+impl rollcall::domain::Localized for TimestampError {
+    fn code(&self) -> &'static str {
+        "timestamp_invalid"
+    }
+    fn message(&self, lang: rollcall::domain::Language) -> String {
+        match lang {
+            rollcall::domain::Language::Ja => {
+                "日時は 2026-04-01T09:00:00+09:00 の形式で指定してください。".into()
+            }
+            rollcall::domain::Language::En => {
+                "Use an RFC 3339 timestamp such as 2026-04-01T09:00:00+09:00.".into()
+            }
+        }
+    }
+}
+
+/// The query string as name/value pairs, refusing any name not in `allowed`.
+#[derive(Debug)]
+pub struct QueryParams(pub Vec<(String, String)>);
+
+impl FromRequestParts<AppState> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        Ok(QueryParams(
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
+impl QueryParams {
+    /// The value of `name`, if given (the last one wins).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Problems for every parameter not in `allowed`.
+    pub fn unknown(&self, allowed: &[&str]) -> Vec<FieldProblem> {
+        let mut seen = Vec::new();
+        for (k, _) in &self.0 {
+            if !allowed.contains(&k.as_str()) && !seen.contains(k) {
+                seen.push(k.clone());
+            }
+        }
+        seen.into_iter()
+            .map(|k| {
+                FieldProblem::custom(
+                    k,
+                    "unknown_parameter",
+                    "このパラメータは使えません。",
+                    "Unknown query parameter.",
+                )
+            })
+            .collect()
+    }
+}
+
+/// What an `If-Match` header asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// No header: the write is based on the version just read.
+    Absent,
+    /// `*`: any current version.
+    Any,
+    /// One of these versions (strong comparison; weak or malformed tags match nothing).
+    Versions(Vec<u64>),
+}
+
+impl IfMatch {
+    /// Reads the header.
+    pub fn from_headers(headers: &HeaderMap) -> IfMatch {
+        let values: Vec<&str> = headers
+            .get_all(header::IF_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return IfMatch::Absent;
+        }
+        let mut versions = Vec::new();
+        for tag in values.iter().flat_map(|v| v.split(',')).map(str::trim) {
+            if tag == "*" {
+                return IfMatch::Any;
+            }
+            if let Some(v) = tag
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .and_then(|t| t.parse::<u64>().ok())
+            {
+                versions.push(v);
+            }
+        }
+        IfMatch::Versions(versions)
+    }
+
+    /// Checks the current version.
+    pub fn check(&self, current: u64) -> Result<(), ApiError> {
+        match self {
+            IfMatch::Absent | IfMatch::Any => Ok(()),
+            IfMatch::Versions(v) if v.contains(&current) => Ok(()),
+            IfMatch::Versions(_) => Err(ApiError::PreconditionFailed),
+        }
+    }
+}
+
+/// The entity tag of a user version.
+pub fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Reads `Idempotency-Key`: 1–255 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
+    match key {
+        Some(k) => Ok(Some(k.to_owned())),
+        None => Err(ApiError::BadRequest(vec![FieldProblem::custom(
+            "Idempotency-Key",
+            "idempotency_key_invalid",
+            "Idempotency-Key は1〜255文字の半角英数字記号で指定してください。",
+            "Idempotency-Key must be 1-255 visible ASCII characters.",
+        )])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn if_match_accepts_star_lists_and_refuses_weak_or_malformed_tags() {
+        let mut h = HeaderMap::new();
+        assert_eq!(IfMatch::from_headers(&h), IfMatch::Absent);
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"3\", \"4\""));
+        assert_eq!(IfMatch::from_headers(&h), IfMatch::Versions(vec![3, 4]));
+        assert!(IfMatch::from_headers(&h).check(4).is_ok());
+        assert!(IfMatch::from_headers(&h).check(5).is_err());
+        h.insert(header::IF_MATCH, HeaderValue::from_static("W/\"3\""));
+        assert!(IfMatch::from_headers(&h).check(3).is_err());
+        h.insert(header::IF_MATCH, HeaderValue::from_static("*"));
+        assert!(IfMatch::from_headers(&h).check(99).is_ok());
+    }
+
+    #[test]
+    fn unknown_and_mistyped_members_are_each_reported_by_name() {
+        let map =
+            serde_json::json!({"name": 5, "groups": ["a", 1], "extra": true, "email": "a@b.co"});
+        let Value::Object(map) = map else {
+            unreachable!()
+        };
+        let mut f = Fields::new(map);
+        assert_eq!(f.string("email"), Patch::Value("a@b.co".into()));
+        assert_eq!(f.string("name"), Patch::Absent);
+        assert_eq!(f.strings("groups"), Patch::Absent);
+        let fields: Vec<(String, &str)> =
+            f.finish().into_iter().map(|p| (p.field, p.code)).collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("name".into(), "wrong_type"),
+                ("groups".into(), "wrong_type"),
+                ("extra".into(), "unknown_field")
+            ]
+        );
+    }
+}

@@ -1,0 +1,585 @@
+//! The `/users` routes: list, create, read, edit, delete, suspend and reactivate a tenant's
+//! users, under the role matrix, the self-protection rule and optimistic concurrency.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use rollcall::domain::{
+    AppRoles, DisplayName, Email, Groups, Language, Localized, LoginId, NewUser, Notes, Phone,
+    Role, SetError, ShortText, Status, TimeZone, User, UserId, ValidityWindow,
+};
+use rollcall::store::{IdempotencyRecord, ListQuery, SortBy, SortOrder, StoreError};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::input::{
+    Fields, IfMatch, JsonObject, Patch, QueryParams, etag, idempotency_key, timestamp,
+};
+use crate::problem::{ApiError, FieldProblem};
+use crate::views::{UserPage, UserView};
+
+/// The `{id}` of a user route. An id that is not a ULID names no user: 404.
+#[derive(Debug, Clone, Copy)]
+pub struct UserIdParam(pub UserId);
+
+impl FromRequestParts<AppState> for UserIdParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::UserNotFound)?;
+        UserId::parse(&raw)
+            .map(UserIdParam)
+            .map_err(|_| ApiError::UserNotFound)
+    }
+}
+
+fn user_response(status: StatusCode, user: &User) -> Result<Response, ApiError> {
+    let body = serde_json::to_string(&UserView::from(user)).map_err(ApiError::internal)?;
+    Ok(json_response(status, body, user.version))
+}
+
+fn json_response(status: StatusCode, body: String, version: u64) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(tag) = HeaderValue::from_str(&etag(version)) {
+        h.insert(header::ETAG, tag);
+    }
+    resp
+}
+
+/// Members may only read themselves; admins and managers read everyone.
+fn ensure_can_read(caller: &Caller, target: &UserId) -> Result<(), ApiError> {
+    if caller.role.can_read_others() || caller.user_id == *target {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// The role matrix for writes.
+fn ensure_can_manage(caller: &Caller, target: &User) -> Result<(), ApiError> {
+    if caller.role.can_manage(target.role) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// Nobody deletes, suspends or changes the role of their own account.
+fn ensure_not_self(caller: &Caller, target: &UserId) -> Result<(), ApiError> {
+    if caller.user_id == *target {
+        Err(ApiError::SelfAction)
+    } else {
+        Ok(())
+    }
+}
+
+const LIST_PARAMS: [&str; 8] = [
+    "sort", "order", "status", "q", "email", "login_id", "limit", "cursor",
+];
+
+/// The default page size.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
+/// `GET /users`
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QueryParams,
+) -> Result<Json<UserPage>, ApiError> {
+    if !caller.role.can_read_others() {
+        return Err(ApiError::Forbidden);
+    }
+    let mut problems = params.unknown(&LIST_PARAMS);
+    let bad =
+        |name: &str, ja: &str, en: &str| FieldProblem::custom(name, "invalid_parameter", ja, en);
+    let sort = match params.get("sort") {
+        None | Some("name") => SortBy::Name,
+        Some("created") | Some("created_at") => SortBy::Created,
+        Some(_) => {
+            problems.push(bad(
+                "sort",
+                "sort は name または created です。",
+                "sort is name or created.",
+            ));
+            SortBy::Name
+        }
+    };
+    let order = match params.get("order") {
+        None | Some("asc") => SortOrder::Asc,
+        Some("desc") => SortOrder::Desc,
+        Some(_) => {
+            problems.push(bad(
+                "order",
+                "order は asc または desc です。",
+                "order is asc or desc.",
+            ));
+            SortOrder::Asc
+        }
+    };
+    let status = match params.get("status").map(str::parse::<Status>) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            problems.push(FieldProblem::new("status", &e));
+            None
+        }
+    };
+    let page_size = match params.get("limit").map(str::parse::<usize>) {
+        None => DEFAULT_PAGE_SIZE,
+        Some(Ok(n)) if (ListQuery::MIN_PAGE..=ListQuery::MAX_PAGE).contains(&n) => n,
+        Some(_) => {
+            problems.push(bad(
+                "limit",
+                "limit は1〜200の整数です。",
+                "limit is a whole number from 1 to 200.",
+            ));
+            DEFAULT_PAGE_SIZE
+        }
+    };
+    let email = match params.get("email").map(Email::parse) {
+        None => None,
+        Some(Ok(e)) => Some(e),
+        Some(Err(e)) => {
+            problems.push(FieldProblem::new("email", &e));
+            None
+        }
+    };
+    let login = match params.get("login_id").map(LoginId::parse) {
+        None => None,
+        Some(Ok(l)) => Some(l),
+        Some(Err(e)) => {
+            problems.push(FieldProblem::new("login_id", &e));
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::BadRequest(problems));
+    }
+
+    // Exact look-ups go through the uniqueness claims: at most one user, no paging.
+    if email.is_some() || login.is_some() {
+        let found = match (&email, &login) {
+            (Some(e), _) => state.store.find_by_email(&caller.tenant, e).await?,
+            (None, Some(l)) => state.store.find_by_login_id(&caller.tenant, l).await?,
+            (None, None) => None,
+        };
+        let found = found.filter(|u| {
+            login.as_ref().is_none_or(|l| u.login_id == *l) && status.is_none_or(|s| u.status == s)
+        });
+        return Ok(Json(UserPage {
+            items: found.iter().map(UserView::from).collect(),
+            next_cursor: None,
+        }));
+    }
+
+    let mut query = ListQuery {
+        sort,
+        order,
+        status,
+        name_prefix: params.get("q").map(str::to_owned),
+        page_size,
+        after: None,
+    };
+    let fingerprint = query.fingerprint();
+    if let Some(c) = params.get("cursor") {
+        query.after = Some(
+            state
+                .cursors
+                .open(&caller.tenant, &fingerprint, c)
+                .map_err(|_| ApiError::InvalidCursor)?,
+        );
+    }
+    let page = state.store.list_users(&caller.tenant, &query).await?;
+    Ok(Json(UserPage {
+        items: page.users.iter().map(UserView::from).collect(),
+        next_cursor: page
+            .next
+            .map(|k| state.cursors.seal(&caller.tenant, &fingerprint, &k)),
+    }))
+}
+
+/// The members of a create or edit body, each parsed into its domain type.
+struct Changes {
+    login_id: Patch<LoginId>,
+    email: Patch<Email>,
+    name: Patch<DisplayName>,
+    role: Patch<Role>,
+    app_roles: Patch<AppRoles>,
+    groups: Patch<Groups>,
+    organization: Patch<ShortText>,
+    department: Patch<ShortText>,
+    phone: Patch<Phone>,
+    notes: Patch<Notes>,
+    language: Patch<Language>,
+    time_zone: Patch<TimeZone>,
+    valid_from: Patch<DateTime<Utc>>,
+    valid_till: Patch<DateTime<Utc>>,
+}
+
+fn set<T>(
+    f: &mut Fields,
+    name: &str,
+    parse: impl FnOnce(&[String]) -> Result<T, SetError>,
+) -> Patch<T> {
+    match f.strings(name) {
+        Patch::Absent => Patch::Absent,
+        Patch::Null => Patch::Null,
+        Patch::Value(v) => match parse(&v) {
+            Ok(s) => Patch::Value(s),
+            Err(e) => {
+                f.problem(FieldProblem::new(name, &e));
+                Patch::Absent
+            }
+        },
+    }
+}
+
+impl Changes {
+    fn read(fields: &mut Fields) -> Changes {
+        macro_rules! field {
+            ($name:literal, $parse:expr) => {{
+                let raw = fields.string($name);
+                fields.parse($name, raw, $parse)
+            }};
+        }
+        Changes {
+            login_id: field!("login_id", LoginId::parse),
+            email: field!("email", Email::parse),
+            name: field!("name", DisplayName::parse),
+            role: field!("role", str::parse::<Role>),
+            app_roles: set(fields, "app_roles", AppRoles::parse),
+            groups: set(fields, "groups", Groups::parse),
+            organization: field!("organization", ShortText::parse),
+            department: field!("department", ShortText::parse),
+            phone: field!("phone", Phone::parse),
+            notes: field!("notes", Notes::parse),
+            language: field!("language", str::parse::<Language>),
+            time_zone: field!("time_zone", TimeZone::parse),
+            valid_from: field!("valid_from", timestamp),
+            valid_till: field!("valid_till", timestamp),
+        }
+    }
+}
+
+fn required_problem(name: &str) -> FieldProblem {
+    FieldProblem::custom(
+        name,
+        "required",
+        "入力してください。",
+        "This field is required.",
+    )
+}
+
+/// A required member of a create body; `None` records a problem unless one is recorded already.
+fn required<T>(fields: &mut Fields, name: &str, p: Patch<T>, had_problem: bool) -> Option<T> {
+    match p {
+        Patch::Value(v) => Some(v),
+        Patch::Absent | Patch::Null => {
+            if !had_problem {
+                fields.problem(required_problem(name));
+            }
+            None
+        }
+    }
+}
+
+/// A required member of an edit body: absent leaves it, `null` can't clear it.
+fn keep_or<T: Clone>(fields: &mut Fields, name: &str, p: Patch<T>, current: &T) -> T {
+    match p {
+        Patch::Value(v) => v,
+        Patch::Absent => current.clone(),
+        Patch::Null => {
+            fields.problem(required_problem(name));
+            current.clone()
+        }
+    }
+}
+
+/// An optional member: absent leaves it, `null` clears it.
+fn optional<T: Clone>(p: Patch<T>, current: &Option<T>) -> Option<T> {
+    match p {
+        Patch::Value(v) => Some(v),
+        Patch::Null => None,
+        Patch::Absent => current.clone(),
+    }
+}
+
+fn validity(
+    fields: &mut Fields,
+    from: Patch<DateTime<Utc>>,
+    till: Patch<DateTime<Utc>>,
+    current: ValidityWindow,
+) -> ValidityWindow {
+    let from = optional(from, &current.from());
+    let till = optional(till, &current.till());
+    match ValidityWindow::new(from, till) {
+        Ok(w) => w,
+        Err(e) => {
+            fields.problem(FieldProblem::new("valid_till", &e));
+            current
+        }
+    }
+}
+
+fn has_problem(fields: &Fields, name: &str) -> bool {
+    fields.problems.iter().any(|p| p.field == name)
+}
+
+fn new_user_from(body: JsonObject) -> Result<NewUser, ApiError> {
+    let mut fields = Fields::new(body.map);
+    let c = Changes::read(&mut fields);
+    let had = |f: &Fields, n: &str| has_problem(f, n);
+    let (hl, he, hn) = (
+        had(&fields, "login_id"),
+        had(&fields, "email"),
+        had(&fields, "name"),
+    );
+    let login_id = required(&mut fields, "login_id", c.login_id, hl);
+    let email = required(&mut fields, "email", c.email, he);
+    let name = required(&mut fields, "name", c.name, hn);
+    let role = optional(c.role, &None).unwrap_or(Role::Member);
+    let validity = validity(
+        &mut fields,
+        c.valid_from,
+        c.valid_till,
+        ValidityWindow::unbounded(),
+    );
+    let app_roles = optional(c.app_roles, &None).unwrap_or_default();
+    let groups = optional(c.groups, &None).unwrap_or_default();
+    let problems = fields.finish();
+    match (login_id, email, name) {
+        (Some(login_id), Some(email), Some(name)) if problems.is_empty() => Ok(NewUser {
+            login_id,
+            email,
+            name,
+            role,
+            app_roles,
+            groups,
+            organization: optional(c.organization, &None),
+            department: optional(c.department, &None),
+            phone: optional(c.phone, &None),
+            notes: optional(c.notes, &None),
+            language: optional(c.language, &None),
+            time_zone: optional(c.time_zone, &None),
+            validity,
+        }),
+        _ => Err(ApiError::Validation(problems)),
+    }
+}
+
+fn edited_user(current: &User, body: JsonObject) -> Result<User, ApiError> {
+    let mut fields = Fields::new(body.map);
+    let c = Changes::read(&mut fields);
+    let mut u = current.clone();
+    u.login_id = keep_or(&mut fields, "login_id", c.login_id, &current.login_id);
+    u.email = keep_or(&mut fields, "email", c.email, &current.email);
+    u.name = keep_or(&mut fields, "name", c.name, &current.name);
+    u.role = keep_or(&mut fields, "role", c.role, &current.role);
+    u.app_roles = optional(c.app_roles, &Some(current.app_roles.clone())).unwrap_or_default();
+    u.groups = optional(c.groups, &Some(current.groups.clone())).unwrap_or_default();
+    u.organization = optional(c.organization, &current.organization);
+    u.department = optional(c.department, &current.department);
+    u.phone = optional(c.phone, &current.phone);
+    u.notes = optional(c.notes, &current.notes);
+    u.language = optional(c.language, &current.language);
+    u.time_zone = optional(c.time_zone, &current.time_zone);
+    u.validity = validity(&mut fields, c.valid_from, c.valid_till, current.validity);
+    let problems = fields.finish();
+    if problems.is_empty() {
+        Ok(u)
+    } else {
+        Err(ApiError::Validation(problems))
+    }
+}
+
+/// Checks app roles against the tenant's catalogue (one read, only when there are any).
+async fn check_app_roles(
+    state: &AppState,
+    caller: &Caller,
+    roles: &AppRoles,
+) -> Result<(), ApiError> {
+    if roles.is_empty() {
+        return Ok(());
+    }
+    let tenant = state.store.get_tenant(&caller.tenant).await?;
+    tenant.role_catalogue.check(roles).map_err(|e| {
+        ApiError::Validation(vec![FieldProblem::new("app_roles", &e as &dyn Localized)])
+    })
+}
+
+/// `POST /users`
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    if !caller.role.can_read_others() {
+        return Err(ApiError::Forbidden);
+    }
+    let key = idempotency_key(&headers)?;
+    let request_hash = body.canonical_hash.clone();
+    let new = new_user_from(body)?;
+    if !caller.role.can_assign(new.role) {
+        return Err(ApiError::Forbidden);
+    }
+    check_app_roles(&state, &caller, &new.app_roles).await?;
+
+    let now = state.store.clock().now();
+    let user = User::new(
+        caller.tenant.clone(),
+        UserId::generate(),
+        new,
+        Status::Invited,
+        now,
+    );
+    let body = serde_json::to_string(&UserView::from(&user)).map_err(ApiError::internal)?;
+    let record = IdempotencyRecord {
+        request_hash: request_hash.clone(),
+        status: StatusCode::CREATED.as_u16(),
+        body: body.clone(),
+    };
+    let result = state
+        .store
+        .create_user(&user, key.as_deref().map(|k| (k, &record)))
+        .await;
+    match result {
+        Ok(()) => {
+            tracing::info!(tenant_id = %caller.tenant, user_id = %user.id, "user created");
+            let mut resp = json_response(StatusCode::CREATED, body, user.version);
+            if let Ok(loc) = HeaderValue::from_str(&format!("/users/{}", user.id)) {
+                resp.headers_mut().insert(header::LOCATION, loc);
+            }
+            Ok(resp)
+        }
+        Err(StoreError::IdempotencyKeyUsed) => {
+            let key = key.unwrap_or_default();
+            match state.store.idempotency_record(&caller.tenant, &key).await? {
+                Some(first) if first.request_hash == request_hash => {
+                    let status = StatusCode::from_u16(first.status).map_err(ApiError::internal)?;
+                    let version = serde_json::from_str::<serde_json::Value>(&first.body)
+                        .ok()
+                        .and_then(|v| v["version"].as_u64())
+                        .unwrap_or(1);
+                    let mut resp = json_response(status, first.body, version);
+                    resp.headers_mut()
+                        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                    Ok(resp)
+                }
+                Some(_) => Err(ApiError::IdempotencyKeyReused),
+                // Expired between the two reads: the caller may simply retry.
+                None => Err(ApiError::Busy),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /users/{id}`
+pub async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    UserIdParam(id): UserIdParam,
+) -> Result<Response, ApiError> {
+    ensure_can_read(&caller, &id)?;
+    let user = state.store.get_user(&caller.tenant, &id).await?;
+    user_response(StatusCode::OK, &user)
+}
+
+/// `PATCH /users/{id}`
+pub async fn patch_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    UserIdParam(id): UserIdParam,
+    headers: HeaderMap,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    ensure_can_read(&caller, &id)?;
+    let if_match = IfMatch::from_headers(&headers);
+    let current = state.store.get_user(&caller.tenant, &id).await?;
+    ensure_can_manage(&caller, &current)?;
+    if_match.check(current.version)?;
+    let edited = edited_user(&current, body)?;
+    if edited.role != current.role {
+        ensure_not_self(&caller, &id)?;
+        if !caller.role.can_assign(edited.role) {
+            return Err(ApiError::Forbidden);
+        }
+    }
+    if edited.app_roles != current.app_roles {
+        check_app_roles(&state, &caller, &edited.app_roles).await?;
+    }
+    let saved = state.store.update_user(&current, edited).await?;
+    user_response(StatusCode::OK, &saved)
+}
+
+/// `DELETE /users/{id}`
+pub async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    UserIdParam(id): UserIdParam,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    ensure_can_read(&caller, &id)?;
+    let if_match = IfMatch::from_headers(&headers);
+    let current = state.store.get_user(&caller.tenant, &id).await?;
+    ensure_can_manage(&caller, &current)?;
+    ensure_not_self(&caller, &id)?;
+    if_match.check(current.version)?;
+    state.store.delete_user(&current).await?;
+    tracing::info!(tenant_id = %caller.tenant, user_id = %id, "user deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /users/{id}/suspend`
+pub async fn suspend_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    UserIdParam(id): UserIdParam,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    change_status(state, caller, id, headers, |u| u.status.suspend()).await
+}
+
+/// `POST /users/{id}/reactivate`
+pub async fn reactivate_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    UserIdParam(id): UserIdParam,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    change_status(state, caller, id, headers, |u| {
+        u.status.reactivate(u.has_password)
+    })
+    .await
+}
+
+async fn change_status(
+    state: AppState,
+    caller: Caller,
+    id: UserId,
+    headers: HeaderMap,
+    transition: impl FnOnce(&User) -> Result<Status, rollcall::domain::TransitionError>,
+) -> Result<Response, ApiError> {
+    ensure_can_read(&caller, &id)?;
+    let if_match = IfMatch::from_headers(&headers);
+    let current = state.store.get_user(&caller.tenant, &id).await?;
+    ensure_can_manage(&caller, &current)?;
+    ensure_not_self(&caller, &id)?;
+    if_match.check(current.version)?;
+    let mut next = current.clone();
+    next.status = transition(&current)?;
+    let saved = state.store.update_user(&current, next).await?;
+    tracing::info!(tenant_id = %caller.tenant, user_id = %id, status = %saved.status, "status changed");
+    user_response(StatusCode::OK, &saved)
+}

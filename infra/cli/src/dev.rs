@@ -1,0 +1,151 @@
+//! `rollcall dev`: moto on 127.0.0.1, the template's resources provisioned on it, tenant `demo`
+//! with an admin, and users-api served over HTTP, until Ctrl-C (or `--stop-after`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rollcall::clock::SystemClock;
+use rollcall::domain::{DisplayName, Email, LoginId, Role, TenantId, TimeZone};
+use rollcall::store::{Store, schema};
+use secrecy::SecretString;
+use users_api::auth::{TokenVerifier, issue_hs256};
+use users_api::{AppState, Limits, app};
+
+use crate::bootstrap::{self, TenantSpec};
+use crate::local::{self, LOCAL_REGION, Moto};
+use crate::{DEV_CURSOR_SECRET, signing_key};
+
+/// How to run the local stack.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// The API's port on 127.0.0.1.
+    pub port: u16,
+    /// moto's port on 127.0.0.1 (0: any free port).
+    pub moto_port: u16,
+    /// The Python that has moto.
+    pub python: PathBuf,
+    /// The table to create.
+    pub table: String,
+    /// Stop by itself after this long.
+    pub stop_after: Option<Duration>,
+}
+
+/// How long the printed dev admin token is valid.
+const DEV_TOKEN_TTL_SECONDS: u64 = 12 * 3600;
+
+/// Runs the local stack until Ctrl-C or `stop_after`.
+pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
+    let python = opts.python.clone();
+    let moto = tokio::task::spawn_blocking(move || Moto::start(&python, opts.moto_port))
+        .await
+        .context("starting moto")??;
+    let sdk = local::sdk_config(&moto.endpoint()).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    schema::create_table(&client, &opts.table)
+        .await
+        .context("creating the table")?;
+    let store = Store::new(client, opts.table.clone(), Arc::new(SystemClock));
+
+    let tenant = bootstrap::create_tenant(
+        &store,
+        &TenantSpec {
+            id: TenantId::parse("demo")?,
+            name: DisplayName::parse("Demo 株式会社")?,
+            seat_limit: None,
+            time_zone: TimeZone::TOKYO,
+        },
+    )
+    .await?;
+    let admin = bootstrap::create_admin(
+        &store,
+        &tenant.id,
+        LoginId::parse("admin")?,
+        Email::parse("admin@demo.example")?,
+        DisplayName::parse("Demo Admin")?,
+    )
+    .await?;
+
+    let secret = signing_key();
+    let token = issue_hs256(
+        &secret,
+        &tenant.id,
+        &admin.id,
+        Role::Admin,
+        DEV_TOKEN_TTL_SECONDS,
+    )?;
+    let state = AppState::new(
+        store,
+        TokenVerifier::hs256(&secret),
+        SecretString::from(DEV_CURSOR_SECRET),
+        Limits::default(),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
+        .await
+        .with_context(|| format!("listening on 127.0.0.1:{} (try --port)", opts.port))?;
+    let api = format!("http://{}", listener.local_addr()?);
+    print_banner(&api, &moto, &opts.table, &token)?;
+
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown(opts.stop_after))
+        .await
+        .context("serving the API")?;
+    drop(moto);
+    tracing::info!("local stack stopped");
+    Ok(())
+}
+
+async fn shutdown(stop_after: Option<Duration>) {
+    let timer = async {
+        match stop_after {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = timer => {}
+    }
+}
+
+fn print_banner(api: &str, moto: &Moto, table: &str, token: &str) -> std::io::Result<()> {
+    let moto_url = moto.endpoint();
+    let body = r#"{"login_id":"taro","email":"taro@demo.example","name":"山田 太郎","department":"営業部"}"#;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        r#"
+rollcall dev is up.
+
+  API     {api}      (OpenAPI document: {api}/openapi.json)
+  moto    {moto_url}      (DynamoDB; table "{table}")
+  tenant  demo, with admin "admin"
+
+Dev admin token (valid 12 hours):
+
+  export TOKEN={token}
+
+Try:
+
+  curl -s {api}/health
+  curl -s -H "Authorization: Bearer $TOKEN" {api}/users
+  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+       -d '{body}' {api}/users
+  curl -s -H "Authorization: Bearer $TOKEN" -H 'Accept-Language: ja' '{api}/users?q=山田'
+  curl -s -X PATCH -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+       -H 'If-Match: "1"' -d '{{"department":"開発部"}}' {api}/users/<id from the POST>
+
+Other rollcall commands against this stack (in another shell):
+
+  export AWS_ENDPOINT_URL={moto_url} AWS_REGION={LOCAL_REGION} TABLE_NAME={table}
+  export AWS_ACCESS_KEY_ID=rollcall-local AWS_SECRET_ACCESS_KEY=rollcall-local
+  cargo run -q -p rollcall-cli -- tenant create acme --name "Acme" --admin-email admin@acme.example
+  cargo run -q -p rollcall-cli -- token --tenant demo --sub <user id> --role member
+
+Ctrl-C stops the API and moto.
+"#
+    )?;
+    out.flush()
+}

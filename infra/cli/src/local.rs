@@ -1,0 +1,113 @@
+//! The local stack: a moto server on 127.0.0.1 standing in for DynamoDB, and the resources of
+//! `infra/template.yaml` provisioned on it. `rollcall dev` and the end-to-end tests use exactly
+//! this code.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use anyhow::{Context, bail};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+
+/// The moto server script, run with the Python that has moto installed.
+const MOTO_SERVER_PY: &str = include_str!("moto_server.py");
+
+/// The region the local stack pretends to be in.
+pub const LOCAL_REGION: &str = "us-east-1";
+
+/// A running moto server. Dropping it stops the server; so does the end of this process, however
+/// it ends, because the server exits when its standard input closes.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    _stdin: ChildStdin,
+    port: u16,
+}
+
+impl Moto {
+    /// Starts moto on `port` (0 picks a free one) with `python`, and waits until it listens.
+    pub fn start(python: &Path, port: u16) -> anyhow::Result<Moto> {
+        let mut child = Command::new(python)
+            .arg("-c")
+            .arg(MOTO_SERVER_PY)
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting moto with {}", python.display()))?;
+        let stdin = child.stdin.take().context("moto's standard input")?;
+        let stdout = child.stdout.take().context("moto's standard output")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .context("reading moto's port")?;
+        let port = match line.trim().parse::<u16>() {
+            Ok(p) => p,
+            Err(_) => {
+                let status = child.wait().ok();
+                bail!(
+                    "moto did not start (exit status {status:?}); is moto[server] installed for {}? \
+                     `make dev` and `make test` install it into .venv",
+                    python.display()
+                );
+            }
+        };
+        Ok(Moto {
+            child,
+            _stdin: stdin,
+            port,
+        })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its endpoint URL, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // Ending a server that already ended is not an error worth reporting on the way out.
+        if self.child.kill().is_ok() {
+            let _reaped = self.child.wait();
+        }
+    }
+}
+
+/// The Python to run moto with: `$ROLLCALL_PYTHON`, else `.venv/bin/python` under `root` if it
+/// exists, else `python3`.
+pub fn python(root: &Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("ROLLCALL_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = root.join(".venv").join("bin").join("python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// SDK configuration for talking to a local moto endpoint: its URL, the local region and
+/// throw-away credentials (moto accepts any).
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(LOCAL_REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            "rollcall-local",
+            "rollcall-local",
+            None,
+            None,
+            "rollcall-local",
+        ))
+        .load()
+        .await
+}
