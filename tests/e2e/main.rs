@@ -1,1 +1,12 @@
+//! End-to-end tests: the real router over HTTP, the real AWS SDK, against moto on loopback.
+//! Each test has its own table, so they run in parallel.
 
+mod access;
+mod concurrency;
+mod errors;
+mod lambda;
+mod listing;
+mod openapi;
+mod requests;
+mod template;
+mod users;

@@ -28,13 +28,24 @@ pub struct Moto {
 impl Moto {
     /// Starts moto on `port` (0 picks a free one) with `python`, and waits until it listens.
     pub fn start(python: &Path, port: u16) -> anyhow::Result<Moto> {
+        // moto's own log (one line a request, tracebacks) goes to $ROLLCALL_MOTO_LOG if set.
+        let stderr = match std::env::var_os("ROLLCALL_MOTO_LOG") {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.to_string_lossy()))?,
+            ),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(python)
             .arg("-c")
             .arg(MOTO_SERVER_PY)
             .arg(port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .with_context(|| format!("starting moto with {}", python.display()))?;
         let stdin = child.stdin.take().context("moto's standard input")?;

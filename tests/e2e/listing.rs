@@ -1,0 +1,241 @@
+//! Listing 1,000 users a page at a time, in every order, with filters: each user exactly once,
+//! in order.
+
+use std::collections::HashSet;
+
+use reqwest::Method;
+use rollcall::domain::{
+    DisplayName, Email, LoginId, NewUser, Role, Status, User, UserId, ValidityWindow,
+};
+use rollcall::store::Store;
+use rollcall_e2e::{TestApp, assert_problem, spawn_app, status_and_json};
+
+const SURNAMES: [&str; 12] = [
+    "山田",
+    "佐藤",
+    "鈴木",
+    "髙橋",
+    "田中",
+    "ｲﾄｳ",
+    "Watanabe",
+    "watanabe",
+    "ＷＡＴＡＮＡＢＥ",
+    "Ito",
+    "伊藤",
+    "Álvarez",
+];
+
+fn new_user(i: usize) -> NewUser {
+    // Every twentieth name repeats exactly, so ties are broken by id.
+    let name = if i.is_multiple_of(20) {
+        "同姓 同名".to_owned()
+    } else {
+        format!("{} {}", SURNAMES[i % SURNAMES.len()], i)
+    };
+    NewUser {
+        login_id: LoginId::parse(&format!("user{i:04}")).unwrap(),
+        email: Email::parse(&format!("user{i:04}@example.com")).unwrap(),
+        name: DisplayName::parse(&name).unwrap(),
+        role: Role::Member,
+        app_roles: Default::default(),
+        groups: Default::default(),
+        organization: None,
+        department: None,
+        phone: None,
+        notes: None,
+        language: None,
+        time_zone: None,
+        validity: ValidityWindow::unbounded(),
+    }
+}
+
+/// Creates `n` users straight through the store (the API's create path is tested elsewhere),
+/// suspending every seventh.
+async fn seed(app: &TestApp, n: usize) -> Vec<User> {
+    let workers = 8;
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let store: Store = app.store.clone();
+        let tenant = app.acme.id.clone();
+        handles.push(tokio::spawn(async move {
+            let mut made = Vec::new();
+            for i in (w..n).step_by(workers) {
+                let now = store.clock().now();
+                let status = if i.is_multiple_of(7) {
+                    Status::Suspended
+                } else {
+                    Status::Invited
+                };
+                let user = User::new(tenant.clone(), UserId::generate(), new_user(i), status, now);
+                store
+                    .create_user(&user, None)
+                    .await
+                    .expect("seeding a user");
+                made.push(user);
+            }
+            made
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all.push(app.acme.admin.clone());
+    all
+}
+
+async fn collect(app: &TestApp, query: &str) -> Vec<serde_json::Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = format!("/users?{query}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page) =
+            status_and_json(app.as_admin(Method::GET, &path).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{page}");
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        pages += 1;
+        assert!(pages < 2_000, "paging does not end");
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    items
+}
+
+fn ids(items: &[serde_json::Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_users_paged_in_every_order_come_back_once_each_in_order() {
+    let app = spawn_app().await;
+    let users = seed(&app, 1_000).await;
+    assert_eq!(users.len(), 1_001);
+
+    let mut by_name: Vec<&User> = users.iter().collect();
+    by_name.sort_by_key(|u| (u.name.sort_key(), u.id.to_string()));
+    let name_order: Vec<String> = by_name.iter().map(|u| u.id.to_string()).collect();
+    let mut created_order: Vec<String> = users.iter().map(|u| u.id.to_string()).collect();
+    created_order.sort();
+
+    for (query, expected) in [
+        ("sort=name&order=asc&limit=97", name_order.clone()),
+        (
+            "sort=name&order=desc&limit=200",
+            name_order.iter().rev().cloned().collect(),
+        ),
+        ("sort=created&order=asc&limit=53", created_order.clone()),
+        (
+            "sort=created&order=desc&limit=31",
+            created_order.iter().rev().cloned().collect::<Vec<_>>(),
+        ),
+    ] {
+        let got = ids(&collect(&app, query).await);
+        let unique: HashSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), got.len(), "{query}: a user came back twice");
+        assert_eq!(got.len(), expected.len(), "{query}: wrong count");
+        assert_eq!(got, expected, "{query}: wrong order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn filters_page_through_exactly_the_matching_users() {
+    let app = spawn_app().await;
+    let users = seed(&app, 300).await;
+
+    let suspended: HashSet<String> = users
+        .iter()
+        .filter(|u| u.status == Status::Suspended)
+        .map(|u| u.id.to_string())
+        .collect();
+    for query in [
+        "status=suspended&limit=10",
+        "status=suspended&sort=created&order=desc&limit=7",
+    ] {
+        let got = ids(&collect(&app, query).await);
+        assert_eq!(got.len(), suspended.len(), "{query}");
+        assert_eq!(
+            got.iter().cloned().collect::<HashSet<_>>(),
+            suspended,
+            "{query}"
+        );
+    }
+
+    // Name prefixes match after NFKC and lower-casing: "watanabe", "Watanabe" and
+    // "ＷＡＴＡＮＡＢＥ" are one prefix; half-width "ｲﾄｳ" is found by full-width "イトウ".
+    for (prefix, expected_prefixes) in [
+        ("watanabe", vec!["Watanabe", "watanabe", "ＷＡＴＡＮＡＢＥ"]),
+        ("イトウ", vec!["ｲﾄｳ"]),
+        ("髙橋", vec!["髙橋"]),
+    ] {
+        let expected: HashSet<String> = users
+            .iter()
+            .filter(|u| {
+                expected_prefixes
+                    .iter()
+                    .any(|p| u.name.as_str().starts_with(p))
+            })
+            .map(|u| u.id.to_string())
+            .collect();
+        assert!(!expected.is_empty());
+        for sort in ["name", "created"] {
+            let q = format!("q={}&sort={sort}&limit=9", urlencode(prefix));
+            let got = ids(&collect(&app, &q).await);
+            assert_eq!(got.len(), expected.len(), "{q}");
+            assert_eq!(got.into_iter().collect::<HashSet<_>>(), expected, "{q}");
+        }
+    }
+
+    // Exact look-ups go through the claims, in any case.
+    let target = &users[5];
+    for q in [
+        format!("email={}", target.email.as_str().to_uppercase()),
+        format!("login_id={}", target.login_id.as_str().to_uppercase()),
+    ] {
+        let got = ids(&collect(&app, &q).await);
+        assert_eq!(got, vec![target.id.to_string()], "{q}");
+    }
+    let got = collect(&app, "email=nobody@example.com").await;
+    assert!(got.is_empty());
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_named_in_the_problem() {
+    let app = spawn_app().await;
+    let resp = app
+        .as_admin(
+            Method::GET,
+            "/users?limit=0&sort=age&order=up&status=gone&colour=red",
+        )
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(resp, 400, "invalid_request").await;
+    let mut fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(fields, vec!["colour", "limit", "order", "sort", "status"]);
+
+    let resp = app
+        .as_admin(Method::GET, "/users?cursor=forged.cursor")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 400, "invalid_cursor").await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}

@@ -1,0 +1,239 @@
+//! Helpers for rollcall's end-to-end tests and benchmarks: one moto server per test process,
+//! a fresh table per test, a tenant with an admin, and the API served on a free loopback port,
+//! all through the same code `rollcall dev` runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use aws_config::SdkConfig;
+use reqwest::{Method, RequestBuilder, Response};
+use rollcall::clock::{Clock, SystemClock};
+use rollcall::domain::{DisplayName, Email, LoginId, Role, TenantId, TimeZone, User, UserId};
+use rollcall::store::{RequestCounter, Store, schema};
+use rollcall_cli::bootstrap::{self, TenantSpec};
+use rollcall_cli::local::{self, Moto};
+use secrecy::SecretString;
+use users_api::auth::{TokenVerifier, issue_hs256};
+use users_api::{AppState, Limits, app};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+/// The moto server of this test process, started on first use on a free port. It stops when
+/// the process ends.
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| {
+        let python = local::python(&workspace_root());
+        Moto::start(&python, 0)
+            .unwrap_or_else(|e| panic!("{e:#}\n(run `make test`, which installs moto into .venv)"))
+    })
+}
+
+/// SDK configuration pointing at this process's moto.
+pub async fn sdk() -> SdkConfig {
+    local::sdk_config(&moto().endpoint()).await
+}
+
+/// The signing key of test tokens.
+pub const TEST_JWT_SECRET: &str = "e2e-tests-signing-key-at-least-32-characters";
+
+/// A unique name for a test's table.
+pub fn unique_table() -> String {
+    format!("t-{}", ulid_like())
+}
+
+fn ulid_like() -> String {
+    UserId::generate().to_string().to_lowercase()
+}
+
+/// One tenant with its first admin.
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    /// The tenant.
+    pub id: TenantId,
+    /// Its active admin.
+    pub admin: User,
+    /// A token for the admin.
+    pub admin_token: String,
+}
+
+/// A running API over its own table, with tenant `acme` and its admin.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    /// The store the API uses (same table, same counter).
+    pub store: Store,
+    /// Counts every DynamoDB request the API (and the test's store) sends.
+    pub counter: RequestCounter,
+    /// Tenant `acme`.
+    pub acme: TestTenant,
+}
+
+/// Starts an app with the system clock.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_clock(Arc::new(SystemClock)).await
+}
+
+/// Starts an app whose store uses `clock`.
+pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
+    let sdk = sdk().await;
+    let counter = RequestCounter::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let table = unique_table();
+    schema::create_table(&client, &table)
+        .await
+        .expect("creating the test table");
+    let store = Store::new(client, table, clock);
+    let state = AppState::new(
+        store.clone(),
+        TokenVerifier::hs256(&SecretString::from(TEST_JWT_SECRET)),
+        SecretString::from("e2e-tests-cursor-key-at-least-32-characters"),
+        Limits::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a loopback port");
+    let base = format!("http://{}", listener.local_addr().expect("local address"));
+    tokio::spawn(async move {
+        axum::serve(listener, app(state))
+            .await
+            .expect("serving the API");
+    });
+    let acme = add_tenant(&store, "acme").await;
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        store,
+        counter,
+        acme,
+    }
+}
+
+/// Creates a tenant with an active admin `admin@{id}.example` and a token for them.
+pub async fn add_tenant(store: &Store, id: &str) -> TestTenant {
+    let id = TenantId::parse(id).expect("tenant id");
+    bootstrap::create_tenant(
+        store,
+        &TenantSpec {
+            id: id.clone(),
+            name: DisplayName::parse(&format!("{id} Inc.")).expect("name"),
+            seat_limit: None,
+            time_zone: TimeZone::TOKYO,
+        },
+    )
+    .await
+    .expect("creating a tenant");
+    let admin = bootstrap::create_admin(
+        store,
+        &id,
+        LoginId::parse("admin").expect("login"),
+        Email::parse(&format!("admin@{id}.example")).expect("email"),
+        DisplayName::parse("Admin").expect("name"),
+    )
+    .await
+    .expect("creating the admin");
+    let admin_token = token(&id, &admin.id, Role::Admin);
+    TestTenant {
+        id,
+        admin,
+        admin_token,
+    }
+}
+
+/// Signs a test token.
+pub fn token(tenant: &TenantId, user: &UserId, role: Role) -> String {
+    issue_hs256(
+        &SecretString::from(TEST_JWT_SECRET),
+        tenant,
+        user,
+        role,
+        3600,
+    )
+    .expect("signing")
+}
+
+impl TestApp {
+    /// Creates another tenant with its admin.
+    pub async fn add_tenant(&self, id: &str) -> TestTenant {
+        add_tenant(&self.store, id).await
+    }
+
+    /// A request with a bearer token.
+    pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(token)
+    }
+
+    /// A request as acme's admin.
+    pub fn as_admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path, &self.acme.admin_token)
+    }
+
+    /// Creates a user in acme as its admin; panics unless 201. Returns the body.
+    pub async fn create_user(&self, body: serde_json::Value) -> serde_json::Value {
+        let resp = self
+            .as_admin(Method::POST, "/users")
+            .json(&body)
+            .send()
+            .await
+            .expect("POST /users");
+        let status = resp.status();
+        let json: serde_json::Value = resp.json().await.expect("a JSON body");
+        assert_eq!(status, 201, "creating {body}: {json}");
+        json
+    }
+}
+
+/// A response's status and JSON body (`Null` when there is none).
+pub async fn status_and_json(resp: Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.expect("reading the body");
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, json)
+}
+
+/// Asserts a response is an RFC 9457 problem with this status and code; returns the document.
+pub async fn assert_problem(resp: Response, status: u16, code: &str) -> serde_json::Value {
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let (got, body) = status_and_json(resp).await;
+    assert_eq!(got, status, "status of {body}");
+    assert_eq!(
+        content_type, "application/problem+json",
+        "content type of {body}"
+    );
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(
+        body["type"].is_string() && body["title"].is_string(),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+    body
+}
