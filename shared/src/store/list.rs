@@ -50,6 +50,9 @@ pub struct ListQuery {
     pub after: Option<PageKey>,
 }
 
+/// The most items one filtered query reads.
+const MAX_FILTER_READ: usize = 1000;
+
 impl ListQuery {
     /// The smallest page size.
     pub const MIN_PAGE: usize = 1;
@@ -139,6 +142,10 @@ impl Store {
         let mut users = Vec::with_capacity(page_size);
         let mut start = q.after.clone().map(|k| k.into_item(index));
         let mut next = None;
+        // With a filter, each further query reads four times as many items as the last (up to
+        // MAX_FILTER_READ), so a sparse filter fills its page in a few round trips, not one per
+        // page size of items scanned.
+        let mut read_limit = page_size;
         loop {
             let mut req = self
                 .client
@@ -149,7 +156,7 @@ impl Store {
                 .expression_attribute_names("#ipk", index.pk)
                 .expression_attribute_values(":t", AttributeValue::S(keys::tenant_pk(tenant)))
                 .scan_index_forward(q.order == SortOrder::Asc)
-                .limit(i32::try_from(page_size).unwrap_or(200))
+                .limit(i32::try_from(read_limit).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take());
             if let Some(p) = &prefix {
                 req = req.expression_attribute_values(":p", AttributeValue::S(p.clone()));
@@ -190,6 +197,7 @@ impl Store {
                 break;
             }
             start = out.last_evaluated_key;
+            read_limit = (read_limit * 4).min(MAX_FILTER_READ);
         }
         Ok(Page { users, next })
     }

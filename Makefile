@@ -1,0 +1,51 @@
+# rollcall: the two commands are `make dev` and `make test`. Both install what is missing first.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements-dev.txt | cut -d' ' -f1)
+
+# Extra arguments for `rollcall dev`, e.g. make dev ARGS="--port 8080".
+ARGS ?=
+
+.PHONY: dev test tools fmt-check clippy unit-and-e2e template-lint bench build clean
+
+## Python tools (moto server, cfn-lint), pinned, in .venv.
+$(STAMP): infra/requirements-dev.txt
+	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## Rust components used by the checks.
+tools:
+	@command -v cargo >/dev/null || { echo "Rust (cargo) is required: https://rustup.rs"; exit 1; }
+	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+## The local stack: moto, the table, tenant `demo` and the API on http://127.0.0.1:3000.
+dev: $(STAMP) tools
+	cargo run --quiet -p rollcall-cli --bin rollcall -- dev --python $(PY) $(ARGS)
+
+## Everything CI checks.
+test: $(STAMP) tools fmt-check clippy unit-and-e2e template-lint
+
+fmt-check:
+	cargo fmt --all --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit-and-e2e: $(STAMP)
+	ROLLCALL_PYTHON=$(abspath $(PY)) cargo test --workspace
+
+template-lint: $(STAMP)
+	$(VENV)/bin/cfn-lint infra/template.yaml
+
+## DynamoDB requests per API operation, written into BENCHMARKS.md.
+bench: $(STAMP)
+	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench requests
+
+clean:
+	cargo clean
+	rm -rf $(VENV)
