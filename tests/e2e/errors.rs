@@ -180,3 +180,118 @@ async fn english_is_the_default_language_of_problems() {
     assert_eq!(problem["detail"], "No such user.");
     assert_eq!(problem["instance"], "/users/01ARZ3NDEKTSV4RRFFQ69G5FAV");
 }
+
+/// A small deterministic generator, so a failure can be replayed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn string(&mut self) -> String {
+        const PIECES: [&str; 16] = [
+            "a",
+            "Z",
+            "0",
+            "@",
+            ".",
+            " ",
+            "\n",
+            "\r",
+            "\u{0}",
+            "髙",
+            "ｱ",
+            "=",
+            "<script>",
+            "|",
+            "+81",
+            "2026-04-01T00:00:00Z",
+        ];
+        let len = match self.below(10) {
+            0 => 300,
+            1 => 0,
+            _ => self.below(12),
+        };
+        (0..len).map(|_| PIECES[self.below(16) as usize]).collect()
+    }
+    fn value(&mut self, depth: u32) -> serde_json::Value {
+        match self.below(if depth > 1 { 5 } else { 7 }) {
+            0 => serde_json::Value::Null,
+            1 => json!(self.below(2) == 0),
+            2 => json!(self.next() as i64),
+            3 | 4 => json!(self.string()),
+            5 => serde_json::Value::Array(
+                (0..self.below(4)).map(|_| self.value(depth + 1)).collect(),
+            ),
+            _ => json!({ "k": self.value(depth + 1) }),
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_bodies_never_get_a_500() {
+    const FIELDS: [&str; 16] = [
+        "login_id",
+        "email",
+        "name",
+        "role",
+        "app_roles",
+        "groups",
+        "organization",
+        "department",
+        "phone",
+        "notes",
+        "language",
+        "time_zone",
+        "valid_from",
+        "valid_till",
+        "status",
+        "id",
+    ];
+    let app = spawn_app().await;
+    let target = app
+        .create_user(json!({"login_id": "fuzz", "email": "fuzz@example.com", "name": "Fuzz"}))
+        .await;
+    let patch_path = format!("/users/{}", target["id"].as_str().unwrap());
+    let mut rng = XorShift(0x5eed_2026_1121);
+    for i in 0..300 {
+        let mut body = serde_json::Map::new();
+        for _ in 0..rng.below(8) {
+            let key = FIELDS[rng.below(FIELDS.len() as u64) as usize].to_owned();
+            let value = if rng.below(3) == 0 {
+                rng.value(0)
+            } else {
+                json!(rng.string())
+            };
+            body.insert(key, value);
+        }
+        let (method, path) = if i % 2 == 0 {
+            (Method::POST, "/users")
+        } else {
+            (Method::PATCH, patch_path.as_str())
+        };
+        let resp = app
+            .as_admin(method.clone(), path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert!(
+            [200, 201, 400, 403, 409, 412, 413, 415, 422].contains(&status),
+            "{method} {path} {} -> {status} {text}",
+            serde_json::Value::Object(body)
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&text).expect("a JSON body");
+        if status >= 400 {
+            assert!(parsed["code"].is_string(), "{text}");
+        }
+    }
+}

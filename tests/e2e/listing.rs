@@ -4,9 +4,7 @@
 use std::collections::HashSet;
 
 use reqwest::Method;
-use rollcall::domain::{
-    DisplayName, Email, LoginId, NewUser, Role, Status, User, UserId, ValidityWindow,
-};
+use rollcall::domain::{DisplayName, Email, LoginId, NewUser, Role, Status, User, UserId};
 use rollcall::store::Store;
 use rollcall_e2e::{TestApp, assert_problem, spawn_app, status_and_json};
 
@@ -32,21 +30,12 @@ fn new_user(i: usize) -> NewUser {
     } else {
         format!("{} {}", SURNAMES[i % SURNAMES.len()], i)
     };
-    NewUser {
-        login_id: LoginId::parse(&format!("user{i:04}")).unwrap(),
-        email: Email::parse(&format!("user{i:04}@example.com")).unwrap(),
-        name: DisplayName::parse(&name).unwrap(),
-        role: Role::Member,
-        app_roles: Default::default(),
-        groups: Default::default(),
-        organization: None,
-        department: None,
-        phone: None,
-        notes: None,
-        language: None,
-        time_zone: None,
-        validity: ValidityWindow::unbounded(),
-    }
+    NewUser::minimal(
+        LoginId::parse(&format!("user{i:04}")).unwrap(),
+        Email::parse(&format!("user{i:04}@example.com")).unwrap(),
+        DisplayName::parse(&name).unwrap(),
+        Role::Member,
+    )
 }
 
 /// Creates `n` users straight through the store (the API's create path is tested elsewhere),

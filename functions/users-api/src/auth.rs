@@ -258,23 +258,31 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_expired_token_is_reported_as_expired() {
+    fn signed(tenant: &str, role: &str, exp: u64) -> String {
         let claims = Claims {
-            tenant: "acme".into(),
+            tenant: tenant.into(),
             sub: UserId::generate().to_string(),
-            role: "admin".into(),
-            exp: jsonwebtoken::get_current_timestamp() - 3600,
+            role: role.into(),
+            exp,
             iat: None,
             iss: None,
             aud: None,
         };
-        let token = jsonwebtoken::encode(
+        jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
             &EncodingKey::from_secret(secret().expose_secret().as_bytes()),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn an_expired_token_is_reported_as_expired() {
+        let token = signed(
+            "acme",
+            "admin",
+            jsonwebtoken::get_current_timestamp() - 3600,
+        );
         assert_eq!(
             TokenVerifier::hs256(&secret()).verify(&token),
             Err(AuthFailure::Expired)
@@ -284,21 +292,7 @@ mod tests {
     #[test]
     fn a_token_with_an_unknown_role_or_bad_tenant_is_invalid() {
         for (tenant, role) in [("acme", "owner"), ("ACME#x", "admin")] {
-            let claims = Claims {
-                tenant: tenant.into(),
-                sub: UserId::generate().to_string(),
-                role: role.into(),
-                exp: jsonwebtoken::get_current_timestamp() + 60,
-                iat: None,
-                iss: None,
-                aud: None,
-            };
-            let token = jsonwebtoken::encode(
-                &Header::new(Algorithm::HS256),
-                &claims,
-                &EncodingKey::from_secret(secret().expose_secret().as_bytes()),
-            )
-            .unwrap();
+            let token = signed(tenant, role, jsonwebtoken::get_current_timestamp() + 60);
             assert_eq!(
                 TokenVerifier::hs256(&secret()).verify(&token),
                 Err(AuthFailure::Invalid),

@@ -2,8 +2,7 @@
 
 use anyhow::Context;
 use rollcall::domain::{
-    AppRoles, DisplayName, Email, Groups, LoginId, NewUser, Role, Status, Tenant, TenantId,
-    TimeZone, User, UserId, ValidityWindow,
+    DisplayName, Email, LoginId, NewUser, Role, Status, Tenant, TenantId, TimeZone, User, UserId,
 };
 use rollcall::store::Store;
 
@@ -43,21 +42,7 @@ pub async fn create_admin(
     let admin = User::new(
         tenant.clone(),
         UserId::generate(),
-        NewUser {
-            login_id,
-            email,
-            name,
-            role: Role::Admin,
-            app_roles: AppRoles::default(),
-            groups: Groups::default(),
-            organization: None,
-            department: None,
-            phone: None,
-            notes: None,
-            language: None,
-            time_zone: None,
-            validity: ValidityWindow::unbounded(),
-        },
+        NewUser::minimal(login_id, email, name, Role::Admin),
         Status::Active,
         store.clock().now(),
     );

@@ -39,6 +39,27 @@ pub struct NewUser {
     pub validity: ValidityWindow,
 }
 
+impl NewUser {
+    /// A user with only the required fields; everything optional empty, always valid.
+    pub fn minimal(login_id: LoginId, email: Email, name: DisplayName, role: Role) -> NewUser {
+        NewUser {
+            login_id,
+            email,
+            name,
+            role,
+            app_roles: AppRoles::default(),
+            groups: Groups::default(),
+            organization: None,
+            department: None,
+            phone: None,
+            notes: None,
+            language: None,
+            time_zone: None,
+            validity: ValidityWindow::unbounded(),
+        }
+    }
+}
+
 /// The lifecycle state of a user at some instant: what billing needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -201,21 +222,12 @@ mod tests {
         User::new(
             TenantId::parse("acme").unwrap(),
             UserId::generate(),
-            NewUser {
-                login_id: LoginId::parse("taro").unwrap(),
-                email: Email::parse("taro@example.com").unwrap(),
-                name: DisplayName::parse("山田 太郎").unwrap(),
-                role: Role::Member,
-                app_roles: AppRoles::default(),
-                groups: Groups::default(),
-                organization: None,
-                department: None,
-                phone: None,
-                notes: None,
-                language: None,
-                time_zone: None,
-                validity: ValidityWindow::unbounded(),
-            },
+            NewUser::minimal(
+                LoginId::parse("taro").unwrap(),
+                Email::parse("taro@example.com").unwrap(),
+                DisplayName::parse("山田 太郎").unwrap(),
+                Role::Member,
+            ),
             Status::Invited,
             now,
         )

@@ -1,0 +1,188 @@
+//! The `rollcall` binary itself: `dev` serves the API and stops by itself, `tenant create` and
+//! `token` work against a running stack through the AWS environment variables.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rollcall::store::schema;
+use rollcall_cli::local::{self, Moto};
+use secrecy::SecretString;
+use users_api::auth::TokenVerifier;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("workspace root")
+}
+
+fn rollcall() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rollcall"))
+}
+
+#[tokio::test]
+async fn dev_prints_a_working_token_and_serves_the_api_until_it_stops_by_itself() {
+    let mut child = rollcall()
+        .args([
+            "dev",
+            "--port",
+            "0",
+            "--moto-port",
+            "0",
+            "--stop-after",
+            "60",
+        ])
+        .arg("--python")
+        .arg(local::python(root()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting rollcall dev");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut api, mut token) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.expect("reading the banner");
+        if let Some(rest) = line.trim().strip_prefix("API") {
+            api = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(t) = line.trim().strip_prefix("export TOKEN=") {
+            token = Some(t.to_owned());
+        }
+        if line.contains("Ctrl-C stops") {
+            break;
+        }
+    }
+    let (api, token) = (api.expect("the API URL"), token.expect("the token"));
+
+    let http = reqwest::Client::new();
+    let health = http.get(format!("{api}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let users: serde_json::Value = http
+        .get(format!("{api}/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(users["items"][0]["login_id"], "admin", "{users}");
+    let created = http
+        .post(format!("{api}/users"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"login_id": "taro", "email": "taro@demo.example", "name": "山田 太郎"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    // Ctrl-C ends it; so does SIGINT from a supervisor.
+    let pid = child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let waited = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(waited.success(), "rollcall dev exited with {waited:?}");
+    let gone = http
+        .get(format!("{api}/health"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the API is still up after Ctrl-C");
+}
+
+#[tokio::test]
+async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment() {
+    let moto = tokio::task::spawn_blocking(|| Moto::start(&local::python(root()), 0))
+        .await
+        .unwrap()
+        .expect("moto");
+    let client = aws_sdk_dynamodb::Client::new(&local::sdk_config(&moto.endpoint()).await);
+    schema::create_table(&client, "cli-test").await.unwrap();
+
+    let out = rollcall()
+        .args([
+            "tenant",
+            "create",
+            "acme",
+            "--name",
+            "Acme 株式会社",
+            "--seat-limit",
+            "50",
+        ])
+        .args(["--admin-email", "admin@acme.example"])
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", local::LOCAL_REGION)
+        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
+        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
+        .env("TABLE_NAME", "cli-test")
+        .env_remove("JWT_HS256_SECRET")
+        .output()
+        .expect("running rollcall tenant create");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("created tenant acme"), "{stdout}");
+
+    let store = rollcall::store::Store::new(
+        client,
+        "cli-test",
+        std::sync::Arc::new(rollcall::clock::SystemClock),
+    );
+    let tenant = store.get_tenant(&"acme".parse().unwrap()).await.unwrap();
+    assert_eq!(tenant.seat_limit, Some(50));
+    assert_eq!(tenant.name.as_str(), "Acme 株式会社");
+    let admin_line = stdout
+        .lines()
+        .find(|l| l.starts_with("created admin "))
+        .expect("admin line");
+    let admin_id = admin_line.split_whitespace().nth(2).unwrap();
+
+    // A second create of the same tenant is refused.
+    let again = rollcall()
+        .args(["tenant", "create", "acme", "--name", "Acme"])
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", local::LOCAL_REGION)
+        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
+        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
+        .env("TABLE_NAME", "cli-test")
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    let out = rollcall()
+        .args([
+            "token", "--tenant", "acme", "--sub", admin_id, "--role", "manager",
+        ])
+        .env_remove("JWT_HS256_SECRET")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap();
+    let caller = TokenVerifier::hs256(&SecretString::from(rollcall_cli::DEV_JWT_SECRET))
+        .verify(token.trim())
+        .expect("the dev key signed it");
+    assert_eq!(caller.tenant.as_str(), "acme");
+    assert_eq!(caller.user_id.to_string(), admin_id);
+    assert_eq!(caller.role, rollcall::domain::Role::Manager);
+
+    let bad = rollcall()
+        .args([
+            "token", "--tenant", "ACME!", "--sub", admin_id, "--role", "admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("tenant id"));
+}
