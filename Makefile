@@ -28,7 +28,7 @@ dev: $(STAMP) tools
 	cargo run --quiet -p rollcall-cli --bin rollcall -- dev --python $(PY) $(ARGS)
 
 ## Everything CI checks.
-test: $(STAMP) tools fmt-check clippy unit-and-e2e template-lint
+test: $(STAMP) tools fmt-check clippy template-lint unit-and-e2e
 
 fmt-check:
 	cargo fmt --all --check
@@ -36,11 +36,15 @@ fmt-check:
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# Unit, property, doc and end-to-end tests; ends with one line counting them all.
 unit-and-e2e: $(STAMP)
-	ROLLCALL_PYTHON=$(abspath $(PY)) cargo test --workspace
+	@mkdir -p target
+	set -o pipefail; ROLLCALL_PYTHON=$(abspath $(PY)) cargo test --workspace 2>&1 | tee target/test-output.txt
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.txt
 
 template-lint: $(STAMP)
 	$(VENV)/bin/cfn-lint infra/template.yaml
+	$(VENV)/bin/openapi-spec-validator functions/users-api/openapi.json
 
 ## DynamoDB requests per API operation, written into BENCHMARKS.md.
 bench: $(STAMP)

@@ -18,15 +18,13 @@ use rollcall::store::StoreError;
 use serde::Serialize;
 
 /// One problem with one field of the input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldProblem {
     /// The field (JSON member, query parameter or header).
     pub field: String,
     /// A stable code, e.g. `email_invalid`.
     pub code: &'static str,
-    #[serde(skip)]
     ja: String,
-    #[serde(skip)]
     en: String,
 }
 
@@ -295,28 +293,25 @@ impl ApiError {
     /// Renders the problem document.
     pub fn render(&self, lang: Language, instance: &str) -> Response {
         let (status, code, detail) = self.describe(lang);
-        let mut doc = serde_json::json!({
-            "type": format!("urn:rollcall:problem:{code}"),
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "code": code,
-            "detail": detail,
-            "instance": instance,
-        });
         let fields = self.field_problems();
-        if !fields.is_empty() {
-            doc["errors"] = fields
+        let doc = ProblemDocument {
+            kind: format!("urn:rollcall:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            code,
+            detail,
+            instance,
+            errors: fields
                 .iter()
-                .map(|f| {
-                    serde_json::json!({
-                        "field": f.field,
-                        "code": f.code,
-                        "message": f.message(lang),
-                    })
+                .map(|f| FieldMessage {
+                    field: &f.field,
+                    code: f.code,
+                    message: f.message(lang),
                 })
-                .collect();
-        }
-        let mut resp = (status, doc.to_string()).into_response();
+                .collect(),
+        };
+        let body = serde_json::to_string(&doc).unwrap_or_else(|_| String::from("{}"));
+        let mut resp = (status, body).into_response();
         let headers = resp.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -340,6 +335,27 @@ impl ApiError {
         }
         resp
     }
+}
+
+/// The RFC 9457 document, members in the RFC's order.
+#[derive(Serialize)]
+struct ProblemDocument<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    code: &'static str,
+    detail: String,
+    instance: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    errors: Vec<FieldMessage<'a>>,
+}
+
+#[derive(Serialize)]
+struct FieldMessage<'a> {
+    field: &'a str,
+    code: &'static str,
+    message: &'a str,
 }
 
 impl From<StoreError> for ApiError {

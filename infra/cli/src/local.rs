@@ -59,8 +59,9 @@ impl Moto {
             Err(_) => {
                 let status = child.wait().ok();
                 bail!(
-                    "moto did not start (exit status {status:?}); is moto[server] installed for {}? \
-                     `make dev` and `make test` install it into .venv",
+                    "moto did not start (exit status {status:?}): is port {port} taken (0 picks a \
+                     free one), or is moto[server] missing for {}? `make dev` and `make test` \
+                     install it into .venv; ROLLCALL_MOTO_LOG=<file> keeps moto's own log",
                     python.display()
                 );
             }
