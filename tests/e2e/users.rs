@@ -1,8 +1,33 @@
 //! The life of a user through the API: create, read, edit, suspend, reactivate, delete.
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use reqwest::Method;
-use rollcall_e2e::{assert_problem, spawn_app, status_and_json};
+use rollcall_e2e::{TestApp, assert_problem, spawn_app, status_and_json};
 use serde_json::json;
+
+/// The raw items of a partition, as DynamoDB holds them.
+async fn partition(app: &TestApp, pk: &str) -> Vec<HashMap<String, AttributeValue>> {
+    app.store
+        .client()
+        .query()
+        .table_name(app.store.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+fn s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
 
 #[tokio::test]
 async fn a_user_is_created_read_edited_and_deleted() {
@@ -25,6 +50,29 @@ async fn a_user_is_created_read_edited_and_deleted() {
     assert_eq!(created["email"], "Taro.Yamada@Example.co.jp");
     assert_eq!(created["phone"], "03-1234-5678");
     assert_eq!(created["valid_from"], "2026-03-31T15:00:00Z");
+
+    // Written with it, in the same transaction: a PENDING invitation in the user's partition
+    // and the two uniqueness claims (keyed by the lower-cased values).
+    let items = partition(&app, &format!("USER#acme#{id}")).await;
+    let invites: Vec<_> = items
+        .iter()
+        .filter(|i| s(i, "sk").is_some_and(|sk| sk.starts_with("INVITE#")))
+        .collect();
+    assert_eq!(invites.len(), 1, "{items:?}");
+    assert_eq!(s(invites[0], "status"), Some("PENDING"));
+    assert_eq!(s(invites[0], "entity"), Some("invitation"));
+    assert_eq!(s(invites[0], "user_id"), Some(id.as_str()));
+    for claim in [
+        "EMAIL#acme#taro.yamada@example.co.jp",
+        "LOGIN#acme#taro.yamada",
+    ] {
+        let c = partition(&app, claim).await;
+        assert_eq!(c.len(), 1, "{claim}");
+        assert_eq!(s(&c[0], "user_id"), Some(id.as_str()));
+    }
+    // The bootstrap admin is active: nobody invites them.
+    let admin_items = partition(&app, &format!("USER#acme#{}", app.acme.admin.id)).await;
+    assert_eq!(admin_items.len(), 1);
 
     let resp = app
         .as_admin(Method::GET, &format!("/users/{id}"))

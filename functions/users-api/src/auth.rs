@@ -51,6 +51,21 @@ pub struct Caller {
     pub role: Role,
 }
 
+/// Where the keys that verify tokens come from.
+#[derive(Debug, Default)]
+pub struct TokenSettings {
+    /// A shared HS256 secret (at least 32 characters).
+    pub hs256_secret: Option<SecretString>,
+    /// The identity provider's public key, PEM.
+    pub public_key_pem: Option<String>,
+    /// `RS256` (default) or `ES256`, for the public key.
+    pub algorithm: Option<String>,
+    /// The required `iss` claim.
+    pub issuer: Option<String>,
+    /// The required `aud` claim.
+    pub audience: Option<String>,
+}
+
 /// Verifies tokens: an HS256 shared secret (local use and simple deployments) and/or a public
 /// key (RS256 or ES256) of the identity provider.
 pub struct TokenVerifier {
@@ -88,9 +103,20 @@ impl TokenVerifier {
     /// Reads `JWT_HS256_SECRET`, `JWT_PUBLIC_KEY_PEM` (with `JWT_ALGORITHM`, RS256 by default),
     /// `JWT_ISSUER` and `JWT_AUDIENCE`. At least one key is required.
     pub fn from_env() -> Result<Self, ConfigError> {
+        TokenVerifier::from_settings(TokenSettings {
+            hs256_secret: config::optional("JWT_HS256_SECRET").map(SecretString::from),
+            public_key_pem: config::optional("JWT_PUBLIC_KEY_PEM"),
+            algorithm: config::optional("JWT_ALGORITHM"),
+            issuer: config::optional("JWT_ISSUER"),
+            audience: config::optional("JWT_AUDIENCE"),
+        })
+    }
+
+    /// Builds a verifier from settings, refusing weak or unusable keys.
+    pub fn from_settings(s: TokenSettings) -> Result<Self, ConfigError> {
         let mut keys = Vec::new();
-        if let Some(secret) = config::optional("JWT_HS256_SECRET") {
-            if secret.len() < 32 {
+        if let Some(secret) = s.hs256_secret {
+            if secret.expose_secret().len() < 32 {
                 return Err(ConfigError::Invalid {
                     name: "JWT_HS256_SECRET",
                     reason: "must be at least 32 characters".into(),
@@ -98,11 +124,11 @@ impl TokenVerifier {
             }
             keys.push((
                 Algorithm::HS256,
-                DecodingKey::from_secret(secret.as_bytes()),
+                DecodingKey::from_secret(secret.expose_secret().as_bytes()),
             ));
         }
-        if let Some(pem) = config::optional("JWT_PUBLIC_KEY_PEM") {
-            let alg = match config::optional("JWT_ALGORITHM").as_deref() {
+        if let Some(pem) = s.public_key_pem {
+            let alg = match s.algorithm.as_deref() {
                 None | Some("RS256") => Algorithm::RS256,
                 Some("ES256") => Algorithm::ES256,
                 Some(other) => {
@@ -129,8 +155,8 @@ impl TokenVerifier {
         }
         Ok(TokenVerifier {
             keys,
-            issuer: config::optional("JWT_ISSUER"),
-            audience: config::optional("JWT_AUDIENCE"),
+            issuer: s.issuer,
+            audience: s.audience,
         })
     }
 
@@ -143,15 +169,22 @@ impl TokenVerifier {
             .find(|(alg, _)| *alg == header.alg)
             .ok_or(AuthFailure::Invalid)?;
         let mut validation = Validation::new(*alg);
-        validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 30;
+        // A configured issuer or audience must be present in the token, not merely match when
+        // present: jsonwebtoken checks only the claims it is told are required.
+        let mut required = vec!["exp", "sub"];
         if let Some(iss) = &self.issuer {
             validation.set_issuer(&[iss]);
+            required.push("iss");
         }
         match &self.audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
             .kind()
         {
@@ -299,5 +332,120 @@ mod tests {
                 "{tenant} {role}"
             );
         }
+    }
+
+    /// A fresh P-256 key pair: the private key for signing (PKCS#8 DER) and the public key as
+    /// the PEM an identity provider publishes.
+    fn es256_pair() -> (EncodingKey, String) {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        use base64::Engine;
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        // SubjectPublicKeyInfo for id-ecPublicKey / prime256v1, then the uncompressed point.
+        let mut spki = vec![
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        ];
+        spki.extend_from_slice(pair.public_key().as_ref());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&spki);
+        let pem = format!("-----BEGIN PUBLIC KEY-----\n{b64}\n-----END PUBLIC KEY-----\n");
+        (EncodingKey::from_ec_der(pkcs8.as_ref()), pem)
+    }
+
+    fn es256_token(key: &EncodingKey, iss: Option<&str>, aud: Option<&str>) -> String {
+        let claims = Claims {
+            tenant: "acme".into(),
+            sub: UserId::generate().to_string(),
+            role: "member".into(),
+            exp: jsonwebtoken::get_current_timestamp() + 60,
+            iat: None,
+            iss: iss.map(str::to_owned),
+            aud: aud.map(str::to_owned),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, key).unwrap()
+    }
+
+    #[test]
+    fn tokens_from_an_identity_provider_are_verified_with_its_public_key_issuer_and_audience() {
+        let (signing, pem) = es256_pair();
+        let verifier = TokenVerifier::from_settings(TokenSettings {
+            public_key_pem: Some(pem),
+            algorithm: Some("ES256".into()),
+            issuer: Some("https://idp.example".into()),
+            audience: Some("rollcall".into()),
+            ..TokenSettings::default()
+        })
+        .unwrap();
+        let good = es256_token(&signing, Some("https://idp.example"), Some("rollcall"));
+        assert_eq!(verifier.verify(&good).unwrap().role, Role::Member);
+        for bad in [
+            es256_token(&signing, Some("https://evil.example"), Some("rollcall")),
+            es256_token(&signing, Some("https://idp.example"), Some("another-app")),
+            es256_token(&signing, None, Some("rollcall")),
+            es256_token(&signing, Some("https://idp.example"), None),
+            es256_token(
+                &es256_pair().0,
+                Some("https://idp.example"),
+                Some("rollcall"),
+            ),
+        ] {
+            assert_eq!(verifier.verify(&bad), Err(AuthFailure::Invalid));
+        }
+        // An HS256 token can't pass where only the public key is configured.
+        let hs = issue_hs256(
+            &secret(),
+            &TenantId::parse("acme").unwrap(),
+            &UserId::generate(),
+            Role::Admin,
+            60,
+        )
+        .unwrap();
+        assert_eq!(verifier.verify(&hs), Err(AuthFailure::Invalid));
+    }
+
+    #[test]
+    fn weak_missing_or_unusable_keys_refuse_to_start() {
+        let short = TokenVerifier::from_settings(TokenSettings {
+            hs256_secret: Some(SecretString::from("too-short")),
+            ..TokenSettings::default()
+        });
+        assert!(matches!(
+            short,
+            Err(ConfigError::Invalid {
+                name: "JWT_HS256_SECRET",
+                ..
+            })
+        ));
+        assert!(matches!(
+            TokenVerifier::from_settings(TokenSettings::default()),
+            Err(ConfigError::Missing(_))
+        ));
+        let garbage = TokenVerifier::from_settings(TokenSettings {
+            public_key_pem: Some("not a key".into()),
+            ..TokenSettings::default()
+        });
+        assert!(matches!(
+            garbage,
+            Err(ConfigError::Invalid {
+                name: "JWT_PUBLIC_KEY_PEM",
+                ..
+            })
+        ));
+        let alg = TokenVerifier::from_settings(TokenSettings {
+            public_key_pem: Some(es256_pair().1),
+            algorithm: Some("none".into()),
+            ..TokenSettings::default()
+        });
+        assert!(matches!(
+            alg,
+            Err(ConfigError::Invalid {
+                name: "JWT_ALGORITHM",
+                ..
+            })
+        ));
     }
 }

@@ -10,7 +10,9 @@ use users_api::{ApiConfig, AppState, app};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = ApiConfig::from_env()?;
+    let config = ApiConfig::from_env().inspect_err(|e| {
+        tracing::error!(error = %e, "refusing to start: the configuration is incomplete");
+    })?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let store = Store::new(
         aws_sdk_dynamodb::Client::new(&sdk),
