@@ -47,12 +47,45 @@ impl FromRequest<AppState> for JsonObject {
         let Value::Object(map) = value else {
             return Err(ApiError::InvalidJson("expected a JSON object".into()));
         };
-        let canonical = Value::Object(map.clone()).to_string();
+        let mut canonical = String::with_capacity(bytes.len());
+        canonical_json(&Value::Object(map.clone()), &mut canonical);
         let canonical_hash = hex(&Sha256::digest(canonical.as_bytes()));
         Ok(JsonObject {
             map,
             canonical_hash,
         })
+    }
+}
+
+/// Writes `v` with object members sorted by name and no white space, whatever order the
+/// client sent them in (and whatever order `serde_json` keeps maps in).
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut names: Vec<&String> = map.keys().collect();
+            names.sort();
+            out.push('{');
+            for (i, name) in names.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(name.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[name], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
     }
 }
 
@@ -372,6 +405,24 @@ mod tests {
         assert!(IfMatch::from_headers(&h).check(3).is_err());
         h.insert(header::IF_MATCH, HeaderValue::from_static("*"));
         assert!(IfMatch::from_headers(&h).check(99).is_ok());
+    }
+
+    #[test]
+    fn bodies_that_differ_only_in_member_order_or_spacing_are_canonically_equal() {
+        let canonical = |text: &str| {
+            let mut out = String::new();
+            canonical_json(&serde_json::from_str(text).unwrap(), &mut out);
+            out
+        };
+        let a = canonical(r#"{"b": [1, {"y": 2, "x": "é"}], "a": null}"#);
+        let b = canonical(r#"{"a":null,"b":[1,{"x":"é","y":2}]}"#);
+        assert_eq!(a, b);
+        assert_eq!(a, r#"{"a":null,"b":[1,{"x":"é","y":2}]}"#);
+        assert_ne!(
+            a,
+            canonical(r#"{"a":null,"b":[{"x":"é","y":2},1]}"#),
+            "array order matters"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub struct CursorError;
 /// Seals and opens cursors with a secret key.
 #[derive(Clone)]
 pub struct CursorSigner {
-    key: SecretString,
+    key: std::sync::Arc<SecretString>,
 }
 
 impl std::fmt::Debug for CursorSigner {
@@ -38,7 +38,9 @@ struct Payload {
 impl CursorSigner {
     /// A signer using `key`.
     pub fn new(key: SecretString) -> Self {
-        CursorSigner { key }
+        CursorSigner {
+            key: std::sync::Arc::new(key),
+        }
     }
 
     fn mac(&self, data: &[u8]) -> Hmac<Sha256> {

@@ -150,7 +150,7 @@ impl Store {
             let mut req = self
                 .client
                 .query()
-                .table_name(&self.table)
+                .table_name(self.table.as_ref())
                 .index_name(index.name)
                 .key_condition_expression(&key_condition)
                 .expression_attribute_names("#ipk", index.pk)

@@ -148,7 +148,7 @@ pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
 #[derive(Clone)]
 pub struct Store {
     client: Client,
-    table: String,
+    table: Arc<str>,
     clock: Arc<dyn Clock>,
 }
 
@@ -163,7 +163,7 @@ impl Store {
     pub fn new(client: Client, table: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
         Store {
             client,
-            table: table.into(),
+            table: Arc::from(table.into()),
             clock,
         }
     }
@@ -189,7 +189,7 @@ impl Store {
         let result = self
             .client
             .put_item()
-            .table_name(&self.table)
+            .table_name(self.table.as_ref())
             .set_item(Some(items::tenant_to_item(tenant)?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
@@ -212,7 +212,7 @@ impl Store {
         let out = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table.as_ref())
             .set_key(Some(items::key(keys::tenant_pk(id), keys::TENANT_SK)))
             .consistent_read(true)
             .send()
@@ -272,7 +272,7 @@ impl Store {
         let out = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table.as_ref())
             .set_key(Some(items::key(keys::user_pk(tenant, id), keys::USER_SK)))
             .consistent_read(true)
             .send()
@@ -310,7 +310,7 @@ impl Store {
         let out = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table.as_ref())
             .set_key(Some(items::key(pk, keys::CLAIM_SK)))
             .consistent_read(true)
             .send()
@@ -418,7 +418,7 @@ impl Store {
         let out = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table.as_ref())
             .set_key(Some(items::key(
                 keys::idempotency_pk(tenant, &tx::digest(key)),
                 keys::IDEMPOTENCY_SK,
