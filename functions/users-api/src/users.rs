@@ -496,6 +496,21 @@ pub async fn get_user(
     user_response(StatusCode::OK, &user)
 }
 
+/// Reads the user a write is aimed at, checking that the caller may see and change them and that
+/// `If-Match`, if given, names their current version.
+async fn target_for_write(
+    state: &AppState,
+    caller: &Caller,
+    id: &UserId,
+    headers: &HeaderMap,
+) -> Result<User, ApiError> {
+    ensure_can_read(caller, id)?;
+    let current = state.store.get_user(&caller.tenant, id).await?;
+    ensure_can_manage(caller, &current)?;
+    IfMatch::from_headers(headers).check(current.version)?;
+    Ok(current)
+}
+
 /// `PATCH /users/{id}`
 pub async fn patch_user(
     State(state): State<AppState>,
@@ -504,11 +519,7 @@ pub async fn patch_user(
     headers: HeaderMap,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    ensure_can_read(&caller, &id)?;
-    let if_match = IfMatch::from_headers(&headers);
-    let current = state.store.get_user(&caller.tenant, &id).await?;
-    ensure_can_manage(&caller, &current)?;
-    if_match.check(current.version)?;
+    let current = target_for_write(&state, &caller, &id, &headers).await?;
     let edited = edited_user(&current, body)?;
     if edited.role != current.role {
         ensure_not_self(&caller, &id)?;
@@ -530,12 +541,8 @@ pub async fn delete_user(
     UserIdParam(id): UserIdParam,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    ensure_can_read(&caller, &id)?;
-    let if_match = IfMatch::from_headers(&headers);
-    let current = state.store.get_user(&caller.tenant, &id).await?;
-    ensure_can_manage(&caller, &current)?;
     ensure_not_self(&caller, &id)?;
-    if_match.check(current.version)?;
+    let current = target_for_write(&state, &caller, &id, &headers).await?;
     state.store.delete_user(&current).await?;
     tracing::info!(tenant_id = %caller.tenant, user_id = %id, "user deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -571,12 +578,8 @@ async fn change_status(
     headers: HeaderMap,
     transition: impl FnOnce(&User) -> Result<Status, rollcall::domain::TransitionError>,
 ) -> Result<Response, ApiError> {
-    ensure_can_read(&caller, &id)?;
-    let if_match = IfMatch::from_headers(&headers);
-    let current = state.store.get_user(&caller.tenant, &id).await?;
-    ensure_can_manage(&caller, &current)?;
     ensure_not_self(&caller, &id)?;
-    if_match.check(current.version)?;
+    let current = target_for_write(&state, &caller, &id, &headers).await?;
     let mut next = current.clone();
     next.status = transition(&current)?;
     let saved = state.store.update_user(&current, next).await?;
