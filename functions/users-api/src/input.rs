@@ -293,6 +293,23 @@ impl QueryParams {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Parses parameter `name` into a domain value if given, recording the domain's error under
+    /// the parameter's name.
+    pub fn parse<T, E: rollcall::domain::Localized>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+        problems: &mut Vec<FieldProblem>,
+    ) -> Option<T> {
+        match parse(self.get(name)?) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                problems.push(FieldProblem::new(name, &e));
+                None
+            }
+        }
+    }
+
     /// Problems for every parameter not in `allowed`.
     pub fn unknown(&self, allowed: &[&str]) -> Vec<FieldProblem> {
         let mut seen = Vec::new();

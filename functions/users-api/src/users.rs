@@ -126,14 +126,7 @@ pub async fn list_users(
             SortOrder::Asc
         }
     };
-    let status = match params.get("status").map(str::parse::<Status>) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(e)) => {
-            problems.push(FieldProblem::new("status", &e));
-            None
-        }
-    };
+    let status = params.parse("status", str::parse::<Status>, &mut problems);
     let page_size = match params.get("limit").map(str::parse::<usize>) {
         None => DEFAULT_PAGE_SIZE,
         Some(Ok(n)) if (ListQuery::MIN_PAGE..=ListQuery::MAX_PAGE).contains(&n) => n,
@@ -146,22 +139,8 @@ pub async fn list_users(
             DEFAULT_PAGE_SIZE
         }
     };
-    let email = match params.get("email").map(Email::parse) {
-        None => None,
-        Some(Ok(e)) => Some(e),
-        Some(Err(e)) => {
-            problems.push(FieldProblem::new("email", &e));
-            None
-        }
-    };
-    let login = match params.get("login_id").map(LoginId::parse) {
-        None => None,
-        Some(Ok(l)) => Some(l),
-        Some(Err(e)) => {
-            problems.push(FieldProblem::new("login_id", &e));
-            None
-        }
-    };
+    let email = params.parse("email", Email::parse, &mut problems);
+    let login = params.parse("login_id", LoginId::parse, &mut problems);
     if !problems.is_empty() {
         return Err(ApiError::BadRequest(problems));
     }
