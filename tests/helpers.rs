@@ -12,7 +12,10 @@ use rollcall::domain::{DisplayName, Email, LoginId, Role, TenantId, TimeZone, Us
 use rollcall::store::{RequestCounter, Store, schema};
 use rollcall_cli::bootstrap::{self, TenantSpec};
 use rollcall_cli::local::{self, Moto};
+use rollcall_cli::mail::{SentMail, sent_mail};
+use rollcall_cli::streams::StreamPoller;
 use secrecy::SecretString;
+use send_invitations::{Sender, SenderConfig};
 use users_api::auth::{TokenVerifier, issue_hs256};
 use users_api::{AppState, Limits, app};
 
@@ -39,6 +42,46 @@ pub fn moto() -> &'static Moto {
 /// SDK configuration pointing at this process's moto.
 pub async fn sdk() -> SdkConfig {
     local::sdk_config(&moto().endpoint()).await
+}
+
+/// The From address of test mail; registered as an SES identity once per moto.
+pub const TEST_SENDER: &str = "no-reply@rollcall-tests.example";
+
+static SENDER_IDENTITY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// A unique address for a test's mail (moto's outbox is shared by every test of the process).
+pub fn unique_address(tag: &str) -> String {
+    format!("{tag}-{}@mail.example", ulid_like())
+}
+
+/// Every mail moto accepted for `address`, oldest first.
+pub async fn mail_to(address: &str) -> Vec<SentMail> {
+    sent_mail(&moto().endpoint())
+        .await
+        .expect("reading moto's outbox")
+        .into_iter()
+        .filter(|m| m.is_to(address))
+        .collect()
+}
+
+/// Makes moto fail the next `count` SES v2 SendEmail requests whose body mentions `address`
+/// with `status` and AWS error `code`.
+pub async fn inject_ses_fault(address: &str, status: u16, code: &str, count: u32) {
+    let rule = serde_json::json!({
+        "path": "/v2/email/outbound-emails",
+        "body_contains": address,
+        "status": status,
+        "code": code,
+        "message": "injected by the test",
+        "count": count,
+    });
+    let resp = reqwest::Client::new()
+        .post(format!("{}/rollcall/faults", moto().endpoint()))
+        .json(&rule)
+        .send()
+        .await
+        .expect("injecting a fault");
+    assert_eq!(resp.status(), 204, "moto refused the fault rule");
 }
 
 /// The signing key of test tokens.
@@ -166,6 +209,36 @@ pub fn token(tenant: &TenantId, user: &UserId, role: Role) -> String {
 }
 
 impl TestApp {
+    /// send-invitations over this app's store (same table, same clock), mailing from
+    /// [`TEST_SENDER`], links pointing at this app.
+    pub async fn sender(&self) -> Sender {
+        self.sender_from(TEST_SENDER).await
+    }
+
+    /// send-invitations mailing from `from` (which may be an unverified address).
+    pub async fn sender_from(&self, from: &str) -> Sender {
+        let sdk = sdk().await;
+        SENDER_IDENTITY
+            .get_or_init(|| async {
+                local::provision_sender_identity(&sdk, TEST_SENDER)
+                    .await
+                    .expect("registering the test sender identity");
+            })
+            .await;
+        Sender::new(
+            self.store.clone(),
+            aws_sdk_sesv2::Client::new(&sdk),
+            SenderConfig::new(from, &self.base, 72).expect("sender settings"),
+        )
+    }
+
+    /// The stand-in for the stream event source mapping, from the start of this app's stream.
+    pub async fn poller(&self) -> StreamPoller {
+        StreamPoller::new(&sdk().await, self.store.table())
+            .await
+            .expect("opening the table stream")
+    }
+
     /// Creates another tenant with its admin.
     pub async fn add_tenant(&self, id: &str) -> TestTenant {
         add_tenant(&self.store, id).await

@@ -2,7 +2,7 @@
 //!
 //! The library every rollcall function stands on: the domain values that make invalid users
 //! impossible to build ([`domain`]), the single-table DynamoDB store that keeps them
-//! ([`store`]), typed configuration read once at start-up ([`config`]), the clock everything asks
+//! ([`store`]), the mail it sends ([`mail`]), typed configuration read once at start-up ([`config`]), the clock everything asks
 //! for "now" ([`clock`]) and log set-up ([`telemetry`]).
 //!
 //! Functions convert their input (HTTP bodies, CSV rows, events) into domain values once, at the
@@ -12,5 +12,6 @@
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod mail;
 pub mod store;
 pub mod telemetry;

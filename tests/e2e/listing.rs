@@ -57,7 +57,7 @@ async fn seed(app: &TestApp, n: usize) -> Vec<User> {
                 };
                 let user = User::new(tenant.clone(), UserId::generate(), new_user(i), status, now);
                 store
-                    .create_user(&user, None)
+                    .create_user(&user, None, None)
                     .await
                     .expect("seeding a user");
                 made.push(user);

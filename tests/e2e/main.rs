@@ -4,6 +4,7 @@
 mod access;
 mod concurrency;
 mod errors;
+mod invitations;
 mod lambda;
 mod listing;
 mod openapi;

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod input;
+pub mod invitations;
 pub mod problem;
 pub mod users;
 pub mod views;
@@ -140,6 +141,21 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/users/{id}/reactivate",
             post(reactivate_user),
+        ),
+        route(
+            Method::POST,
+            "/users/{id}/invitation",
+            post(invitations::resend_invitation),
+        ),
+        route(
+            Method::GET,
+            "/invitations/{token}",
+            get(invitations::check_invitation),
+        ),
+        route(
+            Method::POST,
+            "/invitations/{token}/accept",
+            post(invitations::accept_invitation),
         ),
     ]
 }

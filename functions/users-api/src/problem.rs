@@ -13,7 +13,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rollcall::domain::{Language, Localized, TransitionError};
+use rollcall::domain::{Language, Localized, TokenState, TransitionError};
 use rollcall::store::StoreError;
 use serde::Serialize;
 
@@ -111,6 +111,20 @@ pub enum ApiError {
     InvalidTransition(TransitionError),
     /// 422: the `Idempotency-Key` was used with another body.
     IdempotencyKeyReused,
+    /// 404: no invitation has this link.
+    InvitationNotFound,
+    /// 410: the invitation link has expired.
+    InvitationExpired,
+    /// 409: the invitation link was used already.
+    InvitationUsed,
+    /// 410: the invitation was withdrawn (a newer one replaced it, or the user was removed).
+    InvitationRevoked,
+    /// 422: the password breaks these rules of the tenant's policy.
+    PasswordRejected(Vec<FieldProblem>),
+    /// 409: a suspended user can't be invited.
+    NotInvitable,
+    /// 429: the invitation was resent too often; retry after this many seconds.
+    TooManyResends(i64),
     /// 503: conflicting writes or throttling; retry.
     Busy,
     /// 500: something unexpected; the cause is logged, not returned.
@@ -263,6 +277,48 @@ impl ApiError {
                 "この Idempotency-Key は別の内容のリクエストで使われています。".into(),
                 "This Idempotency-Key was used with a different request body.".into(),
             ),
+            E::InvitationNotFound => (
+                StatusCode::NOT_FOUND,
+                "invitation_not_found",
+                "この招待リンクは見つかりません。メールのリンクをそのまま開いてください。".into(),
+                "No invitation has this link. Open the link from the mail exactly as it is.".into(),
+            ),
+            E::InvitationExpired => (
+                StatusCode::GONE,
+                TokenState::Expired.code(),
+                TokenState::Expired.message(Ja),
+                TokenState::Expired.message(En),
+            ),
+            E::InvitationUsed => (
+                StatusCode::CONFLICT,
+                TokenState::Used.code(),
+                TokenState::Used.message(Ja),
+                TokenState::Used.message(En),
+            ),
+            E::InvitationRevoked => (
+                StatusCode::GONE,
+                TokenState::Revoked.code(),
+                TokenState::Revoked.message(Ja),
+                TokenState::Revoked.message(En),
+            ),
+            E::PasswordRejected(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "password_rejected",
+                "パスワードが条件を満たしていません。".into(),
+                "The password does not meet the rules.".into(),
+            ),
+            E::NotInvitable => (
+                StatusCode::CONFLICT,
+                "not_invitable",
+                "停止中のユーザーには招待を送れません。先に再開してください。".into(),
+                "A suspended user can't be invited; reactivate them first.".into(),
+            ),
+            E::TooManyResends(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_resends",
+                "招待の再送は1時間に5回までです。しばらくしてからやり直してください。".into(),
+                "An invitation can be resent at most 5 times an hour; retry later.".into(),
+            ),
             E::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",
@@ -285,7 +341,7 @@ impl ApiError {
 
     fn field_problems(&self) -> &[FieldProblem] {
         match self {
-            ApiError::BadRequest(p) | ApiError::Validation(p) => p,
+            ApiError::BadRequest(p) | ApiError::Validation(p) | ApiError::PasswordRejected(p) => p,
             _ => &[],
         }
     }
@@ -331,6 +387,11 @@ impl ApiError {
             ApiError::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            ApiError::TooManyResends(seconds) => {
+                if let Ok(v) = HeaderValue::from_str(&seconds.max(&1).to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
             _ => {}
         }
         resp
@@ -370,6 +431,9 @@ impl From<StoreError> for ApiError {
             StoreError::LastAdmin => ApiError::LastAdmin,
             StoreError::IdempotencyKeyUsed => ApiError::IdempotencyKeyReused,
             StoreError::Contention => ApiError::Busy,
+            StoreError::TokenUsed => ApiError::InvitationUsed,
+            // The invitation moved on between read and write (a concurrent resend or send).
+            StoreError::InvitationChanged => ApiError::Busy,
             e @ StoreError::Aws {
                 retryable: true, ..
             } => {

@@ -8,10 +8,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use rollcall::domain::{
-    AppRoles, DisplayName, Email, Groups, Language, Localized, LoginId, NewUser, Notes, Phone,
-    Role, SetError, ShortText, Status, TimeZone, User, UserId, ValidityWindow,
+    AppRoles, DisplayName, Email, Groups, Invitation, InvitationTrigger, Language, Localized,
+    LoginId, NewUser, Notes, Phone, Role, SetError, ShortText, Status, TimeZone, User, UserId,
+    ValidityWindow,
 };
-use rollcall::store::{IdempotencyRecord, ListQuery, SortBy, SortOrder, StoreError};
+use rollcall::store::{
+    IdempotencyRecord, ListQuery, SortBy, SortOrder, StoreError, UserInvitations,
+};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -38,8 +41,15 @@ impl FromRequestParts<AppState> for UserIdParam {
     }
 }
 
-fn user_response(status: StatusCode, user: &User) -> Result<Response, ApiError> {
-    let body = serde_json::to_string(&UserView::from(user)).map_err(ApiError::internal)?;
+/// A single-user response: the user, their newest invitation, and the ETag.
+pub(crate) fn user_response(
+    state: &AppState,
+    status: StatusCode,
+    user: &User,
+    invitation: Option<&Invitation>,
+) -> Result<Response, ApiError> {
+    let view = UserView::with_invitation(user, invitation, state.store.clock().now());
+    let body = serde_json::to_string(&view).map_err(ApiError::internal)?;
     Ok(json_response(status, body, user.version))
 }
 
@@ -422,7 +432,9 @@ pub async fn create_user(
         Status::Invited,
         now,
     );
-    let body = serde_json::to_string(&UserView::from(&user)).map_err(ApiError::internal)?;
+    let invitation = Invitation::new(&user, InvitationTrigger::Created, Some(caller.user_id), now);
+    let view = UserView::with_invitation(&user, Some(&invitation), now);
+    let body = serde_json::to_string(&view).map_err(ApiError::internal)?;
     let record = IdempotencyRecord {
         request_hash: request_hash.clone(),
         status: StatusCode::CREATED.as_u16(),
@@ -430,7 +442,11 @@ pub async fn create_user(
     };
     let result = state
         .store
-        .create_user(&user, key.as_deref().map(|k| (k, &record)))
+        .create_user(
+            &user,
+            Some(&invitation),
+            key.as_deref().map(|k| (k, &record)),
+        )
         .await;
     match result {
         Ok(()) => {
@@ -471,23 +487,25 @@ pub async fn get_user(
     UserIdParam(id): UserIdParam,
 ) -> Result<Response, ApiError> {
     ensure_can_read(&caller, &id)?;
-    let user = state.store.get_user(&caller.tenant, &id).await?;
-    user_response(StatusCode::OK, &user)
+    let found = state.store.user_invitations(&caller.tenant, &id).await?;
+    let user = found.user.as_ref().ok_or(ApiError::UserNotFound)?;
+    user_response(&state, StatusCode::OK, user, found.latest())
 }
 
-/// Reads the user a write is aimed at, checking that the caller may see and change them and that
-/// `If-Match`, if given, names their current version.
-async fn target_for_write(
+/// Reads the user a write is aimed at, with their invitations (one query), checking that the
+/// caller may see and change them and that `If-Match`, if given, names their current version.
+pub(crate) async fn target_for_write(
     state: &AppState,
     caller: &Caller,
     id: &UserId,
     headers: &HeaderMap,
-) -> Result<User, ApiError> {
+) -> Result<(User, UserInvitations), ApiError> {
     ensure_can_read(caller, id)?;
-    let current = state.store.get_user(&caller.tenant, id).await?;
+    let found = state.store.user_invitations(&caller.tenant, id).await?;
+    let current = found.user.clone().ok_or(ApiError::UserNotFound)?;
     ensure_can_manage(caller, &current)?;
     IfMatch::from_headers(headers).check(current.version)?;
-    Ok(current)
+    Ok((current, found))
 }
 
 /// `PATCH /users/{id}`
@@ -498,7 +516,7 @@ pub async fn patch_user(
     headers: HeaderMap,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    let current = target_for_write(&state, &caller, &id, &headers).await?;
+    let (current, found) = target_for_write(&state, &caller, &id, &headers).await?;
     let edited = edited_user(&current, body)?;
     if edited.role != current.role {
         ensure_not_self(&caller, &id)?;
@@ -509,8 +527,24 @@ pub async fn patch_user(
     if edited.app_roles != current.app_roles {
         check_app_roles(&state, &caller, &edited.app_roles).await?;
     }
-    let saved = state.store.update_user(&current, edited).await?;
-    user_response(StatusCode::OK, &saved)
+    if edited.email.key() == current.email.key() {
+        let saved = state.store.update_user(&current, edited).await?;
+        return user_response(&state, StatusCode::OK, &saved, found.latest());
+    }
+    // A new address gets a new invitation; every earlier link is revoked with the same write.
+    let now = state.store.clock().now();
+    let invitation = Invitation::new(
+        &edited,
+        InvitationTrigger::EmailChanged,
+        Some(caller.user_id),
+        now,
+    );
+    let saved = state
+        .store
+        .update_user_and_reinvite(&current, edited, &found.unsuperseded(), &invitation)
+        .await?;
+    tracing::info!(tenant_id = %caller.tenant, user_id = %id, invitation_id = %invitation.id, "email changed; invitation queued");
+    user_response(&state, StatusCode::OK, &saved, Some(&invitation))
 }
 
 /// `DELETE /users/{id}`
@@ -521,7 +555,7 @@ pub async fn delete_user(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     ensure_not_self(&caller, &id)?;
-    let current = target_for_write(&state, &caller, &id, &headers).await?;
+    let (current, _) = target_for_write(&state, &caller, &id, &headers).await?;
     state.store.delete_user(&current).await?;
     tracing::info!(tenant_id = %caller.tenant, user_id = %id, "user deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -558,10 +592,10 @@ async fn change_status(
     transition: impl FnOnce(&User) -> Result<Status, rollcall::domain::TransitionError>,
 ) -> Result<Response, ApiError> {
     ensure_not_self(&caller, &id)?;
-    let current = target_for_write(&state, &caller, &id, &headers).await?;
+    let (current, found) = target_for_write(&state, &caller, &id, &headers).await?;
     let mut next = current.clone();
     next.status = transition(&current)?;
     let saved = state.store.update_user(&current, next).await?;
     tracing::info!(tenant_id = %caller.tenant, user_id = %id, status = %saved.status, "status changed");
-    user_response(StatusCode::OK, &saved)
+    user_response(&state, StatusCode::OK, &saved, found.latest())
 }

@@ -1,7 +1,7 @@
 //! How users look in API responses.
 
 use chrono::{DateTime, Utc};
-use rollcall::domain::User;
+use rollcall::domain::{Invitation, InvitationStatus, InvitationTrigger, User};
 use serde::Serialize;
 
 /// A user as the API returns it.
@@ -26,6 +26,71 @@ pub struct UserView {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: u64,
+    /// The newest invitation, on single-user responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invitation: Option<InvitationView>,
+}
+
+impl UserView {
+    /// The user with their newest invitation as it stands at `now`.
+    pub fn with_invitation(
+        user: &User,
+        invitation: Option<&Invitation>,
+        now: DateTime<Utc>,
+    ) -> UserView {
+        UserView {
+            invitation: invitation.map(|i| InvitationView::new(i, now)),
+            ..UserView::from(user)
+        }
+    }
+}
+
+/// Where a user's invitation stands.
+#[derive(Debug, Serialize)]
+pub struct InvitationView {
+    id: String,
+    /// `pending`, `sent`, `failed`, `accepted`, `revoked` or `expired`.
+    status: &'static str,
+    trigger: InvitationTrigger,
+    created_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    attempts: u32,
+    failure: Option<FailureView>,
+}
+
+/// Why SES refused (or last refused) an invitation.
+#[derive(Debug, Serialize)]
+pub struct FailureView {
+    code: String,
+    message: String,
+}
+
+impl InvitationView {
+    /// The invitation as it stands at `now`.
+    pub fn new(i: &Invitation, now: DateTime<Utc>) -> InvitationView {
+        let status = match i.effective_status(now) {
+            InvitationStatus::Pending | InvitationStatus::Sending => "pending",
+            InvitationStatus::Sent => "sent",
+            InvitationStatus::Failed => "failed",
+            InvitationStatus::Accepted => "accepted",
+            InvitationStatus::Revoked => "revoked",
+            InvitationStatus::Expired => "expired",
+        };
+        InvitationView {
+            id: i.id.to_string(),
+            status,
+            trigger: i.trigger,
+            created_at: i.created_at,
+            sent_at: i.sent_at,
+            expires_at: i.link_expires_at,
+            attempts: i.attempts,
+            failure: i.failure.as_ref().map(|(code, message)| FailureView {
+                code: code.clone(),
+                message: message.clone(),
+            }),
+        }
+    }
 }
 
 impl From<&User> for UserView {
@@ -50,6 +115,7 @@ impl From<&User> for UserView {
             created_at: u.created_at,
             updated_at: u.updated_at,
             version: u.version,
+            invitation: None,
         }
     }
 }

@@ -47,7 +47,7 @@ pub async fn create_admin(
         store.clock().now(),
     );
     store
-        .create_user(&admin, None)
+        .create_user(&admin, None, None)
         .await
         .with_context(|| format!("creating the admin of tenant {tenant}"))?;
     Ok(admin)

@@ -1,5 +1,6 @@
 //! `rollcall dev`: moto on 127.0.0.1, the template's resources provisioned on it, tenant `demo`
-//! with an admin, and users-api served over HTTP, until Ctrl-C (or `--stop-after`).
+//! with an admin, users-api served over HTTP, and send-invitations fed from the table's stream
+//! (and swept every minute) as on AWS, until Ctrl-C (or `--stop-after`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,11 +12,13 @@ use rollcall::clock::SystemClock;
 use rollcall::domain::{DisplayName, Email, LoginId, Role, TenantId, TimeZone};
 use rollcall::store::{Store, schema};
 use secrecy::SecretString;
+use send_invitations::{Sender, SenderConfig, SweepRequest};
 use users_api::auth::{TokenVerifier, issue_hs256};
 use users_api::{AppState, Limits, app};
 
 use crate::bootstrap::{self, TenantSpec};
-use crate::local::{self, LOCAL_REGION, Moto};
+use crate::local::{self, DEV_SENDER_ADDRESS, LOCAL_REGION, Moto};
+use crate::streams::StreamPoller;
 use crate::{DEV_CURSOR_SECRET, signing_key};
 
 /// How to run the local stack.
@@ -35,6 +38,38 @@ pub struct DevOptions {
 
 /// How long the printed dev admin token is valid.
 const DEV_TOKEN_TTL_SECONDS: u64 = 12 * 3600;
+
+/// How often the local stack reads the table stream.
+const STREAM_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How often the local stack runs the invitation sweep (every 5 minutes on AWS).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Feeds send-invitations from the table's stream and sweeps periodically, until the process
+/// ends. A failed poll is logged and tried again, as the event source mapping would.
+pub async fn run_sender(mut poller: StreamPoller, sender: Sender) {
+    let mut last_sweep = tokio::time::Instant::now();
+    loop {
+        match poller.poll(&sender).await {
+            Ok(r) if r.delivered > 0 => {
+                tracing::info!(
+                    records = r.delivered,
+                    invocations = r.invocations,
+                    "stream delivered to send-invitations"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the table stream failed; retrying"),
+        }
+        if last_sweep.elapsed() >= SWEEP_INTERVAL {
+            last_sweep = tokio::time::Instant::now();
+            if let Err(e) = sender.sweep(&SweepRequest::default()).await {
+                tracing::warn!(error = %e, "invitation sweep failed");
+            }
+        }
+        tokio::time::sleep(STREAM_POLL_INTERVAL).await;
+    }
+}
 
 /// Runs the local stack until Ctrl-C or `stop_after`.
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
@@ -76,22 +111,40 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         Role::Admin,
         DEV_TOKEN_TTL_SECONDS,
     )?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
+        .await
+        .with_context(|| format!("listening on 127.0.0.1:{} (try --port)", opts.port))?;
+    let api = format!("http://{}", listener.local_addr()?);
+
+    // Invitation links point at the API's own GET /invitations/{token} locally.
+    local::provision_sender_identity(&sdk, DEV_SENDER_ADDRESS)
+        .await
+        .context("registering the sender identity")?;
+    let sender = Sender::new(
+        store.clone(),
+        aws_sdk_sesv2::Client::new(&sdk),
+        SenderConfig::new(
+            DEV_SENDER_ADDRESS,
+            &api,
+            send_invitations::config::DEFAULT_EXPIRY_HOURS,
+        )?,
+    );
+    let poller = StreamPoller::new(&sdk, &opts.table).await?;
+    let sending = tokio::spawn(run_sender(poller, sender));
+
     let state = AppState::new(
         store,
         TokenVerifier::hs256(&secret),
         SecretString::from(DEV_CURSOR_SECRET),
         Limits::default(),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
-        .await
-        .with_context(|| format!("listening on 127.0.0.1:{} (try --port)", opts.port))?;
-    let api = format!("http://{}", listener.local_addr()?);
     print_banner(&api, &moto, &opts.table, &token)?;
 
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown(opts.stop_after))
         .await
         .context("serving the API")?;
+    sending.abort();
     drop(moto);
     tracing::info!("local stack stopped");
     Ok(())
@@ -136,6 +189,14 @@ Try:
   curl -s -H "Authorization: Bearer $TOKEN" -H 'Accept-Language: ja' '{api}/users?q=山田'
   curl -s -X PATCH -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
        -H 'If-Match: "1"' -d '{{"department":"開発部"}}' {api}/users/<id from the POST>
+
+Invitations: creating a user mails them a set-password link (within a second or so).
+
+  export AWS_ENDPOINT_URL={moto_url}
+  cargo run -q -p rollcall-cli -- mail --to taro@demo.example    # the mail and its link
+  curl -s <link>                                                 # valid? (does not use it)
+  curl -s -X POST -H 'Content-Type: application/json' \
+       -d '{{"password":"Passw0rd!"}}' <link>/accept                # set the password
 
 Other rollcall commands against this stack (in another shell):
 

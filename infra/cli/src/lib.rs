@@ -1,12 +1,15 @@
 //! # rollcall-cli
 //!
 //! The `rollcall` command's building blocks, shared with the end-to-end tests: the local stack
-//! ([`local`]), tenant and admin bootstrap ([`bootstrap`]) and the development server
-//! ([`dev`]).
+//! ([`local`]), tenant and admin bootstrap ([`bootstrap`]), the development server ([`dev`]),
+//! the stand-in for the stream event source mapping ([`streams`]) and the mail moto received
+//! ([`mail`]).
 
 pub mod bootstrap;
 pub mod dev;
 pub mod local;
+pub mod mail;
+pub mod streams;
 
 use secrecy::SecretString;
 

@@ -123,3 +123,18 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
         .load()
         .await
 }
+
+/// The From address of mail sent by the local stack.
+pub const DEV_SENDER_ADDRESS: &str = "no-reply@rollcall.example";
+
+/// Registers `address` as an SES identity, as the deployment's verified sender identity; SES
+/// (and moto) refuse to send from an address that is not one.
+pub async fn provision_sender_identity(sdk: &SdkConfig, address: &str) -> anyhow::Result<()> {
+    aws_sdk_sesv2::Client::new(sdk)
+        .create_email_identity()
+        .email_identity(address)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(aws_sdk_sesv2::error::DisplayErrorContext(e).to_string()))?;
+    Ok(())
+}

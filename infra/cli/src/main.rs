@@ -1,4 +1,4 @@
-//! `rollcall`: the local stack, tenant bootstrap and tokens.
+//! `rollcall`: the local stack, tenant bootstrap, tokens and the mail the local stack sent.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +50,15 @@ enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// List the mail the local stack sent (read from moto at $AWS_ENDPOINT_URL), with links.
+    Mail {
+        /// Only mail to this address.
+        #[arg(long)]
+        to: Option<String>,
+        /// moto's URL (default: $AWS_ENDPOINT_URL).
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        endpoint: String,
     },
     /// Print a JWT signed with the local HS256 key ($JWT_HS256_SECRET, else the dev key).
     Token {
@@ -158,6 +167,29 @@ async fn main() -> anyhow::Result<()> {
                     3600,
                 )?;
                 println!("token (1 hour, local key): {token}");
+            }
+            Ok(())
+        }
+        Command::Mail { to, endpoint } => {
+            let mail = rollcall_cli::mail::sent_mail(&endpoint).await?;
+            let shown: Vec<_> = mail
+                .iter()
+                .filter(|m| to.as_deref().is_none_or(|t| m.is_to(t)))
+                .collect();
+            if shown.is_empty() {
+                println!(
+                    "no mail{}",
+                    to.map(|t| format!(" to {t}")).unwrap_or_default()
+                );
+            }
+            for m in shown {
+                println!("To:      {}", m.recipients().collect::<Vec<_>>().join(", "));
+                println!("From:    {}", m.source);
+                println!("Subject: {}", m.subject);
+                for link in m.links() {
+                    println!("Link:    {link}");
+                }
+                println!();
             }
             Ok(())
         }

@@ -12,7 +12,17 @@ infra/requirements-dev.txt; the patch refuses to run on a moto it was not writte
 - TransactWriteItems checks every condition first and writes only if all hold, as DynamoDB
   does. moto instead writes as it goes and, to undo a failed transaction, deep-copies the whole
   table before every item, which makes each transaction cost the size of the table.
+
+It also accepts injected faults, so tests can make a real AWS call fail the way AWS fails
+(throttling, say) and exercise the caller's real error handling. `POST /rollcall/faults` with
+`{"path": "/v2/email/outbound-emails", "body_contains": "someone@example.com", "status": 429,
+"code": "TooManyRequestsException", "message": "...", "count": 3}` makes the next 3 requests to
+that path whose body contains that text fail with that status and error code (in the JSON error
+shape of AWS's REST-JSON services). `DELETE /rollcall/faults` clears them.
 """
+
+import io
+import json
 
 import sys
 import threading
@@ -105,8 +115,59 @@ moto_app = DomainDispatcherApplication(create_backend_app)
 lock = threading.Lock()
 
 
+faults = []
+
+
+def fault_admin(environ, start_response):
+    if environ["REQUEST_METHOD"] == "DELETE":
+        faults.clear()
+    else:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        rule = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        for name in ("path", "status", "code", "count"):
+            if name not in rule:
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [f"fault rule needs {name}".encode()]
+        faults.append(rule)
+    start_response("204 No Content", [])
+    return []
+
+
+def injected(environ, start_response):
+    """Answers with an injected fault if one matches this request, else returns None."""
+    if not faults:
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    text = body.decode("utf-8", "replace")
+    for rule in faults:
+        if rule["count"] > 0 and environ.get("PATH_INFO") == rule["path"] and rule.get(
+            "body_contains", ""
+        ) in text:
+            rule["count"] -= 1
+            payload = json.dumps(
+                {"__type": rule["code"], "message": rule.get("message", "injected fault")}
+            ).encode()
+            start_response(
+                f"{rule['status']} Injected",
+                [
+                    ("Content-Type", "application/json"),
+                    ("X-Amzn-ErrorType", rule["code"]),
+                    ("Content-Length", str(len(payload))),
+                ],
+            )
+            return [payload]
+    return None
+
+
 def serialised(environ, start_response):
     with lock:
+        if environ.get("PATH_INFO") == "/rollcall/faults":
+            return fault_admin(environ, start_response)
+        fault = injected(environ, start_response)
+        if fault is not None:
+            return fault
         return list(moto_app(environ, start_response))
 
 

@@ -114,6 +114,11 @@ macro_rules! ulid_id {
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 Ulid::from_string(s).map($name).map_err(|_| IdError::Ulid)
             }
+
+            /// The ULID.
+            pub fn ulid(self) -> Ulid {
+                self.0
+            }
         }
 
         impl TryFrom<String> for $name {

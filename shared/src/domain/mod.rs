@@ -6,6 +6,7 @@
 
 mod email;
 mod ids;
+mod invitation;
 mod language;
 mod login_id;
 mod password;
@@ -20,9 +21,16 @@ mod user;
 
 pub use email::{Email, EmailError};
 pub use ids::{IdError, InvitationId, TenantId, UserId};
+pub use invitation::{
+    Invitation, InvitationStatus, InvitationToken, InvitationTrigger, TokenDigest, TokenError,
+    TokenState,
+};
 pub use language::{Language, LanguageError};
 pub use login_id::{LoginId, LoginIdError};
-pub use password::{Password, PasswordPolicy, PasswordRule};
+pub use password::{
+    ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, HashError, Password, PasswordHash,
+    PasswordPolicy, PasswordRule, SYMBOLS,
+};
 pub use phone::{Phone, PhoneError};
 pub use role::{Role, RoleError};
 pub use sets::{AppRole, AppRoles, Group, Groups, RoleCatalogue, SetError, UnknownAppRoles};

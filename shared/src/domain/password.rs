@@ -2,6 +2,8 @@
 //! lower-case letter, digit and symbol; only half-width letters, digits and the listed symbols;
 //! not the login id. A tenant may relax it. Every unmet rule is reported at once.
 
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +147,62 @@ impl Password {
     /// The password, for hashing.
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
+    }
+}
+
+/// Argon2id memory cost in KiB: 19 MiB, the OWASP recommendation.
+pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+/// Argon2id iterations.
+pub const ARGON2_ITERATIONS: u32 = 2;
+/// Argon2id lanes.
+pub const ARGON2_LANES: u32 = 1;
+
+fn argon2() -> Argon2<'static> {
+    // The parameters are constants inside argon2's documented bounds, so this can't fail.
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None)
+        .unwrap_or_else(|_| Params::default());
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// An argon2id hash of a password in PHC string form (`$argon2id$v=19$m=19456,t=2,p=1$…`).
+/// The only form in which a password is ever stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHash(String);
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
+}
+
+/// Hashing failed: the system's random source or argon2 refused.
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashError(String);
+
+impl PasswordHash {
+    /// Hashes `password` with argon2id (m = 19 MiB, t = 2, p = 1) and a fresh 128-bit salt.
+    /// Takes tens of milliseconds of CPU on purpose: call it off the async executor.
+    pub fn of(password: &Password) -> Result<PasswordHash, HashError> {
+        let mut salt = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut salt).map_err(|_| HashError("no randomness".into()))?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| HashError(e.to_string()))?;
+        let hash = argon2()
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map_err(|e| HashError(e.to_string()))?;
+        Ok(PasswordHash(hash.to_string()))
+    }
+
+    /// Whether `candidate` is the password this hash was made from.
+    pub fn verify(&self, candidate: &str) -> bool {
+        argon2::password_hash::PasswordHash::new(&self.0)
+            .is_ok_and(|h| argon2().verify_password(candidate.as_bytes(), &h).is_ok())
+    }
+
+    /// The PHC string.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -306,6 +364,20 @@ mod tests {
             .unwrap();
         assert!(!format!("{pw:?}").contains("secret"));
         assert_eq!(pw.expose(), "Aa1!secret");
+    }
+
+    #[test]
+    fn a_hash_is_argon2id_with_the_owasp_parameters_and_verifies_only_its_password() {
+        let pw = PasswordPolicy::default()
+            .check("Aa1!secret", &login())
+            .unwrap();
+        let hash = PasswordHash::of(&pw).unwrap();
+        assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(hash.verify("Aa1!secret"));
+        assert!(!hash.verify("Aa1!secreT"));
+        assert!(!format!("{hash:?}").contains("argon2"));
+        let again = PasswordHash::of(&pw).unwrap();
+        assert_ne!(hash, again, "every hash has its own salt");
     }
 
     proptest! {

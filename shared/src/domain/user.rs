@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AppRoles, DisplayName, Email, Groups, Language, LoginId, Notes, Phone, Role, ShortText, Status,
-    TenantId, TimeZone, UserId, ValidityWindow,
+    AppRoles, DisplayName, Email, Groups, Language, LoginId, Notes, PasswordHash, Phone, Role,
+    ShortText, Status, TenantId, TimeZone, UserId, ValidityWindow,
 };
 
 /// Everything needed to create a user, already validated.
@@ -137,6 +137,8 @@ pub struct User {
     pub status: Status,
     /// Whether the user has ever set a password (decides where reactivation leads).
     pub has_password: bool,
+    /// The argon2id hash of the password the user set through an invitation.
+    pub password_hash: Option<PasswordHash>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -184,6 +186,7 @@ impl User {
             time_zone: new.time_zone,
             validity: new.validity,
             has_password: status == Status::Active,
+            password_hash: None,
             status,
             created_at: now,
             updated_at: now,

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{StoreError, keys, schema};
 use crate::domain::{
-    AppRoles, BillingPolicy, DisplayName, Email, Groups, Language, LoginId, Notes, PasswordPolicy,
-    Phone, Role, RoleCatalogue, ShortText, StateChange, Status, Tenant, TenantId, TimeZone, User,
-    UserId, UserState, ValidityWindow,
+    AppRoles, BillingPolicy, DisplayName, Email, Groups, Language, LoginId, Notes, PasswordHash,
+    PasswordPolicy, Phone, Role, RoleCatalogue, ShortText, StateChange, Status, Tenant, TenantId,
+    TimeZone, User, UserId, UserState, ValidityWindow,
 };
 
 /// A DynamoDB item.
@@ -113,6 +113,8 @@ struct UserItem {
     state: UserState,
     #[serde(default)]
     has_password: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_hash: Option<PasswordHash>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: u64,
@@ -156,6 +158,7 @@ fn user_item(u: &User, state: UserState, listed: bool, expires_at: Option<i64>) 
         valid_till: u.validity.till(),
         state,
         has_password: u.has_password,
+        password_hash: u.password_hash.clone(),
         created_at: u.created_at,
         updated_at: u.updated_at,
         version: u.version,
@@ -177,6 +180,8 @@ pub(crate) fn user_to_item(u: &User) -> Result<Item, StoreError> {
 pub(crate) fn tombstone_to_item(u: &User, deleted_at: DateTime<Utc>) -> Result<Item, StoreError> {
     let mut u = u.clone();
     u.updated_at = deleted_at;
+    // A deleted account keeps its history for billing, not its credentials.
+    u.password_hash = None;
     u.history.push(StateChange {
         at: deleted_at,
         state: UserState::Deleted,
@@ -223,6 +228,7 @@ pub(crate) fn user_from_item(item: Item) -> Result<Option<User>, StoreError> {
         validity,
         status,
         has_password: u.has_password,
+        password_hash: u.password_hash,
         created_at: u.created_at,
         updated_at: u.updated_at,
         version: u.version,

@@ -40,6 +40,25 @@ pub fn invitation_sk(i: &InvitationId) -> String {
     format!("INVITE#{i}")
 }
 
+/// `TOKEN#{sha256(token)}`: an invitation link, found by the digest of its secret.
+pub fn token_pk(digest: &str) -> String {
+    format!("TOKEN#{digest}")
+}
+
+/// Sort key of token items.
+pub const TOKEN_SK: &str = "TOKEN";
+
+/// `OUTBOX#{n}`: the due-index partition of an invitation, spread by its id.
+pub fn outbox_pk(i: &InvitationId) -> String {
+    let n = u128::from(i.ulid()) % u128::from(super::schema::OUTBOX_SHARDS);
+    format!("OUTBOX#{n:02}")
+}
+
+/// `OUTBOX#{n}` for shard `n`.
+pub fn outbox_shard_pk(n: u32) -> String {
+    format!("OUTBOX#{n:02}")
+}
+
 /// `IDEMPOTENCY#{tid}#{sha256(key)}`: the remembered outcome of a request carrying an
 /// `Idempotency-Key`.
 pub fn idempotency_pk(t: &TenantId, key_digest: &str) -> String {

@@ -7,6 +7,7 @@
 //! to the item that failed it, giving a typed error such as [`StoreError::EmailTaken`].
 
 mod cursor;
+mod invitations;
 mod items;
 mod keys;
 mod list;
@@ -22,9 +23,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use tracing::instrument;
 
 use crate::clock::Clock;
-use crate::domain::{Email, InvitationId, LoginId, Tenant, TenantId, User, UserId};
+use crate::domain::{Email, Invitation, LoginId, Tenant, TenantId, User, UserId};
 
 pub use cursor::{CursorError, CursorSigner};
+pub use invitations::{
+    INVITATION_RETENTION_DAYS, REDRIVE_AFTER_MINUTES, TOKEN_RETENTION_DAYS, TokenRecord,
+    UserInvitations,
+};
 pub use items::TOMBSTONE_RETENTION_DAYS;
 pub use list::{ListQuery, Page, PageKey, SortBy, SortOrder};
 pub use metrics::RequestCounter;
@@ -60,6 +65,12 @@ pub enum StoreError {
     /// The `Idempotency-Key` was used before; the caller decides between replay and refusal.
     #[error("idempotency key already used")]
     IdempotencyKeyUsed,
+    /// The invitation moved on (sent, closed or superseded) since it was read.
+    #[error("the invitation changed since it was read")]
+    InvitationChanged,
+    /// The invitation link was used already.
+    #[error("the invitation link was used already")]
+    TokenUsed,
     /// Too many concurrent transactions touched the same items; worth retrying.
     #[error("the store is busy with conflicting writes; retry")]
     Contention,
@@ -125,6 +136,8 @@ impl StoreError {
             | StoreError::ImportInProgress
             | StoreError::LastAdmin
             | StoreError::IdempotencyKeyUsed
+            | StoreError::InvitationChanged
+            | StoreError::TokenUsed
             | StoreError::Corrupt(_) => false,
         }
     }
@@ -222,13 +235,14 @@ impl Store {
         items::tenant_from_item(item)
     }
 
-    /// Writes a new user with its email and login-id claims, an invitation outbox item when the
-    /// user is invited, the admin counter when the user is an active admin, and the idempotency
-    /// record if one is given: one `TransactWriteItems`.
+    /// Writes a new user with its email and login-id claims, its invitation (outbox item) if one
+    /// is given, the admin counter when the user is an active admin, and the idempotency record
+    /// if one is given: one `TransactWriteItems`.
     #[instrument(skip_all, fields(tenant_id = %user.tenant, user_id = %user.id))]
     pub async fn create_user(
         &self,
         user: &User,
+        invitation: Option<&Invitation>,
         idempotency: Option<(&str, &IdempotencyRecord)>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
@@ -258,8 +272,8 @@ impl Store {
             ),
             Guard::LoginClaim,
         )?;
-        if user.status == crate::domain::Status::Invited {
-            tx.put_invitation(user, InvitationId::generate(), now)?;
+        if let Some(invitation) = invitation {
+            tx.put_invitation(invitation)?;
         }
         tx.import_lock_free(&user.tenant, now)?;
         tx.tenant_guard(&user.tenant, if user.is_active_admin() { 1 } else { 0 })?;
@@ -333,8 +347,21 @@ impl Store {
     /// Moves the email and login-id claims when those change, keeps the admin counter exact and
     /// appends to the state history. Returns the user as stored (version raised by one).
     #[instrument(skip_all, fields(tenant_id = %before.tenant, user_id = %before.id))]
-    pub async fn update_user(&self, before: &User, mut after: User) -> Result<User, StoreError> {
+    pub async fn update_user(&self, before: &User, after: User) -> Result<User, StoreError> {
         let now = self.clock.now();
+        let (tx, after) = self.user_update_tx(before, after, now)?;
+        self.commit(tx).await?;
+        Ok(after)
+    }
+
+    /// The transaction that replaces `before` with `after` (see [`Store::update_user`]), and
+    /// `after` as it will be stored.
+    pub(crate) fn user_update_tx(
+        &self,
+        before: &User,
+        mut after: User,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Transaction, User), StoreError> {
         after.version = before.version + 1;
         after.touch(now);
         let mut tx = Transaction::new(&self.table);
@@ -376,8 +403,7 @@ impl Store {
         tx.import_lock_free(&before.tenant, now)?;
         let delta = i64::from(after.is_active_admin()) - i64::from(before.is_active_admin());
         tx.tenant_guard(&before.tenant, delta)?;
-        self.commit(tx).await?;
-        Ok(after)
+        Ok((tx, after))
     }
 
     /// Deletes a user if nobody changed it since it was read: the user becomes a tombstone

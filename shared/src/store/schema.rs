@@ -51,8 +51,20 @@ pub const TENANTS: Index = Index {
     sk: "gsi3sk",
 };
 
+/// Invitations that need the sender or the sweep at some time (sparse: only open, unsuperseded
+/// invitations carry it), spread over [`OUTBOX_SHARDS`] partitions: `OUTBOX#{n}` / due time
+/// (RFC 3339, UTC, milliseconds, so text order is time order).
+pub const BY_DUE: Index = Index {
+    name: "by_due",
+    pk: "gsi4pk",
+    sk: "gsi4sk",
+};
+
+/// Partitions of [`BY_DUE`]: its write rate is 16 × 1,000 items/s before it can throttle.
+pub const OUTBOX_SHARDS: u32 = 16;
+
 /// Every index, in the order the template declares them.
-pub const INDEXES: [Index; 3] = [BY_NAME, BY_CREATED, TENANTS];
+pub const INDEXES: [Index; 4] = [BY_NAME, BY_CREATED, TENANTS, BY_DUE];
 
 /// Creates the table as the template declares it (on-demand, all indexes projecting every
 /// attribute, stream with new and old images, TTL on [`TTL_ATTRIBUTE`]). Used by the local

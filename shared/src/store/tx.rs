@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::builders::PutBuilder;
+use aws_sdk_dynamodb::types::builders::{PutBuilder, UpdateBuilder};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{IDEMPOTENCY_TTL_HOURS, IdempotencyRecord, StoreError, items, keys};
-use crate::domain::{InvitationId, TenantId, User, UserId};
+use crate::domain::{Invitation, TenantId, User, UserId};
 
 /// What a failed condition on one item of a transaction means. Declared in order of priority:
 /// when several items fail, the first in this order is reported.
@@ -38,7 +38,11 @@ pub(crate) enum Guard {
     ClaimRelease,
     /// A fresh user id is unused.
     UserNew,
-    /// A fresh invitation id is unused.
+    /// The invitation is still in the status (and unsuperseded) as read.
+    InvitationState,
+    /// The link was not used yet.
+    TokenUnused,
+    /// A fresh invitation id (or token) is unused.
     Invitation,
 }
 
@@ -53,6 +57,8 @@ impl Guard {
             Guard::LoginClaim => StoreError::LoginIdTaken,
             Guard::AdminCount => StoreError::LastAdmin,
             Guard::UserNew => StoreError::Corrupt("a new user id collided".into()),
+            Guard::InvitationState => StoreError::InvitationChanged,
+            Guard::TokenUnused => StoreError::TokenUsed,
             Guard::Invitation => StoreError::Corrupt("a new invitation id collided".into()),
         }
     }
@@ -127,41 +133,45 @@ impl Transaction {
         Ok(())
     }
 
-    /// Writes a PENDING invitation (outbox item) for a newly invited user; the stream hands it
-    /// to the sender.
-    pub(crate) fn put_invitation(
-        &mut self,
-        user: &User,
-        id: InvitationId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let item = items::Item::from([
-            (
-                "pk".into(),
-                AttributeValue::S(keys::user_pk(&user.tenant, &user.id)),
-            ),
-            ("sk".into(), AttributeValue::S(keys::invitation_sk(&id))),
-            ("entity".into(), AttributeValue::S("invitation".into())),
-            ("status".into(), AttributeValue::S("PENDING".into())),
-            (
-                "tenant_id".into(),
-                AttributeValue::S(user.tenant.to_string()),
-            ),
-            ("user_id".into(), AttributeValue::S(user.id.to_string())),
-            ("invitation_id".into(), AttributeValue::S(id.to_string())),
-            (
-                "email".into(),
-                AttributeValue::S(user.email.as_str().to_owned()),
-            ),
-            ("created_at".into(), AttributeValue::S(now.to_rfc3339())),
-            ("attempts".into(), num(0)),
-        ]);
+    /// Writes a new invitation (outbox item); the stream hands it to the sender.
+    pub(crate) fn put_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
         self.put(
             Put::builder()
-                .set_item(Some(item))
+                .set_item(Some(super::invitations::invitation_to_item(invitation)?))
                 .condition_expression("attribute_not_exists(pk)"),
             Guard::Invitation,
         )
+    }
+
+    /// Adds an update of one item.
+    pub(crate) fn update(&mut self, update: UpdateBuilder, guard: Guard) -> Result<(), StoreError> {
+        let update = update
+            .table_name(&self.table)
+            .build()
+            .map_err(StoreError::build)?;
+        self.push(TransactWriteItem::builder().update(update).build(), guard);
+        Ok(())
+    }
+
+    /// Requires the user to be live and at the version read.
+    pub(crate) fn user_at_version(&mut self, user: &User) -> Result<(), StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::key(
+                keys::user_pk(&user.tenant, &user.id),
+                keys::USER_SK,
+            )))
+            .condition_expression("version = :v AND #state <> :deleted")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":v", num(user.version))
+            .expression_attribute_values(":deleted", AttributeValue::S("deleted".into()))
+            .build()
+            .map_err(StoreError::build)?;
+        self.push(
+            TransactWriteItem::builder().condition_check(check).build(),
+            Guard::UserVersion,
+        );
+        Ok(())
     }
 
     /// Remembers the response to a request with an idempotency key; fails if the key was used.

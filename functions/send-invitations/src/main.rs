@@ -1,0 +1,29 @@
+//! The send-invitations Lambda function: read config, build the SDK clients once, run.
+
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use lambda_runtime::{LambdaEvent, service_fn};
+use rollcall::clock::SystemClock;
+use rollcall::store::Store;
+use send_invitations::{Incoming, Sender, SenderConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let (store, settings) = SenderConfig::from_env().inspect_err(|e| {
+        tracing::error!(error = %e, "refusing to start: the configuration is incomplete");
+    })?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let store = Store::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        store.table_name,
+        Arc::new(SystemClock),
+    );
+    let sender = Sender::new(store, aws_sdk_sesv2::Client::new(&sdk), settings);
+    let sender = &sender;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Incoming>| async move {
+        sender.function_handler(event).await
+    }))
+    .await
+}

@@ -1,0 +1,468 @@
+//! Invitations: the mail that lets a new user set a password, and the secret link inside it.
+//!
+//! A token is 256 bits from the operating system's CSPRNG, written base64url (43 characters).
+//! Only its SHA-256 is ever stored, so a copy of the table does not let anyone in. An invitation
+//! moves `PENDING -> SENDING -> SENT -> ACCEPTED`; the sender can also leave it `FAILED`, the
+//! sweep `EXPIRED`. A newer invitation for the same user *supersedes* it: from then on all of its
+//! links are revoked, whatever its stored status (so superseding never races with the sender).
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Email, InvitationId, Language, Localized, Status, TenantId, User, UserId};
+
+/// Random bytes in a token.
+pub const TOKEN_BYTES: usize = 32;
+/// Characters of a token in base64url without padding.
+const TOKEN_CHARS: usize = 43;
+
+/// A secret invitation token, as mailed. Never logged, never stored.
+pub struct InvitationToken(SecretString);
+
+impl fmt::Debug for InvitationToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InvitationToken(..)")
+    }
+}
+
+/// A token could not be minted or the text is not a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The text does not have the shape of a token.
+    #[error("not an invitation token")]
+    Malformed,
+    /// The system's random source failed.
+    #[error("no randomness available")]
+    NoRandomness,
+}
+
+impl InvitationToken {
+    /// A fresh token: 256 bits from the system CSPRNG.
+    pub fn mint() -> Result<InvitationToken, TokenError> {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| TokenError::NoRandomness)?;
+        Ok(InvitationToken(SecretString::from(
+            URL_SAFE_NO_PAD.encode(bytes),
+        )))
+    }
+
+    /// Accepts text of a token's shape (43 base64url characters); whether it names an
+    /// invitation is for the store to say.
+    pub fn parse(s: &str) -> Result<InvitationToken, TokenError> {
+        let shaped = s.len() == TOKEN_CHARS
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && URL_SAFE_NO_PAD.decode(s).is_ok();
+        if shaped {
+            Ok(InvitationToken(SecretString::from(s.to_owned())))
+        } else {
+            Err(TokenError::Malformed)
+        }
+    }
+
+    /// The token, for building the link.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    /// Its SHA-256: the only form that is stored.
+    pub fn digest(&self) -> TokenDigest {
+        let hash = Sha256::digest(self.expose().as_bytes());
+        TokenDigest(hash.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+/// The SHA-256 of a token, lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenDigest(String);
+
+impl TokenDigest {
+    /// Reads a stored digest.
+    pub fn from_stored(hex: String) -> TokenDigest {
+        TokenDigest(hex)
+    }
+
+    /// The hex digest.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The stored status of an invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InvitationStatus {
+    /// Waiting for the sender.
+    Pending,
+    /// A sender holds it (a lease) and is mailing it.
+    Sending,
+    /// Mailed.
+    Sent,
+    /// SES refused it for good; the reason is kept.
+    Failed,
+    /// The user set a password with it.
+    Accepted,
+    /// Withdrawn (the user was deleted or suspended before it went out).
+    Revoked,
+    /// Its link expired unused.
+    Expired,
+}
+
+impl InvitationStatus {
+    /// Whether a link of an invitation in this status may still be used (or soon will).
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            InvitationStatus::Pending | InvitationStatus::Sending | InvitationStatus::Sent
+        )
+    }
+
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitationStatus::Pending => "PENDING",
+            InvitationStatus::Sending => "SENDING",
+            InvitationStatus::Sent => "SENT",
+            InvitationStatus::Failed => "FAILED",
+            InvitationStatus::Accepted => "ACCEPTED",
+            InvitationStatus::Revoked => "REVOKED",
+            InvitationStatus::Expired => "EXPIRED",
+        }
+    }
+}
+
+/// Why an invitation was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationTrigger {
+    /// The user was created.
+    Created,
+    /// An admin asked for it again.
+    Resend,
+    /// The user's email address changed.
+    EmailChanged,
+}
+
+/// One invitation of a user (the outbox item).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invitation {
+    /// Its id (a ULID: later invitations sort after earlier ones).
+    pub id: InvitationId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The invited user.
+    pub user: UserId,
+    /// The address it goes to.
+    pub email: Email,
+    /// Stored status.
+    pub status: InvitationStatus,
+    /// Why it exists.
+    pub trigger: InvitationTrigger,
+    /// Who asked for it, when a person did.
+    pub invited_by: Option<UserId>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// How many times a sender tried to mail it.
+    pub attempts: u32,
+    /// When it was mailed.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When the newest link minted for it stops working.
+    pub link_expires_at: Option<DateTime<Utc>>,
+    /// Why it failed (SES's error code) and SES's message.
+    pub failure: Option<(String, String)>,
+    /// The newer invitation that revoked this one.
+    pub superseded_by: Option<InvitationId>,
+    /// When it was accepted.
+    pub accepted_at: Option<DateTime<Utc>>,
+}
+
+impl Invitation {
+    /// A fresh PENDING invitation.
+    pub fn new(
+        user: &User,
+        trigger: InvitationTrigger,
+        invited_by: Option<UserId>,
+        now: DateTime<Utc>,
+    ) -> Invitation {
+        Invitation {
+            id: InvitationId::generate(),
+            tenant: user.tenant.clone(),
+            user: user.id,
+            email: user.email.clone(),
+            status: InvitationStatus::Pending,
+            trigger,
+            invited_by,
+            created_at: now,
+            attempts: 0,
+            sent_at: None,
+            link_expires_at: None,
+            failure: None,
+            superseded_by: None,
+            accepted_at: None,
+        }
+    }
+
+    /// The status as people should see it at `now`: a superseded open invitation is revoked, a
+    /// sent one past its link expiry is expired, whether or not the sweep got there yet.
+    pub fn effective_status(&self, now: DateTime<Utc>) -> InvitationStatus {
+        if self.status.is_open() && self.superseded_by.is_some() {
+            return InvitationStatus::Revoked;
+        }
+        if self.status == InvitationStatus::Sent && self.link_expires_at.is_some_and(|t| now >= t) {
+            return InvitationStatus::Expired;
+        }
+        self.status
+    }
+}
+
+/// What a link can do right now. Checking it never uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    /// It can set the password.
+    Valid,
+    /// Its time ran out.
+    Expired,
+    /// It (or another link of the same invitation) was used.
+    Used,
+    /// A newer invitation replaced it, or the user was deleted or suspended.
+    Revoked,
+}
+
+impl TokenState {
+    /// Decides the state of a link from what the store holds: the token's own expiry and use,
+    /// its invitation (if still there) and the user (if still there).
+    pub fn of(
+        token_used: bool,
+        token_expires_at: DateTime<Utc>,
+        invitation: Option<&Invitation>,
+        user: Option<&User>,
+        now: DateTime<Utc>,
+    ) -> TokenState {
+        let status = invitation.map(|i| i.effective_status(now));
+        if token_used || status == Some(InvitationStatus::Accepted) {
+            return TokenState::Used;
+        }
+        let user_can_accept = user.is_some_and(|u| u.status != Status::Suspended);
+        let open = status.is_some_and(InvitationStatus::is_open);
+        if !user_can_accept || !(open || status == Some(InvitationStatus::Expired)) {
+            return TokenState::Revoked;
+        }
+        if now >= token_expires_at || status == Some(InvitationStatus::Expired) {
+            return TokenState::Expired;
+        }
+        TokenState::Valid
+    }
+
+    /// The state's name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Valid => "valid",
+            TokenState::Expired => "expired",
+            TokenState::Used => "used",
+            TokenState::Revoked => "revoked",
+        }
+    }
+}
+
+impl Localized for TokenState {
+    fn code(&self) -> &'static str {
+        match self {
+            TokenState::Valid => "invitation_valid",
+            TokenState::Expired => "invitation_expired",
+            TokenState::Used => "invitation_used",
+            TokenState::Revoked => "invitation_revoked",
+        }
+    }
+
+    fn message(&self, lang: Language) -> String {
+        match (self, lang) {
+            (TokenState::Valid, Language::Ja) => "この招待は有効です。".into(),
+            (TokenState::Valid, Language::En) => "This invitation is valid.".into(),
+            (TokenState::Expired, Language::Ja) => {
+                "この招待の有効期限が切れています。管理者に再送を依頼してください。".into()
+            }
+            (TokenState::Expired, Language::En) => {
+                "This invitation has expired. Ask your administrator to send it again.".into()
+            }
+            (TokenState::Used, Language::Ja) => {
+                "この招待はすでに使われています。設定したパスワードでログインしてください。".into()
+            }
+            (TokenState::Used, Language::En) => {
+                "This invitation has already been used. Sign in with the password you set.".into()
+            }
+            (TokenState::Revoked, Language::Ja) => {
+                "この招待は取り消されました。最新の招待メールのリンクを使ってください。".into()
+            }
+            (TokenState::Revoked, Language::En) => {
+                "This invitation was withdrawn. Use the link in the newest invitation mail.".into()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DisplayName, LoginId, NewUser, Role};
+    use chrono::TimeZone as _;
+    use proptest::prelude::*;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+    }
+
+    fn user(status: Status) -> User {
+        User::new(
+            TenantId::parse("acme").unwrap(),
+            UserId::generate(),
+            NewUser::minimal(
+                LoginId::parse("taro").unwrap(),
+                Email::parse("taro@example.com").unwrap(),
+                DisplayName::parse("Taro").unwrap(),
+                Role::Member,
+            ),
+            status,
+            t0(),
+        )
+    }
+
+    fn sent(u: &User) -> Invitation {
+        let mut i = Invitation::new(u, InvitationTrigger::Created, None, t0());
+        i.status = InvitationStatus::Sent;
+        i.sent_at = Some(t0());
+        i.link_expires_at = Some(t0() + chrono::Duration::hours(72));
+        i
+    }
+
+    #[test]
+    fn minted_tokens_are_43_url_safe_characters_and_all_different() {
+        let a = InvitationToken::mint().unwrap();
+        let b = InvitationToken::mint().unwrap();
+        assert_eq!(a.expose().len(), 43);
+        assert!(InvitationToken::parse(a.expose()).is_ok());
+        assert_ne!(a.expose(), b.expose());
+        assert_ne!(a.digest(), b.digest());
+        assert_eq!(a.digest().as_str().len(), 64);
+        assert!(!format!("{a:?}").contains(a.expose()));
+    }
+
+    #[test]
+    fn text_that_is_not_token_shaped_is_refused() {
+        for bad in [
+            "",
+            "short",
+            &"a".repeat(44),
+            &format!("{}=", "a".repeat(42)),
+        ] {
+            assert_eq!(
+                InvitationToken::parse(bad).err(),
+                Some(TokenError::Malformed),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sent_link_is_valid_until_its_expiry_then_expired() {
+        let u = user(Status::Invited);
+        let i = sent(&u);
+        let exp = i.link_expires_at.unwrap();
+        let at = |now| TokenState::of(false, exp, Some(&i), Some(&u), now);
+        assert_eq!(at(t0()), TokenState::Valid);
+        assert_eq!(
+            at(exp - chrono::Duration::milliseconds(1)),
+            TokenState::Valid
+        );
+        assert_eq!(at(exp), TokenState::Expired);
+    }
+
+    #[test]
+    fn a_superseded_invitation_revokes_its_links_whatever_its_stored_status() {
+        let u = user(Status::Invited);
+        for status in [
+            InvitationStatus::Pending,
+            InvitationStatus::Sending,
+            InvitationStatus::Sent,
+        ] {
+            let mut i = sent(&u);
+            i.status = status;
+            i.superseded_by = Some(InvitationId::generate());
+            assert_eq!(i.effective_status(t0()), InvitationStatus::Revoked);
+            let exp = t0() + chrono::Duration::hours(1);
+            assert_eq!(
+                TokenState::of(false, exp, Some(&i), Some(&u), t0()),
+                TokenState::Revoked
+            );
+        }
+    }
+
+    #[test]
+    fn use_wins_over_every_other_state() {
+        let u = user(Status::Active);
+        let mut i = sent(&u);
+        i.status = InvitationStatus::Accepted;
+        let long_ago = t0() - chrono::Duration::days(9);
+        assert_eq!(
+            TokenState::of(false, long_ago, Some(&i), None, t0()),
+            TokenState::Used
+        );
+        assert_eq!(
+            TokenState::of(true, long_ago, None, None, t0()),
+            TokenState::Used
+        );
+    }
+
+    #[test]
+    fn a_deleted_or_suspended_user_revokes_the_link() {
+        let u = user(Status::Suspended);
+        let i = sent(&u);
+        let exp = i.link_expires_at.unwrap();
+        assert_eq!(
+            TokenState::of(false, exp, Some(&i), Some(&u), t0()),
+            TokenState::Revoked
+        );
+        assert_eq!(
+            TokenState::of(false, exp, Some(&i), None, t0()),
+            TokenState::Revoked
+        );
+    }
+
+    #[test]
+    fn failed_and_missing_invitations_revoke_the_link() {
+        let u = user(Status::Invited);
+        let mut i = sent(&u);
+        i.status = InvitationStatus::Failed;
+        let exp = t0() + chrono::Duration::hours(1);
+        assert_eq!(
+            TokenState::of(false, exp, Some(&i), Some(&u), t0()),
+            TokenState::Revoked
+        );
+        assert_eq!(
+            TokenState::of(false, exp, None, Some(&u), t0()),
+            TokenState::Revoked
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parse_accepts_exactly_what_mint_produces(s in "[A-Za-z0-9_-]{43}") {
+            // Every 43-character base64url text decodes only when its last character carries no
+            // stray bits; parse must agree with the decoder, and never panic.
+            let parsed = InvitationToken::parse(&s).is_ok();
+            prop_assert_eq!(parsed, URL_SAFE_NO_PAD.decode(&s).is_ok());
+        }
+    }
+}
