@@ -49,6 +49,7 @@ template-lint: $(STAMP)
 ## DynamoDB requests per API operation, written into BENCHMARKS.md.
 bench: $(STAMP)
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench requests
+	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench invitations
 
 clean:
 	cargo clean

@@ -310,3 +310,22 @@ pub async fn assert_problem(resp: Response, status: u16, code: &str) -> serde_js
     );
     body
 }
+
+/// Replaces the part of BENCHMARKS.md between `<!-- {key}:start -->` and `<!-- {key}:end -->`
+/// with `body`, or appends it under `heading` the first time.
+pub fn write_benchmark_section(key: &str, heading: &str, body: &str) {
+    let (start, end) = (
+        format!("<!-- {key}:start -->"),
+        format!("<!-- {key}:end -->"),
+    );
+    let path = workspace_root().join("BENCHMARKS.md");
+    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+    let section = format!("{start}\n{}\n{end}", body.trim_end());
+    let updated = match (current.find(&start), current.find(&end)) {
+        (Some(s), Some(e)) if s < e => {
+            format!("{}{}{}", &current[..s], section, &current[e + end.len()..])
+        }
+        _ => format!("{}\n\n## {heading}\n\n{section}\n", current.trim_end()),
+    };
+    std::fs::write(&path, updated).expect("writing BENCHMARKS.md");
+}

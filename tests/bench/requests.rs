@@ -1,13 +1,14 @@
 //! Counts the DynamoDB requests each users-api operation makes, against moto, and writes the
 //! table into BENCHMARKS.md (between its `requests` markers). Targets: create = 1 write
-//! request, get = 1 read, one list page = 1 query unless a filter leaves the page short.
+//! request, get = 1 query of the user's partition (the user and their invitations), one list
+//! page = 1 query unless a filter leaves the page short.
 //!
 //! `make bench` (or `cargo bench -p rollcall-e2e --bench requests`).
 
 use std::collections::BTreeMap;
 
 use reqwest::Method;
-use rollcall_e2e::{TestApp, spawn_app, workspace_root};
+use rollcall_e2e::{TestApp, spawn_app, write_benchmark_section};
 use serde_json::json;
 
 struct Row {
@@ -94,7 +95,7 @@ async fn main() {
     row(
         "GET /users/{id}",
         measure(&app, app.as_admin(Method::GET, &format!("/users/{admin}"))).await,
-        "1 read",
+        "1 query (user + invitations)",
     );
     for (op, q) in [
         ("GET /users (by name, page of 50)", "/users"),
@@ -135,7 +136,7 @@ async fn main() {
                 .json(&json!({"department": "開発部"})),
         )
         .await,
-        "1 read + 1 write",
+        "1 query + 1 write",
     );
     row(
         "POST /users/{id}/suspend",
@@ -144,12 +145,12 @@ async fn main() {
             app.as_admin(Method::POST, &format!("{target}/suspend")),
         )
         .await,
-        "1 read + 1 write",
+        "1 query + 1 write",
     );
     row(
         "DELETE /users/{id}",
         measure(&app, app.as_admin(Method::DELETE, &target)).await,
-        "1 read + 1 write",
+        "1 query + 1 write",
     );
 
     let mut table = String::from("| operation | DynamoDB requests | budget |\n|---|---|---|\n");
@@ -162,28 +163,13 @@ async fn main() {
         ));
     }
     print!("{table}");
-    write_section(&table);
-}
-
-const START: &str = "<!-- requests:start -->";
-const END: &str = "<!-- requests:end -->";
-
-fn write_section(table: &str) {
-    let path = workspace_root().join("BENCHMARKS.md");
-    let current = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let section = format!(
-        "{START}\nMeasured by `make bench` (`cargo bench -p rollcall-e2e --bench requests`) against \
-         moto, with a tenant of 120 users (12 suspended). Counts are requests sent by the SDK, \
-         retries included, recorded by an interceptor on the API's own client.\n\n{table}{END}"
-    );
-    let updated = match (current.find(START), current.find(END)) {
-        (Some(s), Some(e)) if s < e => {
-            format!("{}{}{}", &current[..s], section, &current[e + END.len()..])
-        }
-        _ => format!(
-            "{}\n## DynamoDB requests per API operation\n\n{section}\n",
-            current.trim_end()
+    write_benchmark_section(
+        "requests",
+        "DynamoDB requests per API operation",
+        &format!(
+            "Measured by `make bench` (`cargo bench -p rollcall-e2e --bench requests`) against \
+             moto, with a tenant of 120 users (12 suspended). Counts are requests sent by the \
+             SDK, retries included, recorded by an interceptor on the API's own client.\n\n{table}"
         ),
-    };
-    std::fs::write(&path, updated).expect("writing BENCHMARKS.md");
+    );
 }

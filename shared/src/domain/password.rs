@@ -2,8 +2,12 @@
 //! lower-case letter, digit and symbol; only half-width letters, digits and the listed symbols;
 //! not the login id. A tenant may relax it. Every unmet rule is reported at once.
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::Mutex;
+
+use argon2::password_hash::{Output, PasswordHash as PhcString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -157,11 +161,37 @@ pub const ARGON2_ITERATIONS: u32 = 2;
 /// Argon2id lanes.
 pub const ARGON2_LANES: u32 = 1;
 
-fn argon2() -> Argon2<'static> {
-    // The parameters are constants inside argon2's documented bounds, so this can't fail.
-    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None)
-        .unwrap_or_else(|_| Params::default());
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// Length of the stored hash output, in bytes.
+const HASH_BYTES: usize = 32;
+
+fn argon2(m: u32, t: u32, p: u32) -> Result<Argon2<'static>, HashError> {
+    let params = Params::new(m, t, p, Some(HASH_BYTES)).map_err(|e| HashError(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// The one working memory of argon2 in this process, reused by every hash. Allocating 19 MiB
+/// per hash and freeing it lets glibc's heap grow by that much per hash until it plateaus near
+/// 160 MiB (measured; see BENCHMARKS.md), which a 256 MB Lambda can't afford. Hashes take turns.
+static WORKING_MEMORY: Mutex<Vec<Block>> = Mutex::new(Vec::new());
+
+/// Runs argon2id into `out` with the shared working memory.
+fn argon2_into(
+    password: &[u8],
+    salt: &[u8],
+    (m, t, p): (u32, u32, u32),
+    out: &mut [u8],
+) -> Result<(), HashError> {
+    let hasher = argon2(m, t, p)?;
+    let mut memory = WORKING_MEMORY
+        .lock()
+        .map_err(|_| HashError("argon2 working memory poisoned".into()))?;
+    let blocks = usize::try_from(m).map_err(|e| HashError(e.to_string()))?;
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    hasher
+        .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+        .map_err(|e| HashError(e.to_string()))
 }
 
 /// An argon2id hash of a password in PHC string form (`$argon2id$v=19$m=19456,t=2,p=1$…`).
@@ -187,17 +217,41 @@ impl PasswordHash {
     pub fn of(password: &Password) -> Result<PasswordHash, HashError> {
         let mut salt = [0u8; 16];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| HashError("no randomness".into()))?;
-        let salt = SaltString::encode_b64(&salt).map_err(|e| HashError(e.to_string()))?;
-        let hash = argon2()
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map_err(|e| HashError(e.to_string()))?;
-        Ok(PasswordHash(hash.to_string()))
+        let mut out = [0u8; HASH_BYTES];
+        argon2_into(
+            password.expose().as_bytes(),
+            &salt,
+            (ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES),
+            &mut out,
+        )?;
+        Ok(PasswordHash(format!(
+            "$argon2id$v=19$m={ARGON2_MEMORY_KIB},t={ARGON2_ITERATIONS},p={ARGON2_LANES}${}${}",
+            STANDARD_NO_PAD.encode(salt),
+            STANDARD_NO_PAD.encode(out),
+        )))
     }
 
-    /// Whether `candidate` is the password this hash was made from.
+    /// Whether `candidate` is the password this hash was made from (compared in constant time).
     pub fn verify(&self, candidate: &str) -> bool {
-        argon2::password_hash::PasswordHash::new(&self.0)
-            .is_ok_and(|h| argon2().verify_password(candidate.as_bytes(), &h).is_ok())
+        let Ok(phc) = PhcString::new(&self.0) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else {
+            return false;
+        };
+        let mut salt_buf = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+            return false;
+        };
+        let param = |name: &str| phc.params.get_decimal(name);
+        let (Some(m), Some(t), Some(p)) = (param("m"), param("t"), param("p")) else {
+            return false;
+        };
+        let mut out = vec![0u8; expected.len()];
+        if argon2_into(candidate.as_bytes(), salt, (m, t, p), &mut out).is_err() {
+            return false;
+        }
+        Output::new(&out).is_ok_and(|o| o == expected)
     }
 
     /// The PHC string.
@@ -378,6 +432,14 @@ mod tests {
         assert!(!format!("{hash:?}").contains("argon2"));
         let again = PasswordHash::of(&pw).unwrap();
         assert_ne!(hash, again, "every hash has its own salt");
+        // The stored form is standard PHC: another argon2 implementation verifies it.
+        let phc = argon2::password_hash::PasswordHash::new(hash.as_str()).unwrap();
+        use argon2::PasswordVerifier;
+        assert!(
+            Argon2::default()
+                .verify_password(b"Aa1!secret", &phc)
+                .is_ok()
+        );
     }
 
     proptest! {
