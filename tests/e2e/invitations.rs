@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone as _, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use reqwest::Method;
-use rollcall::clock::ManualClock;
+use rollcall::clock::{Clock, ManualClock};
 use rollcall::domain::{InvitationToken, UserId};
 use rollcall_e2e::{
     TestApp, assert_problem, inject_ses_fault, mail_to, spawn_app, spawn_app_with_clock,
@@ -553,4 +553,51 @@ async fn the_sample_events_run_through_the_lambda_entry_path() {
         matches!(out, Outgoing::Sweep(ref r) if r.sent == 0),
         "{out:?}"
     );
+}
+
+#[tokio::test]
+async fn a_sender_that_dies_mid_send_is_taken_over_when_its_lease_runs_out() {
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 21, 3, 0, 0).unwrap(),
+    ));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    let sender = app.sender().await;
+    let mut poller = app.poller().await;
+    let (id, email) = invite(&app, "orphan", json!({})).await;
+
+    // Another sender leases the invitation and dies before SES is called.
+    let found = app
+        .store
+        .user_invitations(&app.acme.id, &UserId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    let invitation = found.latest().unwrap();
+    let now = clock.now();
+    let leased = app
+        .store
+        .begin_sending(
+            invitation,
+            &InvitationToken::mint().unwrap().digest(),
+            now + Duration::hours(72),
+            now + Duration::seconds(send_invitations::LEASE_SECONDS),
+        )
+        .await
+        .unwrap();
+    assert!(leased);
+
+    poller.poll(&sender).await.unwrap();
+    assert!(
+        mail_to(&email).await.is_empty(),
+        "the lease is live: hands off"
+    );
+    clock.advance(Duration::seconds(send_invitations::LEASE_SECONDS - 1));
+    assert_eq!(
+        sender.sweep(&SweepRequest::default()).await.unwrap().sent,
+        0
+    );
+    clock.advance(Duration::seconds(1));
+    let report = sender.sweep(&SweepRequest::default()).await.unwrap();
+    assert_eq!(report.sent, 1, "{report:?}");
+    assert_eq!(mail_to(&email).await.len(), 1);
+    assert_eq!(user_json(&app, &id).await["invitation"]["attempts"], 2);
 }

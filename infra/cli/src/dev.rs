@@ -173,7 +173,7 @@ fn print_banner(api: &str, moto: &Moto, table: &str, token: &str) -> std::io::Re
 rollcall dev is up.
 
   API     {api}      (OpenAPI document: {api}/openapi.json)
-  moto    {moto_url}      (DynamoDB; table "{table}")
+  moto    {moto_url}      (DynamoDB, Streams, SES; table "{table}")
   tenant  demo, with admin "admin"
 
 Dev admin token (valid 12 hours):

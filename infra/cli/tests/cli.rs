@@ -1,5 +1,6 @@
-//! The `rollcall` binary itself: `dev` serves the API and stops by itself, `tenant create` and
-//! `token` work against a running stack through the AWS environment variables.
+//! The `rollcall` binary itself: `dev` serves the API, mails invitations and stops by itself,
+//! `mail` shows what was sent, `tenant create` and `token` work against a running stack through
+//! the AWS environment variables.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -42,11 +43,14 @@ async fn dev_prints_a_working_token_and_serves_the_api_until_it_stops_by_itself(
         .expect("starting rollcall dev");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let (mut api, mut token) = (None, None);
+    let (mut api, mut token, mut moto) = (None, None, None);
     for line in lines.by_ref() {
         let line = line.expect("reading the banner");
         if let Some(rest) = line.trim().strip_prefix("API") {
             api = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = line.trim().strip_prefix("moto ") {
+            moto = rest.split_whitespace().next().map(str::to_owned);
         }
         if let Some(t) = line.trim().strip_prefix("export TOKEN=") {
             token = Some(t.to_owned());
@@ -56,6 +60,7 @@ async fn dev_prints_a_working_token_and_serves_the_api_until_it_stops_by_itself(
         }
     }
     let (api, token) = (api.expect("the API URL"), token.expect("the token"));
+    let moto = moto.expect("moto's URL");
 
     let http = reqwest::Client::new();
     let health = http.get(format!("{api}/health")).send().await.unwrap();
@@ -78,6 +83,39 @@ async fn dev_prints_a_working_token_and_serves_the_api_until_it_stops_by_itself(
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
+
+    // The stack mails the invitation by itself; `rollcall mail` shows it with its link.
+    let mut link = None;
+    for _ in 0..40 {
+        let out = rollcall()
+            .args(["mail", "--to", "taro@demo.example", "--endpoint", &moto])
+            .output()
+            .expect("rollcall mail");
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        link = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Link:"))
+            .map(|l| l.trim().to_owned());
+        if link.is_some() {
+            assert!(
+                text.contains("Subject: 【Demo 株式会社】アカウントへの招待"),
+                "{text}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let link = link.expect("an invitation mail within 10 s");
+    let check: serde_json::Value = http.get(&link).send().await.unwrap().json().await.unwrap();
+    assert_eq!(check["status"], "valid", "{check}");
+    let accepted = http
+        .post(format!("{link}/accept"))
+        .json(&serde_json::json!({"password": "Passw0rd!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 200);
 
     // Ctrl-C ends it; so does SIGINT from a supervisor.
     let pid = child.id().to_string();

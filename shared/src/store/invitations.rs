@@ -279,7 +279,7 @@ impl Store {
                 )
                 .condition_expression(
                     "attribute_not_exists(superseded_by) AND \
-                     (#s = :pending OR (#s = :sending AND lease_until < :now))",
+                     (#s = :pending OR (#s = :sending AND lease_until <= :now))",
                 )
                 .expression_attribute_names("#s", "status")
                 .expression_attribute_values(":sending", s(InvitationStatus::Sending.as_str()))
