@@ -452,19 +452,10 @@ impl Store {
 
     /// Looks a link up by the digest of its token.
     pub async fn token(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(items::key(
-                keys::token_pk(digest.as_str()),
-                keys::TOKEN_SK,
-            )))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::aws)?;
-        let Some(item) = out.item else {
+        let item = self
+            .read_item(keys::token_pk(digest.as_str()), keys::TOKEN_SK)
+            .await?;
+        let Some(item) = item else {
             return Ok(None);
         };
         let t: TokenItem = serde_dynamo::from_item(item)

@@ -222,16 +222,8 @@ impl Store {
     /// Reads a tenant.
     #[instrument(skip_all, fields(tenant_id = %id))]
     pub async fn get_tenant(&self, id: &TenantId) -> Result<Tenant, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(items::key(keys::tenant_pk(id), keys::TENANT_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::aws)?;
-        let item = out.item.ok_or(StoreError::TenantNotFound)?;
+        let item = self.read_item(keys::tenant_pk(id), keys::TENANT_SK).await?;
+        let item = item.ok_or(StoreError::TenantNotFound)?;
         items::tenant_from_item(item)
     }
 
@@ -283,16 +275,10 @@ impl Store {
     /// Reads a live user (tombstones are not found).
     #[instrument(skip_all, fields(tenant_id = %tenant, user_id = %id))]
     pub async fn get_user(&self, tenant: &TenantId, id: &UserId) -> Result<User, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(items::key(keys::user_pk(tenant, id), keys::USER_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::aws)?;
-        let item = out.item.ok_or(StoreError::NotFound)?;
+        let item = self
+            .read_item(keys::user_pk(tenant, id), keys::USER_SK)
+            .await?;
+        let item = item.ok_or(StoreError::NotFound)?;
         items::user_from_item(item)?.ok_or(StoreError::NotFound)
     }
 
@@ -321,16 +307,8 @@ impl Store {
         tenant: &TenantId,
         pk: String,
     ) -> Result<Option<User>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(items::key(pk, keys::CLAIM_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::aws)?;
-        let Some(claim) = out.item else {
+        let item = self.read_item(pk, keys::CLAIM_SK).await?;
+        let Some(claim) = item else {
             return Ok(None);
         };
         let uid = items::string_attr(&claim, "user_id")
@@ -441,19 +419,13 @@ impl Store {
         tenant: &TenantId,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(items::key(
+        let item = self
+            .read_item(
                 keys::idempotency_pk(tenant, &tx::digest(key)),
                 keys::IDEMPOTENCY_SK,
-            )))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::aws)?;
-        let Some(item) = out.item else {
+            )
+            .await?;
+        let Some(item) = item else {
             return Ok(None);
         };
         let field = |name: &str| {
@@ -471,6 +443,24 @@ impl Store {
             status,
             body: field("body")?,
         }))
+    }
+
+    /// Reads one item, strongly consistent.
+    pub(crate) async fn read_item(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<items::Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        Ok(out.item)
     }
 
     async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
