@@ -370,6 +370,10 @@ async fn each_password_rule_is_enforced_and_every_broken_rule_is_listed() {
             .await
             .unwrap();
         let body = assert_problem(resp, 422, "password_rejected").await;
+        assert_eq!(
+            body["instance"], "/invitations/{token}/accept",
+            "no token in problems"
+        );
         let codes: Vec<&str> = body["errors"]
             .as_array()
             .unwrap()

@@ -472,14 +472,41 @@ pub fn request_language(headers: &axum::http::HeaderMap) -> Language {
         .unwrap_or(Language::En)
 }
 
+/// The request path as a problem's `instance`, with an invitation token replaced by
+/// `{token}`: the secret should not travel on in error documents that clients log.
+fn instance_path(path: &str) -> String {
+    match path.strip_prefix("/invitations/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((_, tail)) => format!("/invitations/{{token}}/{tail}"),
+            None => "/invitations/{token}".to_owned(),
+        },
+        None => path.to_owned(),
+    }
+}
+
 /// Middleware: renders any [`ApiError`] parked in a response as problem+json in the request's
 /// language, and tags successful responses with their language too.
 pub async fn localize(request: Request, next: Next) -> Response {
     let lang = request_language(request.headers());
-    let path = request.uri().path().to_owned();
+    let path = instance_path(request.uri().path());
     let mut response = next.run(request).await;
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
         return error.render(lang, &path);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::instance_path;
+
+    #[test]
+    fn invitation_tokens_never_appear_in_a_problems_instance() {
+        assert_eq!(instance_path("/invitations/abc"), "/invitations/{token}");
+        assert_eq!(
+            instance_path("/invitations/abc/accept"),
+            "/invitations/{token}/accept"
+        );
+        assert_eq!(instance_path("/users/01J"), "/users/01J");
+    }
 }
