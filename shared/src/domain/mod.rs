@@ -4,6 +4,7 @@
 //! Every constructor error implements [`Localized`]: a stable machine-readable `code` and a
 //! message in the caller's [`Language`], used unchanged by the HTTP API and the CSV reports.
 
+mod billing;
 mod email;
 mod ids;
 mod invitation;
@@ -19,6 +20,7 @@ mod text;
 mod time;
 mod user;
 
+pub use billing::{BillingMonth, MonthError, billable_at};
 pub use email::{Email, EmailError};
 pub use ids::{IdError, InvitationId, TenantId, UserId};
 pub use invitation::{
