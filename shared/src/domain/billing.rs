@@ -13,7 +13,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, TimeZone as _, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{BillingPolicy, Language, Localized, StateChange, TimeZone, UserState};
+use super::{BillingPolicy, Language, Localized, StateChange, TimeZone, UserState, ValidityWindow};
 
 /// A calendar month, `yyyy-mm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -170,8 +170,9 @@ pub fn billable_at(history: &[StateChange], t: DateTime<Utc>, policy: BillingPol
         UserState::Invited => policy.count_invited,
         UserState::Suspended | UserState::Deleted => false,
     };
+    // History entries hold windows that were valid when written.
     let in_window =
-        entry.valid_from.is_none_or(|f| f <= t) && entry.valid_till.is_none_or(|e| t < e);
+        ValidityWindow::new(entry.valid_from, entry.valid_till).is_ok_and(|w| w.contains(t));
     state_counts && in_window
 }
 
