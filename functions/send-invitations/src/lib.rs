@@ -342,24 +342,23 @@ impl Sender {
         {
             return Ok(Outcome::Skipped);
         }
-        let why_not = match &found.user {
-            None => Some("user_deleted"),
-            Some(u) if u.status == Status::Suspended => Some("user_suspended"),
-            Some(_) => None,
-        };
-        if let Some(reason) = why_not {
-            return match self
-                .store
-                .close_invitation(&invitation, InvitationStatus::Revoked, reason)
-                .await
-            {
-                Ok(()) => Ok(Outcome::Revoked),
-                Err(StoreError::InvitationChanged) => Ok(Outcome::Skipped),
-                Err(e) => Err(e.into()),
-            };
-        }
-        let Some(recipient) = found.user else {
-            return Ok(Outcome::Skipped);
+        let recipient = match found.user {
+            Some(u) if u.status != Status::Suspended => u,
+            gone_or_suspended => {
+                let reason = match gone_or_suspended {
+                    None => "user_deleted",
+                    Some(_) => "user_suspended",
+                };
+                return match self
+                    .store
+                    .close_invitation(&invitation, InvitationStatus::Revoked, reason)
+                    .await
+                {
+                    Ok(()) => Ok(Outcome::Revoked),
+                    Err(StoreError::InvitationChanged) => Ok(Outcome::Skipped),
+                    Err(e) => Err(e.into()),
+                };
+            }
         };
         let tenant = self.tenant(tenant, cache).await?;
         let inviter = match invitation.invited_by {

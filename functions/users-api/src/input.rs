@@ -8,7 +8,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::problem::{ApiError, FieldProblem};
@@ -49,7 +48,7 @@ impl FromRequest<AppState> for JsonObject {
         };
         let mut canonical = String::with_capacity(bytes.len());
         canonical_json(&Value::Object(map.clone()), &mut canonical);
-        let canonical_hash = hex(&Sha256::digest(canonical.as_bytes()));
+        let canonical_hash = rollcall::digest::sha256_hex(canonical.as_bytes());
         Ok(JsonObject {
             map,
             canonical_hash,
@@ -93,10 +92,6 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(limit))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A member of a PATCH body: absent (leave alone), `null` (clear) or a value.

@@ -331,7 +331,6 @@ pub async fn resend_invitation(
             Err(StoreError::InvitationChanged | StoreError::VersionConflict) if attempt == 0 => {
                 attempt += 1;
             }
-            Err(StoreError::InvitationChanged) => return Err(ApiError::Busy),
             Err(e) => return Err(e.into()),
         }
     }

@@ -13,7 +13,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{Email, InvitationId, Language, Localized, Status, TenantId, User, UserId};
 
@@ -73,8 +72,7 @@ impl InvitationToken {
 
     /// Its SHA-256: the only form that is stored.
     pub fn digest(&self) -> TokenDigest {
-        let hash = Sha256::digest(self.expose().as_bytes());
-        TokenDigest(hash.iter().map(|b| format!("{b:02x}")).collect())
+        TokenDigest(crate::digest::sha256_hex(self.expose().as_bytes()))
     }
 }
 
@@ -84,11 +82,6 @@ impl InvitationToken {
 pub struct TokenDigest(String);
 
 impl TokenDigest {
-    /// Reads a stored digest.
-    pub fn from_stored(hex: String) -> TokenDigest {
-        TokenDigest(hex)
-    }
-
     /// The hex digest.
     pub fn as_str(&self) -> &str {
         &self.0

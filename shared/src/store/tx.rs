@@ -11,7 +11,6 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use super::{IDEMPOTENCY_TTL_HOURS, IdempotencyRecord, StoreError, items, keys};
 use crate::domain::{Invitation, TenantId, User, UserId};
@@ -76,8 +75,7 @@ pub(crate) struct Transaction {
 
 /// SHA-256 of `s`, hex.
 pub(crate) fn digest(s: &str) -> String {
-    let hash = Sha256::digest(s.as_bytes());
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_hex(s.as_bytes())
 }
 
 fn num(n: impl ToString) -> AttributeValue {
