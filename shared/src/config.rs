@@ -64,3 +64,19 @@ impl StoreConfig {
         })
     }
 }
+
+/// The bucket of imports, reports and billing lists (`BUCKET_NAME`).
+#[derive(Debug, Clone)]
+pub struct BucketConfig {
+    /// The S3 bucket.
+    pub bucket_name: String,
+}
+
+impl BucketConfig {
+    /// Reads `BUCKET_NAME`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(BucketConfig {
+            bucket_name: required("BUCKET_NAME")?,
+        })
+    }
+}

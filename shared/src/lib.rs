@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod csv;
 pub mod digest;
 pub mod domain;
 pub mod mail;

@@ -107,6 +107,8 @@ pub enum ApiError {
     ImportInProgress,
     /// 409: this would leave the tenant without an active admin.
     LastAdmin,
+    /// 409: every seat of the tenant's limit is taken.
+    SeatLimitReached(u32),
     /// 409: the status change is not allowed from the current status.
     InvalidTransition(TransitionError),
     /// 422: the `Idempotency-Key` was used with another body.
@@ -264,6 +266,16 @@ impl ApiError {
                 "last_admin",
                 "最後の有効な管理者は削除・停止・降格できません。".into(),
                 "The tenant's last active admin can't be removed, suspended or demoted.".into(),
+            ),
+            E::SeatLimitReached(limit) => (
+                StatusCode::CONFLICT,
+                "seat_limit_reached",
+                format!(
+                    "契約ユーザー数の上限（{limit}）に達しています。ユーザーを停止または削除して枠を空けてください。"
+                ),
+                format!(
+                    "The tenant's seat limit ({limit}) is reached. Suspend or delete a user to free a seat."
+                ),
             ),
             E::InvalidTransition(t) => (
                 StatusCode::CONFLICT,
@@ -429,6 +441,7 @@ impl From<StoreError> for ApiError {
             StoreError::LoginIdTaken => ApiError::LoginIdTaken,
             StoreError::ImportInProgress => ApiError::ImportInProgress,
             StoreError::LastAdmin => ApiError::LastAdmin,
+            StoreError::SeatLimitReached { limit } => ApiError::SeatLimitReached(limit),
             StoreError::IdempotencyKeyUsed => ApiError::IdempotencyKeyReused,
             StoreError::Contention => ApiError::Busy,
             StoreError::TokenUsed => ApiError::InvitationUsed,

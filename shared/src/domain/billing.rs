@@ -158,11 +158,17 @@ impl From<BillingMonth> for String {
     }
 }
 
+/// The history entry in force at `t`: the latest that took effect at or before it (`None`: the
+/// user did not exist yet).
+pub fn state_at(history: &[StateChange], t: DateTime<Utc>) -> Option<&StateChange> {
+    history.iter().rev().find(|e| e.at <= t)
+}
+
 /// Whether a user with this history was billable at `t`: they existed (created at or before
 /// `t`, not deleted by then), were not suspended, `t` lay in their validity window, and, if
 /// still invited, the tenant bills invited users.
 pub fn billable_at(history: &[StateChange], t: DateTime<Utc>, policy: BillingPolicy) -> bool {
-    let Some(entry) = history.iter().rev().find(|e| e.at <= t) else {
+    let Some(entry) = state_at(history, t) else {
         return false;
     };
     let state_counts = match entry.state {

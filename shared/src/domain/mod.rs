@@ -20,7 +20,7 @@ mod text;
 mod time;
 mod user;
 
-pub use billing::{BillingMonth, MonthError, billable_at};
+pub use billing::{BillingMonth, MonthError, billable_at, state_at};
 pub use email::{Email, EmailError};
 pub use ids::{IdError, InvitationId, TenantId, UserId};
 pub use invitation::{
@@ -37,7 +37,7 @@ pub use phone::{Phone, PhoneError};
 pub use role::{Role, RoleError};
 pub use sets::{AppRole, AppRoles, Group, Groups, RoleCatalogue, SetError, UnknownAppRoles};
 pub use status::{Status, StatusError, TransitionError};
-pub use tenant::{BillingPolicy, Tenant};
+pub use tenant::{BillingPolicy, SeatUsage, Tenant};
 pub use text::{DisplayName, Notes, ShortText, TextError, search_key};
 pub use time::{TimeZone, TimeZoneError, ValidityError, ValidityWindow};
 pub use user::{NewUser, StateChange, User, UserState};

@@ -41,6 +41,29 @@ impl Default for BillingPolicy {
     }
 }
 
+/// How many of a tenant's users hold a seat, by the counters kept on the tenant item. A user
+/// holds a seat while active, or invited when the tenant bills invited users, whatever their
+/// validity window says: a window can open without any write, so only this count guarantees
+/// that the billable count never exceeds the seat limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeatUsage {
+    /// Active users.
+    pub active: u64,
+    /// Active and invited users.
+    pub active_or_invited: u64,
+}
+
+impl SeatUsage {
+    /// The seats in use under `policy`.
+    pub fn used(self, policy: BillingPolicy) -> u64 {
+        if policy.count_invited {
+            self.active_or_invited
+        } else {
+            self.active
+        }
+    }
+}
+
 impl Tenant {
     /// A tenant with the default settings: Asia/Tokyo, Japanese, no seat limit, an empty role
     /// catalogue and the default password policy.

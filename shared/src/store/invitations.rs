@@ -509,7 +509,7 @@ impl Store {
                 .expression_attribute_values(":now", s(due_key(now))),
             Guard::TokenUnused,
         )?;
-        tx.commit(&self.client).await?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -528,7 +528,7 @@ impl Store {
         tx.user_at_version(user)?;
         self.add_invitation(&mut tx, supersede, invitation)?;
         tx.import_lock_free(&user.tenant, now)?;
-        tx.commit(&self.client).await
+        self.commit(tx).await
     }
 
     /// Like [`Store::update_user`], and also invites the user again (their email changed).
@@ -542,7 +542,7 @@ impl Store {
         let now = self.clock.now();
         let (mut tx, after) = self.user_update_tx(before, after, now)?;
         self.add_invitation(&mut tx, supersede, invitation)?;
-        tx.commit(&self.client).await?;
+        self.commit(tx).await?;
         Ok(after)
     }
 

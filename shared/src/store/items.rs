@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::{StoreError, keys, schema};
 use crate::domain::{
     AppRoles, BillingPolicy, DisplayName, Email, Groups, Language, LoginId, Notes, PasswordHash,
-    PasswordPolicy, Phone, Role, RoleCatalogue, ShortText, StateChange, Status, Tenant, TenantId,
-    TimeZone, User, UserId, UserState, ValidityWindow,
+    PasswordPolicy, Phone, Role, RoleCatalogue, SeatUsage, ShortText, StateChange, Status, Tenant,
+    TenantId, TimeZone, User, UserId, UserState, ValidityWindow,
 };
 
 /// A DynamoDB item.
@@ -41,6 +41,10 @@ struct TenantItem {
     billing: BillingPolicy,
     #[serde(default)]
     active_admins: u64,
+    #[serde(default)]
+    users_active: u64,
+    #[serde(default)]
+    users_active_or_invited: u64,
 }
 
 pub(crate) fn tenant_to_item(t: &Tenant) -> Result<Item, StoreError> {
@@ -59,14 +63,20 @@ pub(crate) fn tenant_to_item(t: &Tenant) -> Result<Item, StoreError> {
         password_policy: t.password_policy.clone(),
         billing: t.billing,
         active_admins: 0,
+        users_active: 0,
+        users_active_or_invited: 0,
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::Corrupt(format!("tenant item: {e}")))
 }
 
-pub(crate) fn tenant_from_item(item: Item) -> Result<Tenant, StoreError> {
+pub(crate) fn tenant_from_item(item: Item) -> Result<(Tenant, SeatUsage), StoreError> {
     let t: TenantItem = serde_dynamo::from_item(item)
         .map_err(|e| StoreError::Corrupt(format!("tenant item: {e}")))?;
-    Ok(Tenant {
+    let usage = SeatUsage {
+        active: t.users_active,
+        active_or_invited: t.users_active_or_invited,
+    };
+    let tenant = Tenant {
         id: t.tenant_id,
         name: t.name,
         billing_time_zone: t.billing_time_zone,
@@ -75,7 +85,8 @@ pub(crate) fn tenant_from_item(item: Item) -> Result<Tenant, StoreError> {
         role_catalogue: t.role_catalogue,
         password_policy: t.password_policy,
         billing: t.billing,
-    })
+    };
+    Ok((tenant, usage))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -134,6 +145,13 @@ struct UserItem {
 fn user_item(u: &User, state: UserState, listed: bool, expires_at: Option<i64>) -> UserItem {
     let name_key = u.name.sort_key();
     let tenant_pk = keys::tenant_pk(&u.tenant);
+    // Live users are listed by name and by creation; tombstones only in their own partition of
+    // the by-created index, where billing finds them.
+    let created_pk = if listed {
+        tenant_pk.clone()
+    } else {
+        keys::deleted_users_pk(&u.tenant)
+    };
     UserItem {
         pk: keys::user_pk(&u.tenant, &u.id),
         sk: keys::USER_SK.into(),
@@ -163,9 +181,9 @@ fn user_item(u: &User, state: UserState, listed: bool, expires_at: Option<i64>) 
         updated_at: u.updated_at,
         version: u.version,
         history: u.history.clone(),
-        gsi1pk: listed.then(|| tenant_pk.clone()),
-        gsi2pk: listed.then_some(tenant_pk),
-        gsi2sk: listed.then(|| u.id.to_string()),
+        gsi1pk: listed.then_some(tenant_pk),
+        gsi2pk: Some(created_pk),
+        gsi2sk: Some(u.id.to_string()),
         expires_at,
     }
 }
@@ -176,7 +194,7 @@ pub(crate) fn user_to_item(u: &User) -> Result<Item, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("user item: {e}")))
 }
 
-/// A deleted user's tombstone: out of the indexes, kept for billing history until TTL.
+/// A deleted user's tombstone: out of the listings, kept for billing history until TTL.
 pub(crate) fn tombstone_to_item(u: &User, deleted_at: DateTime<Utc>) -> Result<Item, StoreError> {
     let mut u = u.clone();
     u.updated_at = deleted_at;

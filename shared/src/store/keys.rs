@@ -7,6 +7,12 @@ pub fn tenant_pk(t: &TenantId) -> String {
     format!("TENANT#{t}")
 }
 
+/// `DELETED#{tid}`: the by-created index partition of a tenant's tombstones, beside the live
+/// users' `TENANT#{tid}`, so billing reads the deleted with the living and listings never see them.
+pub fn deleted_users_pk(t: &TenantId) -> String {
+    format!("DELETED#{t}")
+}
+
 /// Sort key of the tenant item.
 pub const TENANT_SK: &str = "TENANT";
 /// Sort key of the tenant's import lock.

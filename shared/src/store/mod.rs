@@ -6,6 +6,7 @@
 //! conditional on the user's `version` (optimistic concurrency). A failed condition is mapped back
 //! to the item that failed it, giving a typed error such as [`StoreError::EmailTaken`].
 
+mod billing;
 mod cursor;
 mod invitations;
 mod items;
@@ -23,8 +24,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use tracing::instrument;
 
 use crate::clock::Clock;
-use crate::domain::{Email, Invitation, LoginId, Tenant, TenantId, User, UserId};
+use crate::domain::{Email, Invitation, LoginId, SeatUsage, Tenant, TenantId, User, UserId};
 
+pub use billing::{BillingMember, BillingSnapshot, Members, SnapshotWrite};
 pub use cursor::{CursorError, CursorSigner};
 pub use invitations::{
     INVITATION_RETENTION_DAYS, REDRIVE_AFTER_MINUTES, TOKEN_RETENTION_DAYS, TokenRecord,
@@ -33,7 +35,7 @@ pub use invitations::{
 pub use items::TOMBSTONE_RETENTION_DAYS;
 pub use list::{ListQuery, Page, PageKey, SortBy, SortOrder};
 pub use metrics::RequestCounter;
-use tx::{Guard, Transaction};
+use tx::{Guard, TenantDelta, Transaction};
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +64,12 @@ pub enum StoreError {
     /// The write would leave the tenant without an active admin.
     #[error("the tenant's last active admin can't be removed")]
     LastAdmin,
+    /// The write would take a seat and every seat of the tenant's limit is taken.
+    #[error("the tenant's seat limit ({limit}) is reached")]
+    SeatLimitReached {
+        /// The limit (0 until read back from the tenant).
+        limit: u32,
+    },
     /// The `Idempotency-Key` was used before; the caller decides between replay and refusal.
     #[error("idempotency key already used")]
     IdempotencyKeyUsed,
@@ -135,6 +143,7 @@ impl StoreError {
             | StoreError::LoginIdTaken
             | StoreError::ImportInProgress
             | StoreError::LastAdmin
+            | StoreError::SeatLimitReached { .. }
             | StoreError::IdempotencyKeyUsed
             | StoreError::InvitationChanged
             | StoreError::TokenUsed
@@ -222,6 +231,12 @@ impl Store {
     /// Reads a tenant.
     #[instrument(skip_all, fields(tenant_id = %id))]
     pub async fn get_tenant(&self, id: &TenantId) -> Result<Tenant, StoreError> {
+        Ok(self.tenant_and_seats(id).await?.0)
+    }
+
+    /// Reads a tenant and the seats its users hold.
+    #[instrument(skip_all, fields(tenant_id = %id))]
+    pub async fn tenant_and_seats(&self, id: &TenantId) -> Result<(Tenant, SeatUsage), StoreError> {
         let item = self.read_item(keys::tenant_pk(id), keys::TENANT_SK).await?;
         let item = item.ok_or(StoreError::TenantNotFound)?;
         items::tenant_from_item(item)
@@ -268,7 +283,7 @@ impl Store {
             tx.put_invitation(invitation)?;
         }
         tx.import_lock_free(&user.tenant, now)?;
-        tx.tenant_guard(&user.tenant, if user.is_active_admin() { 1 } else { 0 })?;
+        tx.tenant_guard(&user.tenant, TenantDelta::between(None, Some(user)))?;
         self.commit(tx).await
     }
 
@@ -379,8 +394,10 @@ impl Store {
             )?;
         }
         tx.import_lock_free(&before.tenant, now)?;
-        let delta = i64::from(after.is_active_admin()) - i64::from(before.is_active_admin());
-        tx.tenant_guard(&before.tenant, delta)?;
+        tx.tenant_guard(
+            &before.tenant,
+            TenantDelta::between(Some(before), Some(&after)),
+        )?;
         Ok((tx, after))
     }
 
@@ -409,7 +426,7 @@ impl Store {
             &user.id,
         )?;
         tx.import_lock_free(&user.tenant, now)?;
-        tx.tenant_guard(&user.tenant, -i64::from(user.is_active_admin()))?;
+        tx.tenant_guard(&user.tenant, TenantDelta::between(Some(user), None))?;
         self.commit(tx).await
     }
 
@@ -463,7 +480,18 @@ impl Store {
         Ok(out.item)
     }
 
-    async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
-        tx.commit(&self.client).await
+    /// Commits a transaction. The seat-limit condition also fails when the tenant is missing,
+    /// so that failure is told apart by reading the tenant.
+    pub(crate) async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
+        let tenant = tx.seat_tenant().cloned();
+        match (tx.commit(&self.client).await, tenant) {
+            (Err(StoreError::SeatLimitReached { .. }), Some(tenant)) => {
+                let (tenant, _) = self.tenant_and_seats(&tenant).await?;
+                Err(StoreError::SeatLimitReached {
+                    limit: tenant.seat_limit.unwrap_or_default(),
+                })
+            }
+            (result, _) => result,
+        }
     }
 }

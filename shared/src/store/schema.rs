@@ -36,7 +36,8 @@ pub const BY_NAME: Index = Index {
     sk: "gsi1sk",
 };
 
-/// A tenant's live users sorted by creation (ULID): `TENANT#{tid}` / `{uid}`.
+/// A tenant's live users sorted by creation (ULID): `TENANT#{tid}` / `{uid}`; its deleted users
+/// (tombstones, kept for billing) under `DELETED#{tid}` / `{uid}`.
 pub const BY_CREATED: Index = Index {
     name: "by_created",
     pk: "gsi2pk",

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 
 use super::{IDEMPOTENCY_TTL_HOURS, IdempotencyRecord, StoreError, items, keys};
-use crate::domain::{Invitation, TenantId, User, UserId};
+use crate::domain::{Invitation, Status, TenantId, User, UserId};
 
 /// What a failed condition on one item of a transaction means. Declared in order of priority:
 /// when several items fail, the first in this order is reported.
@@ -33,6 +33,8 @@ pub(crate) enum Guard {
     LoginClaim,
     /// Removing an active admin leaves another.
     AdminCount,
+    /// A seat is free (or the tenant has no seat limit); the tenant exists.
+    SeatLimit,
     /// The claim being released belongs to this user.
     ClaimRelease,
     /// A fresh user id is unused.
@@ -55,10 +57,44 @@ impl Guard {
             Guard::EmailClaim => StoreError::EmailTaken,
             Guard::LoginClaim => StoreError::LoginIdTaken,
             Guard::AdminCount => StoreError::LastAdmin,
+            Guard::SeatLimit => StoreError::SeatLimitReached { limit: 0 },
             Guard::UserNew => StoreError::Corrupt("a new user id collided".into()),
             Guard::InvitationState => StoreError::InvitationChanged,
             Guard::TokenUnused => StoreError::TokenUsed,
             Guard::Invitation => StoreError::Corrupt("a new invitation id collided".into()),
+        }
+    }
+}
+
+/// How one user write moves the counters on its tenant's item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TenantDelta {
+    /// Active admins.
+    pub(crate) admins: i64,
+    /// Active users.
+    pub(crate) active: i64,
+    /// Active and invited users.
+    pub(crate) active_or_invited: i64,
+}
+
+impl TenantDelta {
+    /// The change from `before` to `after` (`None`: the user does not exist, or is deleted).
+    pub(crate) fn between(before: Option<&User>, after: Option<&User>) -> TenantDelta {
+        let counts = |u: Option<&User>| {
+            u.map_or((0, 0, 0), |u| {
+                (
+                    i64::from(u.is_active_admin()),
+                    i64::from(u.status == Status::Active),
+                    i64::from(matches!(u.status, Status::Active | Status::Invited)),
+                )
+            })
+        };
+        let (a0, b0, c0) = counts(before);
+        let (a1, b1, c1) = counts(after);
+        TenantDelta {
+            admins: a1 - a0,
+            active: b1 - b0,
+            active_or_invited: c1 - c0,
         }
     }
 }
@@ -71,6 +107,8 @@ pub(crate) struct Transaction {
     table: String,
     items: Vec<TransactWriteItem>,
     guards: Vec<Guard>,
+    /// The tenant whose seat limit the transaction checks, if any.
+    seat_tenant: Option<TenantId>,
 }
 
 /// SHA-256 of `s`, hex.
@@ -88,6 +126,7 @@ impl Transaction {
             table: table.to_owned(),
             items: Vec::new(),
             guards: Vec::new(),
+            seat_tenant: None,
         }
     }
 
@@ -228,11 +267,16 @@ impl Transaction {
         Ok(())
     }
 
-    /// Requires the tenant to exist and moves its count of active admins by `delta`, refusing
-    /// to take it below one.
-    pub(crate) fn tenant_guard(&mut self, tenant: &TenantId, delta: i64) -> Result<(), StoreError> {
+    /// Requires the tenant to exist and moves its counters by `delta`: the count of active
+    /// admins (never below one) and the seat counters (never above the seat limit, under the
+    /// tenant's billing policy, when a seat is taken).
+    pub(crate) fn tenant_guard(
+        &mut self,
+        tenant: &TenantId,
+        delta: TenantDelta,
+    ) -> Result<(), StoreError> {
         let key = items::key(keys::tenant_pk(tenant), keys::TENANT_SK);
-        if delta == 0 {
+        if delta == TenantDelta::default() {
             let check = ConditionCheck::builder()
                 .table_name(&self.table)
                 .set_key(Some(key))
@@ -245,31 +289,64 @@ impl Transaction {
             );
             return Ok(());
         }
-        let update = Update::builder()
+        let mut sets = Vec::new();
+        let mut conditions = vec!["attribute_exists(pk)".to_owned()];
+        let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key))
-            .expression_attribute_values(":d", num(delta.abs()));
-        let (update, guard) = if delta > 0 {
-            (
-                update
-                    .update_expression(
-                        "SET active_admins = if_not_exists(active_admins, :zero) + :d",
-                    )
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":zero", num(0)),
-                Guard::TenantExists,
-            )
-        } else {
-            (
-                update
-                    .update_expression("SET active_admins = active_admins - :d")
-                    .condition_expression("attribute_exists(pk) AND active_admins > :d"),
-                Guard::AdminCount,
-            )
-        };
-        let update = update.build().map_err(StoreError::build)?;
+            .expression_attribute_values(":zero", num(0));
+        for (attr, d) in [
+            ("active_admins", delta.admins),
+            ("users_active", delta.active),
+            ("users_active_or_invited", delta.active_or_invited),
+        ] {
+            if d != 0 {
+                sets.push(format!("{attr} = if_not_exists({attr}, :zero) + :d_{attr}"));
+                update = update.expression_attribute_values(format!(":d_{attr}"), num(d));
+            }
+        }
+        let mut guard = Guard::TenantExists;
+        if delta.admins < 0 {
+            conditions.push("active_admins > :one".into());
+            update = update.expression_attribute_values(":one", num(1));
+            guard = Guard::AdminCount;
+        }
+        // A seat is taken: an active user counts under every policy, an invited one only when
+        // the tenant bills invited users. One user moves each counter by one at most.
+        if delta.active > 0 {
+            conditions.push(
+                "(attribute_not_exists(seat_limit) OR billing.count_invited = :yes \
+                 OR users_active < seat_limit)"
+                    .into(),
+            );
+            guard = Guard::SeatLimit;
+        }
+        if delta.active_or_invited > 0 {
+            conditions.push(
+                "(attribute_not_exists(seat_limit) OR billing.count_invited = :no \
+                 OR users_active_or_invited < seat_limit)"
+                    .into(),
+            );
+            guard = Guard::SeatLimit;
+        }
+        if guard == Guard::SeatLimit {
+            self.seat_tenant = Some(tenant.clone());
+            update = update
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .expression_attribute_values(":no", AttributeValue::Bool(false));
+        }
+        let update = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression(conditions.join(" AND "))
+            .build()
+            .map_err(StoreError::build)?;
         self.push(TransactWriteItem::builder().update(update).build(), guard);
         Ok(())
+    }
+
+    /// The tenant whose seat limit this transaction checks.
+    pub(crate) fn seat_tenant(&self) -> Option<&TenantId> {
+        self.seat_tenant.as_ref()
     }
 
     /// Commits, retrying a few times when cancelled only by concurrent transactions.
