@@ -1,0 +1,31 @@
+//! The billing-snapshot Lambda function: read config, build the SDK clients once, run.
+
+use std::sync::Arc;
+
+use aws_config::BehaviorVersion;
+use billing_snapshot::{SnapshotConfig, SnapshotRequest, Snapshotter};
+use lambda_runtime::{LambdaEvent, service_fn};
+use rollcall::clock::SystemClock;
+use rollcall::store::Store;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let (store, settings) = SnapshotConfig::from_env().inspect_err(|e| {
+        tracing::error!(error = %e, "refusing to start: the configuration is incomplete");
+    })?;
+    let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    let store = Store::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        store.table_name,
+        Arc::new(SystemClock),
+    );
+    let snapshotter = Snapshotter::new(store, aws_sdk_s3::Client::new(&sdk), settings);
+    let snapshotter = &snapshotter;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<SnapshotRequest>| async move {
+            snapshotter.function_handler(event).await
+        },
+    ))
+    .await
+}
