@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use aws_config::SdkConfig;
+use billing_snapshot::{SnapshotConfig, Snapshotter};
 use reqwest::{Method, RequestBuilder, Response};
 use rollcall::clock::{Clock, SystemClock};
 use rollcall::domain::{DisplayName, Email, LoginId, Role, TenantId, TimeZone, User, UserId};
+use rollcall::files::Bucket;
 use rollcall::store::{RequestCounter, Store, schema};
 use rollcall_cli::bootstrap::{self, TenantSpec};
 use rollcall_cli::local::{self, Moto};
@@ -119,6 +121,8 @@ pub struct TestApp {
     pub counter: RequestCounter,
     /// Tenant `acme`.
     pub acme: TestTenant,
+    /// This app's bucket.
+    pub bucket: Bucket,
 }
 
 /// Starts an app with the system clock.
@@ -139,9 +143,13 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
     schema::create_table(&client, &table)
         .await
         .expect("creating the test table");
+    let bucket = local::provision_bucket(&sdk, &table)
+        .await
+        .expect("creating the test bucket");
     let store = Store::new(client, table, clock);
     let state = AppState::new(
         store.clone(),
+        bucket.clone(),
         TokenVerifier::hs256(&SecretString::from(TEST_JWT_SECRET)),
         SecretString::from("e2e-tests-cursor-key-at-least-32-characters"),
         Limits::default(),
@@ -162,11 +170,17 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
         store,
         counter,
         acme,
+        bucket,
     }
 }
 
 /// Creates a tenant with an active admin `admin@{id}.example` and a token for them.
 pub async fn add_tenant(store: &Store, id: &str) -> TestTenant {
+    add_tenant_in(store, id, TimeZone::TOKYO).await
+}
+
+/// Like [`add_tenant`], billed in `time_zone`.
+pub async fn add_tenant_in(store: &Store, id: &str, time_zone: TimeZone) -> TestTenant {
     let id = TenantId::parse(id).expect("tenant id");
     bootstrap::create_tenant(
         store,
@@ -174,7 +188,7 @@ pub async fn add_tenant(store: &Store, id: &str) -> TestTenant {
             id: id.clone(),
             name: DisplayName::parse(&format!("{id} Inc.")).expect("name"),
             seat_limit: None,
-            time_zone: TimeZone::TOKYO,
+            time_zone,
         },
     )
     .await
@@ -237,6 +251,30 @@ impl TestApp {
         StreamPoller::new(&sdk().await, self.store.table())
             .await
             .expect("opening the table stream")
+    }
+
+    /// billing-snapshot over this app's store and bucket.
+    pub fn snapshotter(&self) -> Snapshotter {
+        Snapshotter::new(
+            self.store.clone(),
+            self.bucket.clone(),
+            SnapshotConfig::default(),
+        )
+    }
+
+    /// Reads an object of this app's bucket as text.
+    pub async fn object_text(&self, key: &str) -> String {
+        let out = self
+            .bucket
+            .client()
+            .get_object()
+            .bucket(self.bucket.name())
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("reading {key}: {e:?}"));
+        let bytes = out.body.collect().await.expect("the object's body");
+        String::from_utf8(bytes.into_bytes().to_vec()).expect("UTF-8")
     }
 
     /// Creates another tenant with its admin.
@@ -328,4 +366,19 @@ pub fn write_benchmark_section(key: &str, heading: &str, body: &str) {
         _ => format!("{}\n\n## {heading}\n\n{section}\n", current.trim_end()),
     };
     std::fs::write(&path, updated).expect("writing BENCHMARKS.md");
+}
+
+/// Runs every future on its own task, all at once, and collects their outputs in order.
+pub async fn join_spawned<F: std::future::Future + Send + 'static>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.expect("task panicked"));
+    }
+    out
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod csv;
 pub mod digest;
 pub mod domain;
+pub mod files;
 pub mod mail;
 pub mod store;
 pub mod telemetry;

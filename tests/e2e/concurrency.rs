@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use rollcall::domain::{Role, UserId};
-use rollcall_e2e::{spawn_app, status_and_json, token};
+use rollcall_e2e::{join_spawned, spawn_app, status_and_json, token};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -19,7 +19,7 @@ async fn twenty_concurrent_creates_with_one_email_make_exactly_one_user() {
             }))
             .send()
     });
-    let responses = futures_join_all(requests).await;
+    let responses = join_spawned(requests).await;
     let mut created = 0;
     let mut conflicts = 0;
     for resp in responses {
@@ -59,7 +59,7 @@ async fn twenty_concurrent_patches_with_one_if_match_give_one_200_and_nineteen_4
     });
     let mut ok = Vec::new();
     let mut refused = 0;
-    for resp in futures_join_all(requests).await {
+    for resp in join_spawned(requests).await {
         let (status, body) = status_and_json(resp.unwrap()).await;
         match status {
             200 => ok.push(body),
@@ -116,19 +116,4 @@ async fn two_admins_suspending_each_other_at_once_leave_one_active_admin() {
     assert_eq!(statuses, [200, 409], "{ba} {bb}");
     let refused = if sa == 409 { ba } else { bb };
     assert_eq!(refused["code"], "last_admin");
-}
-
-/// Runs futures concurrently and collects their outputs in order.
-async fn futures_join_all<F: std::future::Future + Send + 'static>(
-    futures: impl IntoIterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        out.push(h.await.expect("task panicked"));
-    }
-    out
 }

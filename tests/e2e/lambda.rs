@@ -13,6 +13,7 @@ async fn invoke(test: &TestApp, event_file: &str, token: &str) -> serde_json::Va
     let request: LambdaRequest = serde_json::from_str(&raw).expect("an API Gateway v2 event");
     let state = AppState::new(
         test.store.clone(),
+        test.bucket.clone(),
         users_api::auth::TokenVerifier::hs256(&secrecy::SecretString::from(
             rollcall_e2e::TEST_JWT_SECRET,
         )),

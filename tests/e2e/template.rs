@@ -208,25 +208,95 @@ fn every_route_of_the_router_is_an_api_gateway_route_of_the_function_and_back() 
 }
 
 #[test]
-fn the_function_policy_names_single_actions_on_the_table_only() {
+fn every_function_policy_names_single_actions_on_named_resources() {
     let t = template();
-    let statements = t["Resources"]["UsersApiFunction"]["Properties"]["Policies"][0]["Statement"]
-        .as_array()
-        .unwrap()
-        .clone();
-    for s in statements {
-        let actions: Vec<&str> = s["Action"]
+    let resources = t["Resources"].as_object().unwrap();
+    let functions: Vec<_> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .collect();
+    assert_eq!(
+        functions.len(),
+        3,
+        "users-api, send-invitations, billing-snapshot"
+    );
+    for (name, f) in functions {
+        let statements = f["Properties"]["Policies"][0]["Statement"]
             .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap())
-            .collect();
-        assert!(
-            actions
-                .iter()
-                .all(|a| a.starts_with("dynamodb:") && !a.contains('*')),
-            "{actions:?}"
-        );
-        assert!(!s["Resource"].to_string().contains("\"*\""), "{s}");
+            .unwrap();
+        for s in statements {
+            let actions: Vec<&str> = match &s["Action"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Array(a) => a.iter().map(|a| a.as_str().unwrap()).collect(),
+                other => panic!("{name}: {other}"),
+            };
+            assert!(
+                actions.iter().all(|a| !a.contains('*')),
+                "{name}: {actions:?}"
+            );
+            assert!(!s["Resource"].to_string().contains("\"*\""), "{name}: {s}");
+        }
     }
+}
+
+#[test]
+fn billing_runs_hourly_on_the_first_two_days_in_tokyo_with_retries_and_a_dead_letter_queue() {
+    let t = template();
+    let f = &t["Resources"]["BillingSnapshotFunction"]["Properties"];
+    let schedule = &f["Events"]["MonthEnd"];
+    assert_eq!(schedule["Type"], "ScheduleV2");
+    let p = &schedule["Properties"];
+    assert_eq!(p["ScheduleExpressionTimezone"], "Asia/Tokyo");
+    assert_eq!(p["ScheduleExpression"], "cron(5 * 1,2 * ? *)");
+    assert_eq!(p["DeadLetterConfig"]["Type"], "SQS");
+    assert!(p["RetryPolicy"]["MaximumRetryAttempts"].as_u64().unwrap() > 0);
+    // The scheduled payload is what the handler takes as the schedule's run.
+    let input: billing_snapshot::SnapshotRequest =
+        serde_json::from_str(p["Input"].as_str().unwrap()).unwrap();
+    assert!(!input.is_redrive());
+    assert_eq!(f["EventInvokeConfig"]["MaximumRetryAttempts"], 2);
+}
+
+#[tokio::test]
+async fn the_provisioned_local_bucket_matches_the_template() {
+    let t = template();
+    let p = &t["Resources"]["Bucket"]["Properties"];
+    let block = &p["PublicAccessBlockConfiguration"];
+    let sse = &p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+        ["SSEAlgorithm"];
+
+    let name = unique_table();
+    let bucket = rollcall_cli::local::provision_bucket(&sdk().await, &name)
+        .await
+        .unwrap();
+    let s3 = bucket.client();
+    let got = s3
+        .get_public_access_block()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap();
+    let got = got.public_access_block_configuration().unwrap();
+    for (field, value) in [
+        ("BlockPublicAcls", got.block_public_acls()),
+        ("BlockPublicPolicy", got.block_public_policy()),
+        ("IgnorePublicAcls", got.ignore_public_acls()),
+        ("RestrictPublicBuckets", got.restrict_public_buckets()),
+    ] {
+        assert_eq!(block[field], true, "{field} in the template");
+        assert_eq!(value, Some(true), "{field} provisioned");
+    }
+    let enc = s3
+        .get_bucket_encryption()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap();
+    let rule = &enc.server_side_encryption_configuration().unwrap().rules()[0];
+    let algorithm = rule
+        .apply_server_side_encryption_by_default()
+        .unwrap()
+        .sse_algorithm()
+        .as_str();
+    assert_eq!(sse, algorithm);
 }

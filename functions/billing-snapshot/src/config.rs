@@ -5,28 +5,27 @@ use rollcall::config::{self, BucketConfig, ConfigError, StoreConfig};
 /// Default number of tenants counted at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
-/// Where the lists go and how much runs at once.
+/// How much runs at once.
 #[derive(Debug, Clone)]
 pub struct SnapshotConfig {
-    /// The bucket of the lists of counted users (`BUCKET_NAME`).
-    pub bucket: String,
     /// Tenants counted at once (`SNAPSHOT_CONCURRENCY`, 1 to 64, default 8).
     pub concurrency: usize,
 }
 
-impl SnapshotConfig {
-    /// Settings with the default concurrency.
-    pub fn new(bucket: impl Into<String>) -> SnapshotConfig {
+impl Default for SnapshotConfig {
+    fn default() -> Self {
         SnapshotConfig {
-            bucket: bucket.into(),
             concurrency: DEFAULT_CONCURRENCY,
         }
     }
+}
 
-    /// Reads `BUCKET_NAME` and `SNAPSHOT_CONCURRENCY`, and `TABLE_NAME` for the store.
-    pub fn from_env() -> Result<(StoreConfig, SnapshotConfig), ConfigError> {
+impl SnapshotConfig {
+    /// Reads `SNAPSHOT_CONCURRENCY`, and `TABLE_NAME` and `BUCKET_NAME` for the store and the
+    /// bucket of the lists.
+    pub fn from_env() -> Result<(StoreConfig, BucketConfig, SnapshotConfig), ConfigError> {
         let store = StoreConfig::from_env()?;
-        let bucket = BucketConfig::from_env()?.bucket_name;
+        let bucket = BucketConfig::from_env()?;
         let concurrency =
             config::parsed::<usize>("SNAPSHOT_CONCURRENCY")?.unwrap_or(DEFAULT_CONCURRENCY);
         if !(1..=64).contains(&concurrency) {
@@ -35,12 +34,6 @@ impl SnapshotConfig {
                 reason: "must be from 1 to 64".into(),
             });
         }
-        Ok((
-            store,
-            SnapshotConfig {
-                bucket,
-                concurrency,
-            },
-        ))
+        Ok((store, bucket, SnapshotConfig { concurrency }))
     }
 }

@@ -17,13 +17,13 @@
 
 pub mod config;
 
-use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
 use rollcall::csv::CsvWriter;
 use rollcall::digest::sha256_hex;
 use rollcall::domain::{BillingMonth, Tenant, TenantId, UserState, billable_at, state_at};
+use rollcall::files::Bucket;
 use rollcall::store::{BillingMember, BillingSnapshot, SnapshotWrite, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -177,7 +177,7 @@ pub fn users_key(tenant: &TenantId, month: BillingMonth) -> String {
 #[derive(Debug, Clone)]
 pub struct Snapshotter {
     store: Store,
-    s3: aws_sdk_s3::Client,
+    bucket: Bucket,
     config: SnapshotConfig,
 }
 
@@ -188,9 +188,13 @@ struct Count<'a> {
 }
 
 impl Snapshotter {
-    /// A snapshotter writing through `store` and to `config.bucket`.
-    pub fn new(store: Store, s3: aws_sdk_s3::Client, config: SnapshotConfig) -> Self {
-        Snapshotter { store, s3, config }
+    /// A snapshotter writing snapshots through `store` and lists to `bucket`.
+    pub fn new(store: Store, bucket: Bucket, config: SnapshotConfig) -> Self {
+        Snapshotter {
+            store,
+            bucket,
+            config,
+        }
     }
 
     /// The Lambda entry point: runs the request and fails (so Scheduler retries) if any tenant
@@ -384,22 +388,13 @@ impl Snapshotter {
                 local(entry.and_then(|e| e.valid_till)),
             ]);
         }
-        self.s3
-            .put_object()
-            .bucket(&self.config.bucket)
-            .key(&snapshot.users_key)
-            .content_type("text/csv; charset=utf-8")
-            .body(ByteStream::from(csv.finish().into_bytes()))
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "writing s3://{}/{}: {}",
-                    self.config.bucket,
-                    snapshot.users_key,
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                )
-            })?;
+        self.bucket
+            .put(
+                &snapshot.users_key,
+                "text/csv; charset=utf-8",
+                csv.finish().into_bytes(),
+            )
+            .await?;
         Ok(())
     }
 }

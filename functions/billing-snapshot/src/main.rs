@@ -6,12 +6,13 @@ use aws_config::BehaviorVersion;
 use billing_snapshot::{SnapshotConfig, SnapshotRequest, Snapshotter};
 use lambda_runtime::{LambdaEvent, service_fn};
 use rollcall::clock::SystemClock;
+use rollcall::files::Bucket;
 use rollcall::store::Store;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let (store, settings) = SnapshotConfig::from_env().inspect_err(|e| {
+    let (store, bucket, settings) = SnapshotConfig::from_env().inspect_err(|e| {
         tracing::error!(error = %e, "refusing to start: the configuration is incomplete");
     })?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
@@ -20,7 +21,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store.table_name,
         Arc::new(SystemClock),
     );
-    let snapshotter = Snapshotter::new(store, aws_sdk_s3::Client::new(&sdk), settings);
+    let bucket = Bucket::from_sdk(&sdk, bucket.bucket_name);
+    let snapshotter = Snapshotter::new(store, bucket, settings);
     let snapshotter = &snapshotter;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<SnapshotRequest>| async move {

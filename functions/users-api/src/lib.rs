@@ -8,6 +8,7 @@
 //! checks the table against the OpenAPI document served at `/openapi.json`.
 
 pub mod auth;
+pub mod billing;
 pub mod input;
 pub mod invitations;
 pub mod problem;
@@ -20,7 +21,8 @@ use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, patch, post};
-use rollcall::config::{self, ConfigError, StoreConfig};
+use rollcall::config::{self, BucketConfig, ConfigError, StoreConfig};
+use rollcall::files::Bucket;
 use rollcall::store::{CursorSigner, Store};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -53,17 +55,21 @@ pub struct AppState {
     pub cursors: CursorSigner,
     /// Request limits.
     pub limits: Limits,
+    /// The bucket of billing lists (and imports), for presigned links.
+    pub bucket: Bucket,
 }
 
 impl AppState {
     /// State for a router.
     pub fn new(
         store: Store,
+        bucket: Bucket,
         verifier: TokenVerifier,
         cursor_key: SecretString,
         limits: Limits,
     ) -> Self {
         AppState {
+            bucket,
             store,
             verifier: Arc::new(verifier),
             cursors: CursorSigner::new(cursor_key),
@@ -77,6 +83,8 @@ impl AppState {
 pub struct ApiConfig {
     /// Where the users are.
     pub store: StoreConfig,
+    /// The bucket of billing lists and imports.
+    pub bucket: BucketConfig,
     /// Token verification.
     pub verifier: TokenVerifier,
     /// The key that signs list cursors (`CURSOR_SECRET`, at least 32 characters).
@@ -86,7 +94,7 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
-    /// Reads `TABLE_NAME`, the `JWT_*` variables, `CURSOR_SECRET` and `MAX_BODY_BYTES`.
+    /// Reads `TABLE_NAME`, `BUCKET_NAME`, the `JWT_*` variables, `CURSOR_SECRET` and `MAX_BODY_BYTES`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let cursor_key = config::required_secret("CURSOR_SECRET")?;
         if cursor_key.expose_secret().len() < 32 {
@@ -97,6 +105,7 @@ impl ApiConfig {
         }
         Ok(ApiConfig {
             store: StoreConfig::from_env()?,
+            bucket: BucketConfig::from_env()?,
             verifier: TokenVerifier::from_env()?,
             cursor_key,
             limits: Limits {
@@ -146,6 +155,17 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/users/{id}/invitation",
             post(invitations::resend_invitation),
+        ),
+        route(Method::GET, "/billing/current", get(billing::current)),
+        route(
+            Method::GET,
+            "/billing/snapshots",
+            get(billing::list_snapshots),
+        ),
+        route(
+            Method::GET,
+            "/billing/snapshots/{month}",
+            get(billing::get_snapshot),
         ),
         route(
             Method::GET,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 use rollcall::clock::SystemClock;
+use rollcall::files::Bucket;
 use rollcall::store::Store;
 use users_api::{ApiConfig, AppState, app};
 
@@ -19,6 +20,13 @@ async fn main() -> Result<(), lambda_http::Error> {
         config.store.table_name,
         Arc::new(SystemClock),
     );
-    let state = AppState::new(store, config.verifier, config.cursor_key, config.limits);
+    let bucket = Bucket::from_sdk(&sdk, config.bucket.bucket_name);
+    let state = AppState::new(
+        store,
+        bucket,
+        config.verifier,
+        config.cursor_key,
+        config.limits,
+    );
     lambda_http::run(app(state)).await
 }

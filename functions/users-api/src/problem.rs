@@ -113,6 +113,8 @@ pub enum ApiError {
     InvalidTransition(TransitionError),
     /// 422: the `Idempotency-Key` was used with another body.
     IdempotencyKeyReused,
+    /// 404: no snapshot was taken for this month.
+    SnapshotNotFound,
     /// 404: no invitation has this link.
     InvitationNotFound,
     /// 410: the invitation link has expired.
@@ -266,6 +268,12 @@ impl ApiError {
                 "last_admin",
                 "最後の有効な管理者は削除・停止・降格できません。".into(),
                 "The tenant's last active admin can't be removed, suspended or demoted.".into(),
+            ),
+            E::SnapshotNotFound => (
+                StatusCode::NOT_FOUND,
+                "snapshot_not_found",
+                "この月の請求スナップショットはまだありません。".into(),
+                "No billing snapshot has been taken for this month.".into(),
             ),
             E::SeatLimitReached(limit) => (
                 StatusCode::CONFLICT,

@@ -29,12 +29,21 @@ fn a_missing_or_weak_setting_is_named_and_the_function_does_not_start() {
         (&[("CURSOR_SECRET", GOOD_SECRET)], "TABLE_NAME"),
         (
             &[("CURSOR_SECRET", GOOD_SECRET), ("TABLE_NAME", "users")],
+            "BUCKET_NAME",
+        ),
+        (
+            &[
+                ("CURSOR_SECRET", GOOD_SECRET),
+                ("TABLE_NAME", "users"),
+                ("BUCKET_NAME", "files"),
+            ],
             "JWT_HS256_SECRET or JWT_PUBLIC_KEY_PEM",
         ),
         (
             &[
                 ("CURSOR_SECRET", GOOD_SECRET),
                 ("TABLE_NAME", "users"),
+                ("BUCKET_NAME", "files"),
                 ("JWT_HS256_SECRET", "weak"),
             ],
             "JWT_HS256_SECRET is invalid",
@@ -43,6 +52,7 @@ fn a_missing_or_weak_setting_is_named_and_the_function_does_not_start() {
             &[
                 ("CURSOR_SECRET", GOOD_SECRET),
                 ("TABLE_NAME", "users"),
+                ("BUCKET_NAME", "files"),
                 ("JWT_HS256_SECRET", GOOD_SECRET),
                 ("MAX_BODY_BYTES", "lots"),
             ],

@@ -32,6 +32,8 @@ pub struct DevOptions {
     pub python: PathBuf,
     /// The table to create.
     pub table: String,
+    /// The bucket to create.
+    pub bucket: String,
     /// Stop by itself after this long.
     pub stop_after: Option<Duration>,
 }
@@ -83,6 +85,9 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         .await
         .context("creating the table")?;
     let store = Store::new(client, opts.table.clone(), Arc::new(SystemClock));
+    let bucket = local::provision_bucket(&sdk, &opts.bucket)
+        .await
+        .context("creating the bucket")?;
 
     let tenant = bootstrap::create_tenant(
         &store,
@@ -134,11 +139,12 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
 
     let state = AppState::new(
         store,
+        bucket,
         TokenVerifier::hs256(&secret),
         SecretString::from(DEV_CURSOR_SECRET),
         Limits::default(),
     );
-    print_banner(&api, &moto, &opts.table, &token)?;
+    print_banner(&api, &moto, &opts, &token)?;
 
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown(opts.stop_after))
@@ -163,8 +169,9 @@ async fn shutdown(stop_after: Option<Duration>) {
     }
 }
 
-fn print_banner(api: &str, moto: &Moto, table: &str, token: &str) -> std::io::Result<()> {
+fn print_banner(api: &str, moto: &Moto, opts: &DevOptions, token: &str) -> std::io::Result<()> {
     let moto_url = moto.endpoint();
+    let (table, bucket) = (&opts.table, &opts.bucket);
     let body = r#"{"login_id":"taro","email":"taro@demo.example","name":"山田 太郎","department":"営業部"}"#;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -173,7 +180,7 @@ fn print_banner(api: &str, moto: &Moto, table: &str, token: &str) -> std::io::Re
 rollcall dev is up.
 
   API     {api}      (OpenAPI document: {api}/openapi.json)
-  moto    {moto_url}      (DynamoDB, Streams, SES; table "{table}")
+  moto    {moto_url}      (DynamoDB, Streams, S3, SES; table "{table}", bucket "{bucket}")
   tenant  demo, with admin "admin"
 
 Dev admin token (valid 12 hours):
@@ -200,10 +207,14 @@ Invitations: creating a user mails them a set-password link (within a second or 
 
 Other rollcall commands against this stack (in another shell):
 
-  export AWS_ENDPOINT_URL={moto_url} AWS_REGION={LOCAL_REGION} TABLE_NAME={table}
+  export AWS_ENDPOINT_URL={moto_url} AWS_REGION={LOCAL_REGION}
+  export TABLE_NAME={table} BUCKET_NAME={bucket}
   export AWS_ACCESS_KEY_ID=rollcall-local AWS_SECRET_ACCESS_KEY=rollcall-local
   cargo run -q -p rollcall-cli -- tenant create acme --name "Acme" --admin-email admin@acme.example
   cargo run -q -p rollcall-cli -- token --tenant demo --sub <user id> --role member
+  cargo run -q -p rollcall-cli -- billing run            # month-end snapshots, as scheduled
+  cargo run -q -p rollcall-cli -- billing run --month 2026-10 --tenant demo
+  curl -s -H "Authorization: Bearer $TOKEN" {api}/billing/current
 
 Ctrl-C stops the API and moto.
 "#

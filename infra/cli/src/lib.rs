@@ -5,6 +5,7 @@
 //! the stand-in for the stream event source mapping ([`streams`]) and the mail moto received
 //! ([`mail`]).
 
+pub mod billing;
 pub mod bootstrap;
 pub mod dev;
 pub mod local;

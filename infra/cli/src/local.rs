@@ -9,6 +9,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use anyhow::{Context, bail};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_s3::error::DisplayErrorContext;
+use rollcall::files::Bucket;
 
 /// The moto server script, run with the Python that has moto installed.
 const MOTO_SERVER_PY: &str = include_str!("moto_server.py");
@@ -137,4 +139,63 @@ pub async fn provision_sender_identity(sdk: &SdkConfig, address: &str) -> anyhow
         .await
         .map_err(|e| anyhow::anyhow!(aws_sdk_sesv2::error::DisplayErrorContext(e).to_string()))?;
     Ok(())
+}
+
+/// Creates the bucket as the template declares it: in the stack's region, every kind of public
+/// access blocked, objects encrypted at rest (SSE-S3).
+pub async fn provision_bucket(sdk: &SdkConfig, name: &str) -> anyhow::Result<Bucket> {
+    use aws_sdk_s3::types::{
+        BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration,
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule,
+    };
+    let bucket = Bucket::from_sdk(sdk, name);
+    let s3 = bucket.client();
+    let failed = |what: &str, e: String| anyhow::anyhow!("{what} of bucket {name}: {e}");
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    let mut create = s3.create_bucket().bucket(name);
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region.as_str()))
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .map_err(|e| failed("creation", DisplayErrorContext(e).to_string()))?;
+    s3.put_public_access_block()
+        .bucket(name)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .block_public_policy(true)
+                .ignore_public_acls(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| failed("public access block", DisplayErrorContext(e).to_string()))?;
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(
+            ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::Aes256)
+                .build()
+                .map_err(|e| failed("encryption", e.to_string()))?,
+        )
+        .build();
+    s3.put_bucket_encryption()
+        .bucket(name)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(rule)
+                .build()
+                .map_err(|e| failed("encryption", e.to_string()))?,
+        )
+        .send()
+        .await
+        .map_err(|e| failed("encryption", DisplayErrorContext(e).to_string()))?;
+    Ok(bucket)
 }

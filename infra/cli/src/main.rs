@@ -1,4 +1,5 @@
-//! `rollcall`: the local stack, tenant bootstrap, tokens and the mail the local stack sent.
+//! `rollcall`: the local stack, tenant bootstrap and settings, tokens, billing runs and the mail
+//! the local stack sent.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -6,14 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_config::BehaviorVersion;
+use billing_snapshot::{SnapshotConfig, Snapshotter};
 use clap::{Parser, Subcommand};
 use rollcall::clock::SystemClock;
-use rollcall::config::StoreConfig;
-use rollcall::domain::{DisplayName, Email, LoginId, Role, TenantId, TimeZone, UserId};
+use rollcall::config::{BucketConfig, StoreConfig};
+use rollcall::domain::{
+    BillingMonth, DisplayName, Email, LoginId, Role, TenantId, TimeZone, UserId,
+};
+use rollcall::files::Bucket;
 use rollcall::store::Store;
 use rollcall_cli::bootstrap::{self, TenantSpec};
 use rollcall_cli::dev::{self, DevOptions};
-use rollcall_cli::{local, signing_key};
+use rollcall_cli::{billing, local, signing_key};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +47,9 @@ enum Command {
         /// The table to create.
         #[arg(long, default_value = "rollcall")]
         table: String,
+        /// The bucket to create.
+        #[arg(long, default_value = "rollcall-local")]
+        bucket: String,
         /// Stop by itself after this many seconds.
         #[arg(long)]
         stop_after: Option<u64>,
@@ -60,6 +68,11 @@ enum Command {
         #[arg(long, env = "AWS_ENDPOINT_URL")]
         endpoint: String,
     },
+    /// Month-end billing (TABLE_NAME, BUCKET_NAME and the AWS environment say where).
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
     /// Print a JWT signed with the local HS256 key ($JWT_HS256_SECRET, else the dev key).
     Token {
         /// The tenant.
@@ -74,6 +87,20 @@ enum Command {
         /// Validity in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// Fire billing-snapshot as the schedule does (every tenant, its last closed month, taken
+    /// snapshots left alone), or re-drive a month and/or tenants (recounted and compared).
+    Run {
+        /// The month to bill (yyyy-mm).
+        #[arg(long)]
+        month: Option<BillingMonth>,
+        /// A tenant to bill (repeat for several).
+        #[arg(long = "tenant")]
+        tenants: Vec<TenantId>,
     },
 }
 
@@ -102,6 +129,20 @@ enum TenantCommand {
         #[arg(long, default_value = "Admin")]
         admin_name: String,
     },
+    /// Change a tenant's seat limit and billing policy (what is not given stays).
+    Billing {
+        /// The tenant id.
+        id: TenantId,
+        /// The most users holding a seat.
+        #[arg(long, conflicts_with = "no_seat_limit")]
+        seat_limit: Option<u32>,
+        /// Remove the seat limit.
+        #[arg(long)]
+        no_seat_limit: bool,
+        /// Whether invited users (no password yet) are billable and hold seats.
+        #[arg(long)]
+        count_invited: Option<bool>,
+    },
 }
 
 #[tokio::main]
@@ -113,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
             moto_port,
             python,
             table,
+            bucket,
             stop_after,
         } => {
             let root = std::env::current_dir().context("reading the current directory")?;
@@ -121,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
                 moto_port,
                 python: python.unwrap_or_else(|| local::python(&root)),
                 table,
+                bucket,
                 stop_after: stop_after.map(Duration::from_secs),
             })
             .await
@@ -170,6 +213,59 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Tenant {
+            command:
+                TenantCommand::Billing {
+                    id,
+                    seat_limit,
+                    no_seat_limit,
+                    count_invited,
+                },
+        } => {
+            let store = store_from_env().await?;
+            let mut tenant = store.get_tenant(&id).await?;
+            if no_seat_limit {
+                tenant.seat_limit = None;
+            } else if seat_limit.is_some() {
+                tenant.seat_limit = seat_limit;
+            }
+            if let Some(c) = count_invited {
+                tenant.billing.count_invited = c;
+            }
+            store
+                .set_billing_settings(&id, tenant.seat_limit, tenant.billing)
+                .await?;
+            let (tenant, seats) = store.tenant_and_seats(&id).await?;
+            println!(
+                "tenant {}: seat limit {}, invited users {}, seats in use {}",
+                tenant.id,
+                tenant
+                    .seat_limit
+                    .map_or("none".to_owned(), |l| l.to_string()),
+                if tenant.billing.count_invited {
+                    "counted"
+                } else {
+                    "not counted"
+                },
+                seats.used(tenant.billing)
+            );
+            Ok(())
+        }
+        Command::Billing {
+            command: BillingCommand::Run { month, tenants },
+        } => {
+            let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+            let store = store_on(&sdk)?;
+            let bucket = BucketConfig::from_env()?.bucket_name;
+            let snapshotter = Snapshotter::new(
+                store,
+                Bucket::from_sdk(&sdk, &bucket),
+                SnapshotConfig::default(),
+            );
+            let report = billing::run(&snapshotter, billing::event(month, tenants)).await?;
+            print!("{}", billing::render(&report, &bucket));
+            Ok(())
+        }
         Command::Mail { to, endpoint } => {
             let mail = rollcall_cli::mail::sent_mail(&endpoint).await?;
             let shown: Vec<_> = mail
@@ -207,10 +303,14 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn store_from_env() -> anyhow::Result<Store> {
-    let config = StoreConfig::from_env()?;
     let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    store_on(&sdk)
+}
+
+fn store_on(sdk: &aws_config::SdkConfig) -> anyhow::Result<Store> {
+    let config = StoreConfig::from_env()?;
     Ok(Store::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_dynamodb::Client::new(sdk),
         config.table_name,
         Arc::new(SystemClock),
     ))

@@ -223,4 +223,66 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("tenant id"));
+
+    // Billing settings and a billing run, against the same stack.
+    let sdk = local::sdk_config(&moto.endpoint()).await;
+    local::provision_bucket(&sdk, "cli-test").await.unwrap();
+    let stack = |args: &[&str]| {
+        let out = rollcall()
+            .args(args)
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_REGION", local::LOCAL_REGION)
+            .env("AWS_ACCESS_KEY_ID", "rollcall-local")
+            .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
+            .env("TABLE_NAME", "cli-test")
+            .env("BUCKET_NAME", "cli-test")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let settings = stack(&[
+        "tenant",
+        "billing",
+        "acme",
+        "--seat-limit",
+        "1",
+        "--count-invited",
+        "false",
+    ]);
+    assert!(
+        settings.contains("seat limit 1, invited users not counted, seats in use 1"),
+        "{settings}"
+    );
+    // The admin was created just now, so the last closed month counted nobody.
+    let month = rollcall::domain::BillingMonth::last_closed(
+        chrono::Utc::now(),
+        rollcall::domain::TimeZone::TOKYO,
+    )
+    .to_string();
+    let first = stack(&["billing", "run", "--month", &month, "--tenant", "acme"]);
+    let row = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("acme"))
+            .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no row for acme: {text}"))
+    };
+    assert_eq!(
+        row(&first)[..5],
+        [
+            "acme".to_owned(),
+            month.clone(),
+            "written".into(),
+            "0".into(),
+            format!("s3://cli-test/billing/acme/{month}.csv")
+        ],
+        "{first}"
+    );
+    let again = stack(&["billing", "run", "--month", &month, "--tenant", "acme"]);
+    assert_eq!(row(&again)[2], "verified", "{again}");
 }

@@ -85,6 +85,24 @@ impl BillingMonth {
         }
     }
 
+    /// The month `n` months earlier (never before 2000-01).
+    pub fn minus(self, n: u32) -> BillingMonth {
+        let index = (self.index() - i64::from(n)).max(2000 * 12);
+        BillingMonth {
+            year: (index / 12) as i32,
+            month: (index % 12) as u32 + 1,
+        }
+    }
+
+    /// Whole months from this month to `later` (0 for the same month, or an earlier one).
+    pub fn months_until(self, later: BillingMonth) -> u32 {
+        u32::try_from(later.index() - self.index()).unwrap_or(0)
+    }
+
+    fn index(self) -> i64 {
+        i64::from(self.year) * 12 + i64::from(self.month) - 1
+    }
+
     /// The month after.
     pub fn next(self) -> BillingMonth {
         if self.month == 12 {
@@ -186,6 +204,16 @@ pub fn billable_at(history: &[StateChange], t: DateTime<Utc>, policy: BillingPol
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn month_arithmetic_crosses_years_and_stops_at_2000() {
+        let m = |s: &str| BillingMonth::parse(s).unwrap();
+        assert_eq!(m("2026-03").minus(11), m("2025-04"));
+        assert_eq!(m("2026-01").minus(1), m("2025-12"));
+        assert_eq!(m("2000-02").minus(5), m("2000-01"));
+        assert_eq!(m("2025-04").months_until(m("2026-03")), 11);
+        assert_eq!(m("2026-03").months_until(m("2025-04")), 0);
+    }
 
     fn tokyo() -> TimeZone {
         TimeZone::TOKYO

@@ -121,38 +121,53 @@ impl Store {
     #[instrument(skip_all, fields(tenant_id = %tenant))]
     pub async fn billing_members(&self, tenant: &TenantId) -> Result<Members, StoreError> {
         let mut found = Members::default();
-        for partition in [keys::tenant_pk(tenant), keys::deleted_users_pk(tenant)] {
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(self.table.as_ref())
-                    .index_name(schema::BY_CREATED.name)
-                    .key_condition_expression("#pk = :pk")
-                    .projection_expression("user_id, login_id, #name, email, history")
-                    .expression_attribute_names("#pk", schema::BY_CREATED.pk)
-                    .expression_attribute_names("#name", "name")
-                    .expression_attribute_values(":pk", AttributeValue::S(partition.clone()))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(StoreError::aws)?;
-                found.requests += 1;
-                for item in out.items.unwrap_or_default() {
-                    found.items_read += 1;
-                    let member: BillingMember = serde_dynamo::from_item(item)
-                        .map_err(|e| StoreError::Corrupt(format!("billing member: {e}")))?;
-                    found.members.push(member);
-                }
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
-            }
-        }
+        self.read_members(keys::tenant_pk(tenant), &mut found)
+            .await?;
+        self.read_members(keys::deleted_users_pk(tenant), &mut found)
+            .await?;
         found.members.sort_by_key(|m| m.user_id);
         Ok(found)
+    }
+
+    /// The tenant's live users (no tombstones), as [`Store::billing_members`] reads them: what
+    /// billing needs to count at the present instant.
+    #[instrument(skip_all, fields(tenant_id = %tenant))]
+    pub async fn live_members(&self, tenant: &TenantId) -> Result<Members, StoreError> {
+        let mut found = Members::default();
+        self.read_members(keys::tenant_pk(tenant), &mut found)
+            .await?;
+        Ok(found)
+    }
+
+    async fn read_members(&self, partition: String, found: &mut Members) -> Result<(), StoreError> {
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(self.table.as_ref())
+                .index_name(schema::BY_CREATED.name)
+                .key_condition_expression("#pk = :pk")
+                .projection_expression("user_id, login_id, #name, email, history")
+                .expression_attribute_names("#pk", schema::BY_CREATED.pk)
+                .expression_attribute_names("#name", "name")
+                .expression_attribute_values(":pk", AttributeValue::S(partition.clone()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::aws)?;
+            found.requests += 1;
+            for item in out.items.unwrap_or_default() {
+                found.items_read += 1;
+                let member: BillingMember = serde_dynamo::from_item(item)
+                    .map_err(|e| StoreError::Corrupt(format!("billing member: {e}")))?;
+                found.members.push(member);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(());
+            }
+        }
     }
 
     /// Writes a snapshot unless one exists for its tenant and month; never overwrites.
