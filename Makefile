@@ -50,6 +50,7 @@ template-lint: $(STAMP)
 bench: $(STAMP)
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench requests
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench invitations
+	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench billing
 
 clean:
 	cargo clean
