@@ -88,32 +88,21 @@ impl Store {
     /// Every tenant, with its seat usage, from the sparse tenants index (no table scan).
     #[instrument(skip_all)]
     pub async fn tenants(&self) -> Result<Vec<(Tenant, SeatUsage)>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .index_name(schema::TENANTS.name)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", schema::TENANTS.pk)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::TENANTS_PARTITION.into()));
         let mut tenants = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(self.table.as_ref())
-                .index_name(schema::TENANTS.name)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", schema::TENANTS.pk)
-                .expression_attribute_values(
-                    ":pk",
-                    AttributeValue::S(keys::TENANTS_PARTITION.into()),
-                )
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::aws)?;
-            for item in out.items.unwrap_or_default() {
-                tenants.push(items::tenant_from_item(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(tenants);
-            }
-        }
+        self.query_all(query, |item| {
+            tenants.push(items::tenant_from_item(item)?);
+            Ok(())
+        })
+        .await?;
+        Ok(tenants)
     }
 
     /// Every user of the tenant, deleted ones included (until their tombstone expires), read
@@ -140,34 +129,26 @@ impl Store {
     }
 
     async fn read_members(&self, partition: String, found: &mut Members) -> Result<(), StoreError> {
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(self.table.as_ref())
-                .index_name(schema::BY_CREATED.name)
-                .key_condition_expression("#pk = :pk")
-                .projection_expression("user_id, login_id, #name, email, history")
-                .expression_attribute_names("#pk", schema::BY_CREATED.pk)
-                .expression_attribute_names("#name", "name")
-                .expression_attribute_values(":pk", AttributeValue::S(partition.clone()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::aws)?;
-            found.requests += 1;
-            for item in out.items.unwrap_or_default() {
-                found.items_read += 1;
+        let query = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .index_name(schema::BY_CREATED.name)
+            .key_condition_expression("#pk = :pk")
+            .projection_expression("user_id, login_id, #name, email, history")
+            .expression_attribute_names("#pk", schema::BY_CREATED.pk)
+            .expression_attribute_names("#name", "name")
+            .expression_attribute_values(":pk", AttributeValue::S(partition));
+        found.requests += self
+            .query_all(query, |item| {
                 let member: BillingMember = serde_dynamo::from_item(item)
                     .map_err(|e| StoreError::Corrupt(format!("billing member: {e}")))?;
+                found.items_read += 1;
                 found.members.push(member);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(());
-            }
-        }
+                Ok(())
+            })
+            .await?;
+        Ok(())
     }
 
     /// Writes a snapshot unless one exists for its tenant and month; never overwrites.
@@ -228,29 +209,21 @@ impl Store {
         from: BillingMonth,
         to: BillingMonth,
     ) -> Result<Vec<BillingSnapshot>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::tenant_pk(tenant)))
+            .expression_attribute_values(":from", AttributeValue::S(snapshot_sk(from)))
+            .expression_attribute_values(":to", AttributeValue::S(snapshot_sk(to)));
         let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(self.table.as_ref())
-                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::tenant_pk(tenant)))
-                .expression_attribute_values(":from", AttributeValue::S(snapshot_sk(from)))
-                .expression_attribute_values(":to", AttributeValue::S(snapshot_sk(to)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(StoreError::aws)?;
-            for item in out.items.unwrap_or_default() {
-                found.push(snapshot_from_item(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(found);
-            }
-        }
+        self.query_all(query, |item| {
+            found.push(snapshot_from_item(item)?);
+            Ok(())
+        })
+        .await?;
+        Ok(found)
     }
 
     /// Sets a tenant's seat limit (`None`: unlimited) and billing policy. Users who hold

@@ -480,6 +480,33 @@ impl Store {
         Ok(out.item)
     }
 
+    /// Sends `query` page after page to the last, handing every item to `each`; returns the
+    /// number of pages (requests).
+    pub(crate) async fn query_all(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        mut each: impl FnMut(items::Item) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        let mut start = None;
+        let mut pages = 0;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::aws)?;
+            pages += 1;
+            for item in out.items.unwrap_or_default() {
+                each(item)?;
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(pages);
+            }
+        }
+    }
+
     /// Commits a transaction. The seat-limit condition also fails when the tenant is missing,
     /// so that failure is told apart by reading the tenant.
     pub(crate) async fn commit(&self, tx: Transaction) -> Result<(), StoreError> {
