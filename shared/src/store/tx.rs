@@ -99,6 +99,54 @@ impl TenantDelta {
     }
 }
 
+/// The `:value` and `#name` placeholders an item of a transaction declares but none of its
+/// expressions uses (DynamoDB refuses such a request; moto does not check).
+fn unused_placeholders(item: &TransactWriteItem) -> Vec<String> {
+    let (expressions, values, names) = if let Some(p) = item.put() {
+        (
+            vec![p.condition_expression()],
+            p.expression_attribute_values(),
+            p.expression_attribute_names(),
+        )
+    } else if let Some(u) = item.update() {
+        (
+            vec![Some(u.update_expression()), u.condition_expression()],
+            u.expression_attribute_values(),
+            u.expression_attribute_names(),
+        )
+    } else if let Some(d) = item.delete() {
+        (
+            vec![d.condition_expression()],
+            d.expression_attribute_values(),
+            d.expression_attribute_names(),
+        )
+    } else if let Some(c) = item.condition_check() {
+        (
+            vec![Some(c.condition_expression())],
+            c.expression_attribute_values(),
+            c.expression_attribute_names(),
+        )
+    } else {
+        return Vec::new();
+    };
+    let text: Vec<&str> = expressions.into_iter().flatten().collect();
+    let used = |placeholder: &str| {
+        text.iter().any(|e| {
+            e.match_indices(placeholder).any(|(i, _)| {
+                !e[i + placeholder.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            })
+        })
+    };
+    let declared = values
+        .into_iter()
+        .flat_map(|v| v.keys())
+        .chain(names.into_iter().flat_map(|n| n.keys()));
+    declared.filter(|p| !used(p)).cloned().collect()
+}
+
 /// How often a transaction cancelled by a concurrent one (`TransactionConflict`) is retried.
 const CONFLICT_RETRIES: u32 = 3;
 
@@ -131,6 +179,11 @@ impl Transaction {
     }
 
     fn push(&mut self, item: TransactWriteItem, guard: Guard) {
+        debug_assert_eq!(
+            unused_placeholders(&item),
+            Vec::<String>::new(),
+            "DynamoDB refuses expression values and names that the expressions do not use"
+        );
         self.items.push(item);
         self.guards.push(guard);
     }
@@ -313,12 +366,14 @@ impl Transaction {
         }
         // A seat is taken: an active user counts under every policy, an invited one only when
         // the tenant bills invited users. One user moves each counter by one at most.
+        // (DynamoDB refuses values the expressions do not use, so each clause adds its own.)
         if delta.active > 0 {
             conditions.push(
                 "(attribute_not_exists(seat_limit) OR billing.count_invited = :yes \
                  OR users_active < seat_limit)"
                     .into(),
             );
+            update = update.expression_attribute_values(":yes", AttributeValue::Bool(true));
             guard = Guard::SeatLimit;
         }
         if delta.active_or_invited > 0 {
@@ -327,13 +382,11 @@ impl Transaction {
                  OR users_active_or_invited < seat_limit)"
                     .into(),
             );
+            update = update.expression_attribute_values(":no", AttributeValue::Bool(false));
             guard = Guard::SeatLimit;
         }
         if guard == Guard::SeatLimit {
             self.seat_tenant = Some(tenant.clone());
-            update = update
-                .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                .expression_attribute_values(":no", AttributeValue::Bool(false));
         }
         let update = update
             .update_expression(format!("SET {}", sets.join(", ")))
@@ -391,5 +444,57 @@ impl Transaction {
             attempt += 1;
             tokio::time::sleep(Duration::from_millis(20 * 2u64.pow(attempt))).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_delta() -> Vec<TenantDelta> {
+        let mut all = Vec::new();
+        for admins in -1..=1 {
+            for active in -1..=1 {
+                for active_or_invited in -1..=1 {
+                    all.push(TenantDelta {
+                        admins,
+                        active,
+                        active_or_invited,
+                    });
+                }
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_tenant_counter_update_uses_exactly_the_values_it_declares() {
+        let tenant = TenantId::parse("acme").unwrap();
+        for delta in every_delta() {
+            let mut tx = Transaction::new("t");
+            tx.tenant_guard(&tenant, delta).unwrap();
+            assert_eq!(unused_placeholders(&tx.items[0]), Vec::<String>::new());
+            let takes_seat = delta.active > 0 || delta.active_or_invited > 0;
+            assert_eq!(tx.seat_tenant.is_some(), takes_seat, "{delta:?}");
+        }
+    }
+
+    #[test]
+    fn an_unused_value_or_name_is_found() {
+        let check = ConditionCheck::builder()
+            .table_name("t")
+            .key("pk", AttributeValue::S("x".into()))
+            .key("sk", AttributeValue::S("y".into()))
+            .condition_expression("#a = :one")
+            .expression_attribute_names("#a", "a")
+            .expression_attribute_names("#b", "b")
+            .expression_attribute_values(":one", num(1))
+            .expression_attribute_values(":on", num(1))
+            .build()
+            .unwrap();
+        let item = TransactWriteItem::builder().condition_check(check).build();
+        let mut unused = unused_placeholders(&item);
+        unused.sort();
+        assert_eq!(unused, ["#b", ":on"]);
     }
 }
