@@ -18,7 +18,7 @@
 pub mod config;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lambda_runtime::LambdaEvent;
 use rollcall::csv::CsvWriter;
 use rollcall::digest::sha256_hex;
@@ -226,14 +226,19 @@ impl Snapshotter {
         let redrive = request.is_redrive();
         let mut report = RunReport::default();
         let mut runs = futures::stream::iter(targets)
-            .map(|target| async move {
-                match target {
-                    Ok(tenant) => self.tenant_run(&tenant, request.month, redrive, now).await,
-                    Err(id) => (
-                        TenantRun::new(&id, request.month, Outcome::UnknownTenant),
-                        (0, 0),
-                    ),
+            .map(|target| {
+                // Boxed: each tenant's future is deep (SDK calls within calls), and a stream
+                // of them inlined would be deeper than the compiler's type layout limit.
+                async move {
+                    match target {
+                        Ok(tenant) => self.tenant_run(&tenant, request.month, redrive, now).await,
+                        Err(id) => (
+                            TenantRun::new(&id, request.month, Outcome::UnknownTenant),
+                            (0, 0),
+                        ),
+                    }
                 }
+                .boxed()
             })
             .buffer_unordered(self.config.concurrency);
         while let Some((run, (items, queries))) = runs.next().await {
