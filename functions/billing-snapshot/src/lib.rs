@@ -203,7 +203,9 @@ impl Snapshotter {
         &self,
         event: LambdaEvent<SnapshotRequest>,
     ) -> Result<RunReport, RunError> {
-        let report = self.run(&event.payload).await?;
+        // Boxed, so the runtime's future does not nest the whole run's type (whose depth
+        // otherwise exceeds the compiler's layout limit in the binary).
+        let report = Box::pin(self.run(&event.payload)).await?;
         let failed: Vec<_> = report.failed().collect();
         if let Some(first) = failed.first() {
             return Err(RunError::Incomplete {
@@ -227,8 +229,8 @@ impl Snapshotter {
         let mut report = RunReport::default();
         let mut runs = futures::stream::iter(targets)
             .map(|target| {
-                // Boxed: each tenant's future is deep (SDK calls within calls), and a stream
-                // of them inlined would be deeper than the compiler's type layout limit.
+                // Boxed: each tenant's future is large (SDK calls within calls); boxed, the
+                // stream holds pointers and the run's type stays shallow.
                 async move {
                     match target {
                         Ok(tenant) => self.tenant_run(&tenant, request.month, redrive, now).await,
