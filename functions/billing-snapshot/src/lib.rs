@@ -17,7 +17,7 @@
 
 pub mod config;
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use futures::{FutureExt, StreamExt};
 use lambda_runtime::LambdaEvent;
 use rollcall::csv::CsvWriter;
@@ -74,6 +74,21 @@ pub enum Outcome {
     Failed,
 }
 
+impl Outcome {
+    /// The outcome's name, as in the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Written => "written",
+            Outcome::Existing => "existing",
+            Outcome::Verified => "verified",
+            Outcome::Mismatch => "mismatch",
+            Outcome::NotClosed => "not_closed",
+            Outcome::UnknownTenant => "unknown_tenant",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// One tenant's part of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRun {
@@ -108,6 +123,15 @@ impl TenantRun {
             computed: None,
             users_key: None,
             error: None,
+        }
+    }
+
+    /// A run that found (or wrote) `snapshot`.
+    fn of(snapshot: &BillingSnapshot, outcome: Outcome) -> TenantRun {
+        TenantRun {
+            count: Some(snapshot.count),
+            users_key: Some(snapshot.users_key.clone()),
+            ..TenantRun::new(&snapshot.tenant_id, Some(snapshot.month), outcome)
         }
     }
 
@@ -268,7 +292,7 @@ impl Snapshotter {
     ) -> Result<Vec<Result<Tenant, TenantId>>, StoreError> {
         if request.tenants.is_empty() {
             let all = self.store.tenants().await?;
-            return Ok(all.into_iter().map(|(t, _)| Ok(t)).collect());
+            return Ok(all.into_iter().map(Ok).collect());
         }
         let mut found = Vec::new();
         for id in &request.tenants {
@@ -318,10 +342,7 @@ impl Snapshotter {
     ) -> Result<(TenantRun, (u64, u64)), anyhow::Error> {
         let stored = self.store.snapshot(&tenant.id, month).await?;
         if let (Some(stored), false) = (&stored, redrive) {
-            let mut run = TenantRun::new(&tenant.id, Some(month), Outcome::Existing);
-            run.count = Some(stored.count);
-            run.users_key = Some(stored.users_key.clone());
-            return Ok((run, (0, 0)));
+            return Ok((TenantRun::of(stored, Outcome::Existing), (0, 0)));
         }
         let tz = tenant.billing_time_zone;
         let at = month.billing_instant(tz);
@@ -347,10 +368,7 @@ impl Snapshotter {
                 match self.store.put_snapshot(&snapshot).await? {
                     SnapshotWrite::Written => {
                         tracing::info!(tenant_id = %tenant.id, %month, count = snapshot.count, "billing snapshot taken");
-                        let mut run = TenantRun::new(&tenant.id, Some(month), Outcome::Written);
-                        run.count = Some(snapshot.count);
-                        run.users_key = Some(snapshot.users_key);
-                        return Ok((run, cost));
+                        return Ok((TenantRun::of(&snapshot, Outcome::Written), cost));
                     }
                     SnapshotWrite::Existing(existing) => existing,
                 }
@@ -365,14 +383,8 @@ impl Snapshotter {
         snapshot: &BillingSnapshot,
         count: &Count<'_>,
     ) -> Result<(), anyhow::Error> {
-        let tz = tenant.billing_time_zone.tz();
-        let local = |t: Option<DateTime<Utc>>| {
-            t.map(|t| {
-                t.with_timezone(&tz)
-                    .to_rfc3339_opts(SecondsFormat::Millis, false)
-            })
-            .unwrap_or_default()
-        };
+        let tz = tenant.billing_time_zone;
+        let local = |t: Option<DateTime<Utc>>| t.map(|t| tz.rfc3339(t)).unwrap_or_default();
         let mut csv = CsvWriter::new();
         csv.row([
             "user_id",
@@ -390,7 +402,7 @@ impl Snapshotter {
                 m.login_id.to_string(),
                 m.name.to_string(),
                 m.email.to_string(),
-                state_name(*state).to_owned(),
+                state.as_str().to_owned(),
                 local(entry.and_then(|e| e.valid_from)),
                 local(entry.and_then(|e| e.valid_till)),
             ]);
@@ -431,9 +443,7 @@ fn count_billable<'a>(
 
 /// Compares a stored snapshot with a recomputed one; a difference is an operator's problem.
 fn compare(stored: &BillingSnapshot, computed: &BillingSnapshot) -> TenantRun {
-    let mut run = TenantRun::new(&stored.tenant_id, Some(stored.month), Outcome::Verified);
-    run.count = Some(stored.count);
-    run.users_key = Some(stored.users_key.clone());
+    let mut run = TenantRun::of(stored, Outcome::Verified);
     if stored.users_sha256 != computed.users_sha256 || stored.count != computed.count {
         tracing::error!(
             alert = "billing_snapshot_mismatch",
@@ -449,15 +459,26 @@ fn compare(stored: &BillingSnapshot, computed: &BillingSnapshot) -> TenantRun {
     run
 }
 
-fn state_name(state: UserState) -> &'static str {
-    match state {
-        UserState::Invited => "invited",
-        UserState::Active => "active",
-        UserState::Suspended => "suspended",
-        UserState::Deleted => "deleted",
-    }
-}
-
 fn count(report: &RunReport, outcome: Outcome) -> usize {
     report.runs.iter().filter(|r| r.outcome == outcome).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_are_the_report_json_names() {
+        for o in [
+            Outcome::Written,
+            Outcome::Existing,
+            Outcome::Verified,
+            Outcome::Mismatch,
+            Outcome::NotClosed,
+            Outcome::UnknownTenant,
+            Outcome::Failed,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+    }
 }

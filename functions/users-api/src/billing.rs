@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rollcall::domain::{BillingMonth, Role, Tenant, TimeZone, billable_at};
+use rollcall::domain::{BillingMonth, Role, TimeZone, billable_at};
 use rollcall::store::BillingSnapshot;
 use serde::Serialize;
 
@@ -82,7 +82,7 @@ impl SnapshotView {
         SnapshotView {
             month: s.month,
             time_zone: s.time_zone,
-            counted_at: local(s.counted_at, s.time_zone),
+            counted_at: s.time_zone.rfc3339(s.counted_at),
             count: s.count,
             count_invited: s.count_invited,
             computed_at: rfc3339(s.computed_at),
@@ -105,11 +105,6 @@ pub struct SnapshotList {
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn local(t: DateTime<Utc>, tz: TimeZone) -> String {
-    t.with_timezone(&tz.tz())
-        .to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
 fn ensure_admin(caller: &Caller) -> Result<(), ApiError> {
@@ -145,8 +140,8 @@ pub async fn current(
     Ok(Json(CurrentView {
         month,
         time_zone: tz,
-        month_start: local(month.start(tz), tz),
-        month_end: local(month.end(tz), tz),
+        month_start: tz.rfc3339(month.start(tz)),
+        month_end: tz.rfc3339(month.end(tz)),
         as_of: rfc3339(now),
         billable,
         count_invited: tenant.billing.count_invited,
@@ -172,9 +167,14 @@ pub async fn list_snapshots(
     if !problems.is_empty() {
         return Err(ApiError::BadRequest(problems));
     }
-    let tenant: Tenant = state.store.get_tenant(&caller.tenant).await?;
-    let now = state.store.clock().now();
-    let to = to.unwrap_or_else(|| BillingMonth::last_closed(now, tenant.billing_time_zone));
+    let to = match to {
+        Some(to) => to,
+        // The last closed month depends on the tenant's billing time zone.
+        None => {
+            let tenant = state.store.get_tenant(&caller.tenant).await?;
+            BillingMonth::last_closed(state.store.clock().now(), tenant.billing_time_zone)
+        }
+    };
     let from = from.unwrap_or_else(|| to.minus(11));
     if from > to {
         return Err(ApiError::BadRequest(vec![FieldProblem::custom(

@@ -8,8 +8,11 @@ use lambda_runtime::{Context, LambdaEvent};
 use rollcall::domain::{BillingMonth, TenantId};
 
 /// The event payload for a run: `{}` as the schedule sends it, or naming a month and tenants.
-pub fn event(month: Option<BillingMonth>, tenants: Vec<TenantId>) -> serde_json::Value {
-    serde_json::to_value(SnapshotRequest { month, tenants }).unwrap_or_default()
+pub fn event(
+    month: Option<BillingMonth>,
+    tenants: Vec<TenantId>,
+) -> serde_json::Result<serde_json::Value> {
+    serde_json::to_value(SnapshotRequest { month, tenants })
 }
 
 /// Runs the handler on `payload` (JSON, as Lambda would deliver it).
@@ -33,10 +36,6 @@ pub fn render(report: &RunReport, bucket: &str) -> String {
         "tenant", "month", "outcome", "count"
     );
     for r in &report.runs {
-        let outcome = serde_json::to_value(r.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
         let count = match (r.count, r.computed) {
             (Some(c), Some(computed)) => format!("{c} (re-count: {computed})"),
             (Some(c), None) => c.to_string(),
@@ -53,7 +52,7 @@ pub fn render(report: &RunReport, bucket: &str) -> String {
             "{:<24} {:<8} {:<14} {:>7}  {list}",
             r.tenant.as_str(),
             month,
-            outcome,
+            r.outcome.as_str(),
             count
         );
         if r.outcome == Outcome::NotClosed {

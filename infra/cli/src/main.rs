@@ -262,7 +262,7 @@ async fn main() -> anyhow::Result<()> {
                 Bucket::from_sdk(&sdk, &bucket),
                 SnapshotConfig::default(),
             );
-            let report = billing::run(&snapshotter, billing::event(month, tenants)).await?;
+            let report = billing::run(&snapshotter, billing::event(month, tenants)?).await?;
             print!("{}", billing::render(&report, &bucket));
             Ok(())
         }

@@ -51,6 +51,13 @@ impl TimeZone {
     pub fn name(self) -> &'static str {
         self.0.name()
     }
+
+    /// `t` as local time in this zone, RFC 3339 with milliseconds and the offset
+    /// (`2026-10-31T23:59:59.999+09:00`).
+    pub fn rfc3339(self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.0)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+    }
 }
 
 impl Default for TimeZone {

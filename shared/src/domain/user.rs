@@ -74,6 +74,18 @@ pub enum UserState {
     Deleted,
 }
 
+impl UserState {
+    /// The state's name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserState::Invited => "invited",
+            UserState::Active => "active",
+            UserState::Suspended => "suspended",
+            UserState::Deleted => "deleted",
+        }
+    }
+}
+
 impl From<Status> for UserState {
     fn from(s: Status) -> Self {
         match s {
@@ -234,6 +246,18 @@ mod tests {
             Status::Invited,
             now,
         )
+    }
+
+    #[test]
+    fn state_names_are_the_stored_names() {
+        for s in [
+            UserState::Invited,
+            UserState::Active,
+            UserState::Suspended,
+            UserState::Deleted,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 
     #[test]

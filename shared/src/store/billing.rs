@@ -8,8 +8,8 @@ use tracing::instrument;
 
 use super::{Store, StoreError, items, keys, schema};
 use crate::domain::{
-    BillingMonth, BillingPolicy, DisplayName, Email, LoginId, SeatUsage, StateChange, Tenant,
-    TenantId, TimeZone, UserId,
+    BillingMonth, BillingPolicy, DisplayName, Email, LoginId, StateChange, Tenant, TenantId,
+    TimeZone, UserId,
 };
 
 /// A tenant's month as billed: written once, never changed.
@@ -85,9 +85,9 @@ fn snapshot_sk(month: BillingMonth) -> String {
 }
 
 impl Store {
-    /// Every tenant, with its seat usage, from the sparse tenants index (no table scan).
+    /// Every tenant, from the sparse tenants index (no table scan).
     #[instrument(skip_all)]
-    pub async fn tenants(&self) -> Result<Vec<(Tenant, SeatUsage)>, StoreError> {
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         let query = self
             .client
             .query()
@@ -98,7 +98,7 @@ impl Store {
             .expression_attribute_values(":pk", AttributeValue::S(keys::TENANTS_PARTITION.into()));
         let mut tenants = Vec::new();
         self.query_all(query, |item| {
-            tenants.push(items::tenant_from_item(item)?);
+            tenants.push(items::tenant_from_item(item)?.0);
             Ok(())
         })
         .await?;
