@@ -12,6 +12,10 @@ infra/requirements-dev.txt; the patch refuses to run on a moto it was not writte
 - TransactWriteItems checks every condition first and writes only if all hold, as DynamoDB
   does. moto instead writes as it goes and, to undo a failed transaction, deep-copies the whole
   table before every item, which makes each transaction cost the size of the table.
+- A Query reads only the partition it names, as DynamoDB does. moto walks every item of the
+  table for each Query page, which makes a month-end snapshot of a million users take days.
+  Each table keeps, per global secondary index hash attribute, a map from value to items,
+  updated by every write (put, update, delete) once the first index Query has built it.
 
 It also accepts injected faults, so tests can make a real AWS call fail the way AWS fails
 (throttling, say) and exercise the caller's real error handling. `POST /rollcall/faults` with
@@ -21,6 +25,7 @@ that path whose body contains that text fail with that status and error code (in
 shape of AWS's REST-JSON services). `DELETE /rollcall/faults` clears them.
 """
 
+import copy
 import io
 import json
 
@@ -38,6 +43,7 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -109,6 +115,129 @@ def transact_write_items(self, transact_items):
 
 
 DynamoDBBackend.transact_write_items = transact_write_items
+
+
+def _index_hash_attrs(table):
+    return {
+        key["AttributeName"]
+        for index in table.global_indexes
+        for key in index.schema
+        if key["KeyType"] == "HASH"
+    }
+
+
+def _partitions(table):
+    """The table's map attribute -> value -> {(hash, range): item}, built on first use."""
+    parts = table.__dict__.get("_rollcall_parts")
+    if parts is None:
+        parts = {attr: {} for attr in _index_hash_attrs(table)}
+        table._rollcall_parts = parts
+        table._rollcall_where = {}
+        for item in Table.all_items(table):
+            _place(table, (item.hash_key, item.range_key), item)
+    return parts
+
+
+def _place(table, key, item):
+    """Moves the item stored under key (None once deleted) to the partitions it belongs to."""
+    parts = table.__dict__.get("_rollcall_parts")
+    if parts is None:
+        return
+    where = table._rollcall_where
+    for attr, value in where.pop(key, {}).items():
+        members = parts[attr].get(value)
+        if members is not None:
+            members.pop(key, None)
+            if not members:
+                del parts[attr][value]
+    if item is None:
+        return
+    now = {}
+    for attr in parts:
+        value = item.attrs.get(attr)
+        if value is not None:
+            value = copy.deepcopy(value)  # an update may change the item's value in place
+            parts[attr].setdefault(value, {})[key] = item
+            now[attr] = value
+    if now:
+        where[key] = now
+
+
+original_put = Table.put_item
+original_delete = Table.delete_item
+original_update = DynamoDBBackend.update_item
+original_query = Table.query
+
+
+def put_item(self, item_attrs, *args, **kwargs):
+    item = original_put(self, item_attrs, *args, **kwargs)
+    _place(self, (item.hash_key, item.range_key), item)
+    return item
+
+
+def delete_item(self, hash_key, range_key):
+    item = original_delete(self, hash_key, range_key)
+    if item is not None:
+        _place(self, (item.hash_key, item.range_key), None)
+    return item
+
+
+def update_item(self, table_name, key, *args, **kwargs):
+    item = original_update(self, table_name, key, *args, **kwargs)
+    _place(self.get_table(table_name), (item.hash_key, item.range_key), item)
+    return item
+
+
+def query(
+    self,
+    hash_key,
+    range_comparison,
+    range_objs,
+    limit,
+    exclusive_start_key,
+    scan_index_forward,
+    projection_expressions,
+    index_name=None,
+    consistent_read=False,
+    filter_expression=None,
+    hash_key_conditions=None,
+    range_key_conditions=None,
+    **filter_kwargs,
+):
+    if index_name is not None and hash_key_conditions and len(hash_key_conditions) == 1:
+        attr, value = hash_key_conditions[0]
+        members = _partitions(self).get(attr)
+        if members is not None:
+            candidates = list(members.get(value, {}).values())
+            self.all_items = lambda: candidates
+    elif index_name is None and hash_key is not None and self.range_key_attr is not None:
+        candidates = list(self.items[hash_key].values()) if hash_key in self.items else []
+        self.all_items = lambda: candidates
+    try:
+        return original_query(
+            self,
+            hash_key,
+            range_comparison,
+            range_objs,
+            limit,
+            exclusive_start_key,
+            scan_index_forward,
+            projection_expressions,
+            index_name,
+            consistent_read,
+            filter_expression,
+            hash_key_conditions=hash_key_conditions,
+            range_key_conditions=range_key_conditions,
+            **filter_kwargs,
+        )
+    finally:
+        self.__dict__.pop("all_items", None)
+
+
+Table.put_item = put_item
+Table.delete_item = delete_item
+DynamoDBBackend.update_item = update_item
+Table.query = query
 
 port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
 moto_app = DomainDispatcherApplication(create_backend_app)
