@@ -1,8 +1,14 @@
 //! CSV as spreadsheets read it: RFC 4180 quoting, CRLF line ends, UTF-8 with a byte-order mark
 //! (so Excel opens Japanese text correctly), and every cell that a spreadsheet would take for a
-//! formula neutralised.
+//! formula neutralised. [`Records`] reads such files back, and [`encoding`] turns their bytes
+//! (UTF-8 or Shift_JIS) into text and back.
 
 use std::borrow::Cow;
+
+pub mod encoding;
+mod reader;
+
+pub use reader::{CsvError, CsvErrorKind, Record, Records};
 
 /// The UTF-8 byte-order mark.
 pub const BOM: &str = "\u{feff}";
@@ -10,13 +16,36 @@ pub const BOM: &str = "\u{feff}";
 /// Characters that make a spreadsheet read a cell as a formula when they come first.
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
+/// Whether `cell`, once its leading `'`s are set aside, starts like a formula.
+fn formula_like(cell: &str) -> bool {
+    cell.trim_start_matches('\'').starts_with(FORMULA_STARTS)
+}
+
 /// A cell a spreadsheet would evaluate (`=`, `+`, `-`, `@`, tab or CR first) gets a leading `'`,
-/// which spreadsheets show as text and do not evaluate (OWASP "CSV injection").
+/// which spreadsheets show as text and do not evaluate (OWASP "CSV injection"). A cell that
+/// already starts with `'` before such a character gets one more, so that [`restore`] gives
+/// back exactly what was written.
 pub fn neutralise(cell: &str) -> Cow<'_, str> {
-    if cell.starts_with(FORMULA_STARTS) {
+    if formula_like(cell) {
         Cow::Owned(format!("'{cell}"))
     } else {
         Cow::Borrowed(cell)
+    }
+}
+
+/// Undoes [`neutralise`]: `'=SUM(A1)` reads back as `=SUM(A1)`, and any other cell as it is,
+/// so an exported file re-imports unchanged.
+///
+/// ```
+/// use rollcall::csv::{neutralise, restore};
+/// for cell in ["=SUM(A1)", "'=x", "+81 3", "plain", "'quoted"] {
+///     assert_eq!(restore(&neutralise(cell)), cell);
+/// }
+/// ```
+pub fn restore(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if formula_like(rest) => rest,
+        _ => cell,
     }
 }
 
@@ -80,6 +109,15 @@ mod tests {
         }
         for plain in ["山田", "a=b", "", "'quoted"] {
             assert_eq!(neutralise(plain), plain);
+        }
+        assert_eq!(neutralise("'=x"), "''=x");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn restore_undoes_neutralise(cell in "['=+@a-]{0,4}[\\PC]{0,8}") {
+            let written = neutralise(&cell);
+            proptest::prop_assert_eq!(restore(&written), cell.as_str());
         }
     }
 
