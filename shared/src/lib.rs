@@ -15,6 +15,7 @@ pub mod csv;
 pub mod digest;
 pub mod domain;
 pub mod files;
+pub mod import;
 pub mod mail;
 pub mod store;
 pub mod telemetry;

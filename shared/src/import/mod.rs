@@ -1,0 +1,12 @@
+//! Bulk import: files of NEW / EDIT / DELETE rows that admins upload. Every row is read
+//! ([`parse_file`]) and checked against the directory ([`check`]) before anything changes;
+//! one bad row and nothing is applied.
+
+mod columns;
+mod rows;
+
+pub use columns::{Column, Header, HeaderProblem, header_key};
+pub use rows::{
+    Changes, Clearable, DateTimeError, FileProblem, Operation, ParsedFile, ParsedRow, RowAction,
+    RowProblem, format_datetime, parse_datetime, parse_file, split_set,
+};

@@ -1,0 +1,1014 @@
+//! From a file's bytes to typed rows: decode, read the CSV, read the header, then turn every
+//! row into domain values, collecting every problem of every row with its line and column.
+//! Nothing here reads the directory; [`crate::import::check`] compares the rows with it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+
+use super::columns::{Column, Header, HeaderProblem};
+use crate::csv::encoding::{DecodeError, EncodingChoice, FileEncoding, decode};
+use crate::csv::{CsvError, CsvErrorKind, Records, restore};
+use crate::domain::{
+    AppRoles, DisplayName, Email, Groups, Language, Localized, LoginId, NewUser, Notes, Phone,
+    Role, SetError, ShortText, ValidityWindow,
+};
+
+/// What a row does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Operation {
+    /// Create a user.
+    New,
+    /// Change a user found by login id.
+    Edit,
+    /// Delete a user found by login id.
+    Delete,
+}
+
+impl Operation {
+    /// `NEW`, `EDIT` or `DELETE`, as written in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::New => "NEW",
+            Operation::Edit => "EDIT",
+            Operation::Delete => "DELETE",
+        }
+    }
+
+    /// Reads an operation in any case, or its Japanese name (`新規`, `編集`, `削除`…).
+    pub fn parse(s: &str) -> Option<Operation> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("new") {
+            return Some(Operation::New);
+        }
+        if s.eq_ignore_ascii_case("edit") {
+            return Some(Operation::Edit);
+        }
+        if s.eq_ignore_ascii_case("delete") {
+            return Some(Operation::Delete);
+        }
+        match s {
+            "新規" | "追加" | "登録" => Some(Operation::New),
+            "編集" | "変更" | "更新" => Some(Operation::Edit),
+            "削除" => Some(Operation::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One problem of one row: where it is and what it is, in both languages.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowProblem {
+    /// The line of the file the row starts on.
+    pub line: usize,
+    /// The column at fault, if one is.
+    pub column: Option<Column>,
+    /// A stable code, e.g. `email_taken`.
+    pub code: &'static str,
+    /// The message in Japanese.
+    pub message_ja: String,
+    /// The message in English.
+    pub message_en: String,
+}
+
+impl RowProblem {
+    /// A problem described by a domain error.
+    pub fn new(line: usize, column: Option<Column>, e: &dyn Localized) -> RowProblem {
+        RowProblem {
+            line,
+            column,
+            code: e.code(),
+            message_ja: e.message(Language::Ja),
+            message_en: e.message(Language::En),
+        }
+    }
+
+    /// A problem with its own code and messages.
+    pub fn custom(
+        line: usize,
+        column: Option<Column>,
+        code: &'static str,
+        ja: impl Into<String>,
+        en: impl Into<String>,
+    ) -> RowProblem {
+        RowProblem {
+            line,
+            column,
+            code,
+            message_ja: ja.into(),
+            message_en: en.into(),
+        }
+    }
+}
+
+/// A field an EDIT row may leave alone (`None`), clear (`Some(None)`) or set.
+pub type Clearable<T> = Option<Option<T>>;
+
+/// What an EDIT row sets. `None`: leave alone (the column is absent, or the cell is blank in
+/// a column that can't be cleared); `Some(None)`: clear.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// New display name.
+    pub name: Option<DisplayName>,
+    /// The email as the row writes it; it must be the user's current one (any case).
+    pub email: Option<Email>,
+    /// New management role.
+    pub role: Option<Role>,
+    /// New app roles (a blank cell clears them).
+    pub app_roles: Option<AppRoles>,
+    /// New groups (a blank cell clears them).
+    pub groups: Option<Groups>,
+    /// Organisation.
+    pub organization: Option<Option<ShortText>>,
+    /// Department.
+    pub department: Option<Option<ShortText>>,
+    /// Phone.
+    pub phone: Option<Option<Phone>>,
+    /// Notes.
+    pub notes: Option<Option<Notes>>,
+    /// Language.
+    pub language: Option<Option<Language>>,
+    /// Start of the validity window.
+    pub valid_from: Option<Option<DateTime<Utc>>>,
+    /// End of the validity window.
+    pub valid_till: Option<Option<DateTime<Utc>>>,
+    /// `Some(true)` suspends, `Some(false)` reactivates.
+    pub disabled: Option<bool>,
+}
+
+/// A row turned into what it asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowAction {
+    /// Create this user, suspended if `disabled`.
+    New {
+        /// The user.
+        user: Box<NewUser>,
+        /// Whether the user starts suspended (and gets no invitation).
+        disabled: bool,
+    },
+    /// Change the user with the row's login id.
+    Edit(Box<Changes>),
+    /// Delete the user with the row's login id.
+    Delete,
+}
+
+/// One row of a file, as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedRow {
+    /// The line the row starts on.
+    pub line: usize,
+    /// The operation, if the row names a valid one.
+    pub operation: Option<Operation>,
+    /// The login id cell as written (trimmed), for reports.
+    pub login_text: String,
+    /// The login id and the action, if the row has no problem of its own.
+    pub action: Option<(LoginId, RowAction)>,
+}
+
+/// A file read into rows.
+#[derive(Debug, Clone)]
+pub struct ParsedFile {
+    /// The encoding the file was in.
+    pub encoding: FileEncoding,
+    /// The header.
+    pub header: Header,
+    /// Every non-blank row, in file order.
+    pub rows: Vec<ParsedRow>,
+    /// Every problem found in the rows, in file order.
+    pub problems: Vec<RowProblem>,
+}
+
+/// Why a whole file is refused before its rows are looked at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileProblem {
+    /// The bytes are not text in the expected encoding.
+    #[error(transparent)]
+    Encoding(#[from] DecodeError),
+    /// The CSV is malformed.
+    #[error(transparent)]
+    Csv(#[from] CsvError),
+    /// The file holds nothing.
+    #[error("the file is empty")]
+    Empty,
+    /// The header line is wrong.
+    #[error("the header is wrong")]
+    Header(Vec<HeaderProblem>),
+    /// The file has a header and no rows.
+    #[error("the file has no rows")]
+    NoRows,
+    /// More rows than the limit.
+    #[error("more than {limit} rows")]
+    TooManyRows {
+        /// The limit.
+        limit: usize,
+    },
+    /// More bytes than the limit.
+    #[error("larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+}
+
+impl FileProblem {
+    /// The line the problem is on, if it is on one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            FileProblem::Encoding(DecodeError::Malformed { line, .. }) => Some(*line),
+            FileProblem::Csv(e) => Some(e.line),
+            FileProblem::Header(_) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl Localized for FileProblem {
+    fn code(&self) -> &'static str {
+        match self {
+            FileProblem::Encoding(e) => e.code(),
+            FileProblem::Csv(e) => match e.kind {
+                CsvErrorKind::UnclosedQuote => "csv_unclosed_quote",
+                CsvErrorKind::QuoteInUnquotedCell => "csv_stray_quote",
+                CsvErrorKind::TextAfterClosingQuote => "csv_text_after_quote",
+            },
+            FileProblem::Empty => "file_empty",
+            FileProblem::Header(p) => p.first().map_or("header_invalid", |p| p.code()),
+            FileProblem::NoRows => "file_no_rows",
+            FileProblem::TooManyRows { .. } => "file_too_many_rows",
+            FileProblem::TooLarge { .. } => "file_too_large",
+        }
+    }
+
+    fn message(&self, lang: Language) -> String {
+        match (self, lang) {
+            (FileProblem::Encoding(e), _) => e.message(lang),
+            (FileProblem::Csv(e), Language::Ja) => {
+                let what = match e.kind {
+                    CsvErrorKind::UnclosedQuote => "「\"」で始まるセルが閉じられていません",
+                    CsvErrorKind::QuoteInUnquotedCell => {
+                        "「\"」で囲まれていないセルに「\"」があります（「\"\"」と書いて全体を「\"」で囲んでください）"
+                    }
+                    CsvErrorKind::TextAfterClosingQuote => "閉じる「\"」の後に文字があります",
+                };
+                format!("{} 行目 {} 列目: {what}。", e.line, e.column)
+            }
+            (FileProblem::Csv(e), Language::En) => {
+                let what = match e.kind {
+                    CsvErrorKind::UnclosedQuote => "a cell opened with '\"' is never closed",
+                    CsvErrorKind::QuoteInUnquotedCell => {
+                        "a '\"' inside a cell that is not quoted (quote the whole cell and double the '\"')"
+                    }
+                    CsvErrorKind::TextAfterClosingQuote => "text after a cell's closing '\"'",
+                };
+                format!("Line {}, column {}: {what}.", e.line, e.column)
+            }
+            (FileProblem::Empty, Language::Ja) => "ファイルが空です。".into(),
+            (FileProblem::Empty, Language::En) => "The file is empty.".into(),
+            (FileProblem::Header(p), _) => p
+                .iter()
+                .map(|p| p.message(lang))
+                .collect::<Vec<_>>()
+                .join(" "),
+            (FileProblem::NoRows, Language::Ja) => {
+                "見出し行だけで、データの行がありません。".into()
+            }
+            (FileProblem::NoRows, Language::En) => "The file has a header line and no rows.".into(),
+            (FileProblem::TooManyRows { limit }, Language::Ja) => {
+                format!("行数が上限の {limit} 行を超えています。ファイルを分けてください。")
+            }
+            (FileProblem::TooManyRows { limit }, Language::En) => {
+                format!("The file has more than {limit} rows. Split it.")
+            }
+            (FileProblem::TooLarge { limit }, Language::Ja) => {
+                format!("ファイルが上限の {limit} バイトを超えています。")
+            }
+            (FileProblem::TooLarge { limit }, Language::En) => {
+                format!("The file is larger than the limit of {limit} bytes.")
+            }
+        }
+    }
+}
+
+/// Reads a whole import file: decode, CSV, header, rows. A problem with the file as a whole
+/// is an `Err`; problems of single rows are listed in the result.
+pub fn parse_file(
+    bytes: &[u8],
+    encoding: EncodingChoice,
+    max_rows: usize,
+) -> Result<ParsedFile, FileProblem> {
+    let decoded = decode(bytes, encoding)?;
+    let mut records = Records::new(&decoded.text);
+    let header = loop {
+        match records.next() {
+            None => return Err(FileProblem::Empty),
+            Some(r) => {
+                let r = r?;
+                if !r.is_blank() {
+                    break r;
+                }
+            }
+        }
+    };
+    let header = Header::parse(&header.cells).map_err(FileProblem::Header)?;
+    let mut reader = RowReader::new(&header);
+    let mut rows = Vec::new();
+    for record in records {
+        let record = record?;
+        if record.is_blank() {
+            continue;
+        }
+        if rows.len() == max_rows {
+            return Err(FileProblem::TooManyRows { limit: max_rows });
+        }
+        let cells: Vec<&str> = record.cells.iter().map(|c| restore(c)).collect();
+        rows.push(reader.row(record.line, &cells));
+    }
+    if rows.is_empty() {
+        return Err(FileProblem::NoRows);
+    }
+    reader.duplicates(&rows);
+    let problems = reader.finish();
+    Ok(ParsedFile {
+        encoding: decoded.encoding,
+        header,
+        rows,
+        problems,
+    })
+}
+
+/// Reads rows against a header, collecting problems and watching for duplicates.
+struct RowReader<'h> {
+    header: &'h Header,
+    positions: [Option<usize>; Column::ALL.len()],
+    problems: Vec<RowProblem>,
+}
+
+impl<'h> RowReader<'h> {
+    fn new(header: &'h Header) -> Self {
+        let mut positions = [None; Column::ALL.len()];
+        for (i, c) in header.columns().iter().enumerate() {
+            positions[*c as usize] = Some(i);
+        }
+        RowReader {
+            header,
+            positions,
+            problems: Vec::new(),
+        }
+    }
+
+    fn finish(mut self) -> Vec<RowProblem> {
+        self.problems.sort_by_key(|p| p.line);
+        self.problems
+    }
+
+    fn row(&mut self, line: usize, cells: &[&str]) -> ParsedRow {
+        let before = self.problems.len();
+        if cells.len() > self.header.columns().len() {
+            self.problems.push(RowProblem::custom(
+                line,
+                None,
+                "row_too_many_cells",
+                format!(
+                    "セルが {} 個あり、見出しの {} 個より多くなっています。",
+                    cells.len(),
+                    self.header.columns().len()
+                ),
+                format!(
+                    "The row has {} cells, more than the header's {}.",
+                    cells.len(),
+                    self.header.columns().len()
+                ),
+            ));
+        }
+        let mut row = Cells {
+            line,
+            cells,
+            positions: &self.positions,
+            problems: &mut self.problems,
+        };
+        let op_text = row.text(Column::Operation);
+        let operation = Operation::parse(op_text);
+        if operation.is_none() {
+            let (code, ja, en) = if op_text.is_empty() {
+                (
+                    "operation_required",
+                    "操作（NEW / EDIT / DELETE）を入力してください。",
+                    "Give the operation: NEW, EDIT or DELETE.",
+                )
+            } else {
+                (
+                    "operation_invalid",
+                    "操作は NEW、EDIT、DELETE のいずれかです。",
+                    "The operation must be NEW, EDIT or DELETE.",
+                )
+            };
+            row.problem(Column::Operation, code, ja, en);
+        }
+        let login_text = row.text(Column::LoginId).to_owned();
+        let login = row.required(Column::LoginId, LoginId::parse);
+        let action = match operation {
+            Some(Operation::New) => row.new_user(login.clone()),
+            Some(Operation::Edit) => row.changes(),
+            Some(Operation::Delete) | None => Some(RowAction::Delete),
+        };
+        let clean = self.problems.len() == before;
+        ParsedRow {
+            line,
+            operation,
+            login_text,
+            action: match (clean, operation, login, action) {
+                (true, Some(_), Some(login), Some(action)) => Some((login, action)),
+                _ => None,
+            },
+        }
+    }
+
+    /// A login id, or an email, on more than one row: every later row is refused, naming the
+    /// first.
+    fn duplicates(&mut self, rows: &[ParsedRow]) {
+        let mut logins: HashMap<String, usize> = HashMap::with_capacity(rows.len());
+        let mut emails: HashMap<String, usize> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let Some((login, action)) = &row.action else {
+                continue;
+            };
+            if let Some(first) = logins.insert(login.key(), row.line) {
+                logins.insert(login.key(), first);
+                self.problems
+                    .push(duplicate(row.line, Column::LoginId, first));
+            }
+            let email = match action {
+                RowAction::New { user, .. } => Some(&user.email),
+                RowAction::Edit(c) => c.email.as_ref(),
+                RowAction::Delete => None,
+            };
+            if let Some(email) = email
+                && let Some(first) = emails.insert(email.key(), row.line)
+            {
+                emails.insert(email.key(), first);
+                self.problems
+                    .push(duplicate(row.line, Column::Email, first));
+            }
+        }
+    }
+}
+
+fn duplicate(line: usize, column: Column, first: usize) -> RowProblem {
+    RowProblem::custom(
+        line,
+        Some(column),
+        "duplicate_in_file",
+        format!(
+            "{first} 行目と同じ{}です。1つのファイルで同じユーザーを2回扱うことはできません。",
+            match column {
+                Column::Email => "メールアドレス",
+                _ => "ログインID",
+            }
+        ),
+        format!(
+            "The same {} as line {first}: a file can touch each user only once.",
+            column.name()
+        ),
+    )
+}
+
+/// The cells of one row, read column by column.
+struct Cells<'a, 'p> {
+    line: usize,
+    cells: &'a [&'a str],
+    positions: &'a [Option<usize>; Column::ALL.len()],
+    problems: &'p mut Vec<RowProblem>,
+}
+
+impl<'a> Cells<'a, '_> {
+    /// The trimmed cell of `column`; empty if the file lacks the column or the row the cell.
+    fn text(&self, column: Column) -> &'a str {
+        self.positions[column as usize]
+            .and_then(|i| self.cells.get(i))
+            .map_or("", |c| c.trim())
+    }
+
+    fn present(&self, column: Column) -> bool {
+        self.positions[column as usize].is_some()
+    }
+
+    fn problem(&mut self, column: Column, code: &'static str, ja: &str, en: &str) {
+        self.problems
+            .push(RowProblem::custom(self.line, Some(column), code, ja, en));
+    }
+
+    fn domain<T, E: Localized>(
+        &mut self,
+        column: Column,
+        text: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        match parse(text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problems
+                    .push(RowProblem::new(self.line, Some(column), &e));
+                None
+            }
+        }
+    }
+
+    fn required<T, E: Localized>(
+        &mut self,
+        column: Column,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        let text = self.text(column);
+        if text.is_empty() {
+            self.problem(
+                column,
+                "required",
+                &format!("「{}」を入力してください。", column.name()),
+                &format!("{} is required.", column.name()),
+            );
+            return None;
+        }
+        self.domain(column, text, parse)
+    }
+
+    /// `None`: absent or blank; `Some(None)`: the cell could not be read (a problem is
+    /// recorded); `Some(Some(v))`: a value.
+    fn optional<T, E: Localized>(
+        &mut self,
+        column: Column,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<Option<T>> {
+        let text = self.text(column);
+        if text.is_empty() {
+            return None;
+        }
+        Some(self.domain(column, text, parse))
+    }
+
+    /// For EDIT: absent column → leave alone; blank cell → clear; value → set. A value that
+    /// could not be read records a problem (the row is then refused, whatever is returned).
+    fn clearable<T, E: Localized>(
+        &mut self,
+        column: Column,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<Option<T>> {
+        if !self.present(column) {
+            return None;
+        }
+        match self.optional(column, parse) {
+            None => Some(None),
+            Some(v) => v.map(Some),
+        }
+    }
+
+    fn set<T>(
+        &mut self,
+        column: Column,
+        parse: impl FnOnce(&str) -> Result<T, SetError>,
+    ) -> Option<T> {
+        let text = self.text(column);
+        self.domain(column, text, parse)
+    }
+
+    fn validity(&mut self) -> (Clearable<DateTime<Utc>>, Clearable<DateTime<Utc>>) {
+        let from = self.clearable(Column::ValidFrom, parse_datetime);
+        let till = self.clearable(Column::ValidTill, parse_datetime);
+        (from, till)
+    }
+
+    fn disabled(&mut self) -> Option<bool> {
+        match self.text(Column::Disabled) {
+            "" => None,
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => {
+                self.problem(
+                    Column::Disabled,
+                    "disabled_invalid",
+                    "無効は 0（利用可）か 1（利用停止）で指定してください。",
+                    "disabled must be 0 (enabled) or 1 (suspended).",
+                );
+                None
+            }
+        }
+    }
+
+    fn new_user(&mut self, login: Option<LoginId>) -> Option<RowAction> {
+        let name = self.required(Column::Name, DisplayName::parse);
+        let email = self.required(Column::Email, Email::parse);
+        let role = match self.optional(Column::Role, |s| s.to_ascii_lowercase().parse::<Role>()) {
+            None => Some(Role::Member),
+            Some(r) => r,
+        };
+        let app_roles = self.set(Column::AppRoles, |s| AppRoles::parse(&split_set(s)));
+        let groups = self.set(Column::Groups, |s| Groups::parse(&split_set(s)));
+        let organization = self.optional(Column::Organization, ShortText::parse);
+        let department = self.optional(Column::Department, ShortText::parse);
+        let phone = self.optional(Column::Phone, Phone::parse);
+        let notes = self.optional(Column::Notes, Notes::parse);
+        let language = self.optional(Column::Language, str::parse::<Language>);
+        let (from, till) = self.validity();
+        let disabled = self.disabled().unwrap_or(false);
+        let validity = self.window(from.flatten(), till.flatten());
+        Some(RowAction::New {
+            user: Box::new(NewUser {
+                login_id: login?,
+                email: email?,
+                name: name?,
+                role: role?,
+                app_roles: app_roles?,
+                groups: groups?,
+                organization: organization.flatten(),
+                department: department.flatten(),
+                phone: phone.flatten(),
+                notes: notes.flatten(),
+                language: language.flatten(),
+                time_zone: None,
+                validity: validity?,
+            }),
+            disabled,
+        })
+    }
+
+    fn window(
+        &mut self,
+        from: Option<DateTime<Utc>>,
+        till: Option<DateTime<Utc>>,
+    ) -> Option<ValidityWindow> {
+        self.domain(Column::ValidTill, "", |_| ValidityWindow::new(from, till))
+    }
+
+    fn changes(&mut self) -> Option<RowAction> {
+        let c = Changes {
+            name: self.optional(Column::Name, DisplayName::parse).flatten(),
+            email: self.optional(Column::Email, Email::parse).flatten(),
+            role: self
+                .optional(Column::Role, |s| s.to_ascii_lowercase().parse::<Role>())
+                .flatten(),
+            app_roles: self
+                .present(Column::AppRoles)
+                .then(|| self.set(Column::AppRoles, |s| AppRoles::parse(&split_set(s))))
+                .flatten(),
+            groups: self
+                .present(Column::Groups)
+                .then(|| self.set(Column::Groups, |s| Groups::parse(&split_set(s))))
+                .flatten(),
+            organization: self.clearable(Column::Organization, ShortText::parse),
+            department: self.clearable(Column::Department, ShortText::parse),
+            phone: self.clearable(Column::Phone, Phone::parse),
+            notes: self.clearable(Column::Notes, Notes::parse),
+            language: self.clearable(Column::Language, str::parse::<Language>),
+            valid_from: None,
+            valid_till: None,
+            disabled: self.disabled(),
+        };
+        let (valid_from, valid_till) = self.validity();
+        if let (Some(Some(f)), Some(Some(t))) = (valid_from, valid_till)
+            && t <= f
+        {
+            self.window(Some(f), Some(t));
+        }
+        Some(RowAction::Edit(Box::new(Changes {
+            valid_from,
+            valid_till,
+            ..c
+        })))
+    }
+}
+
+/// The names of a multi-valued cell: separated by `|` or line breaks, trimmed, blanks dropped.
+pub fn split_set(cell: &str) -> Vec<&str> {
+    cell.split(['|', '\n', '\r'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The text is not a date and time as import files write them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a date and time like 2026/04/01 09:00")]
+pub struct DateTimeError;
+
+impl Localized for DateTimeError {
+    fn code(&self) -> &'static str {
+        "datetime_invalid"
+    }
+    fn message(&self, lang: Language) -> String {
+        match lang {
+            Language::Ja => "日時は 2026/04/01 09:00 の形式（UTC）で入力してください。".into(),
+            Language::En => "Write the time as 2026/04/01 09:00 (UTC).".into(),
+        }
+    }
+}
+
+/// Reads `yyyy/mm/dd hh:mm` in UTC, as import files and exports write it. Also accepted, since
+/// spreadsheets rewrite dates as they like: `-` between date parts, no leading zeros
+/// (`2026/4/1 9:00`), seconds with an optional fraction, `T` before the time, or no time
+/// (midnight).
+pub fn parse_datetime(s: &str) -> Result<DateTime<Utc>, DateTimeError> {
+    let s = s.trim();
+    let (date, time) = match s.split_once([' ', 'T']) {
+        Some((d, t)) => (d, Some(t.trim())),
+        None => (s, None),
+    };
+    let mut parts = date.split(['/', '-']);
+    let mut number = |lengths: std::ops::RangeInclusive<usize>| -> Result<u32, DateTimeError> {
+        let p = parts.next().ok_or(DateTimeError)?;
+        if !lengths.contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DateTimeError);
+        }
+        p.parse().map_err(|_| DateTimeError)
+    };
+    let (y, m, d) = (number(4..=4)?, number(1..=2)?, number(1..=2)?);
+    if parts.next().is_some() {
+        return Err(DateTimeError);
+    }
+    let date = NaiveDate::from_ymd_opt(y as i32, m, d).ok_or(DateTimeError)?;
+    let time = match time {
+        None => NaiveTime::MIN,
+        Some(t) => {
+            let fmt = match t.matches(':').count() {
+                1 => "%H:%M",
+                2 if t.contains('.') => "%H:%M:%S%.f",
+                2 => "%H:%M:%S",
+                _ => return Err(DateTimeError),
+            };
+            NaiveTime::parse_from_str(t, fmt).map_err(|_| DateTimeError)?
+        }
+    };
+    Ok(NaiveDateTime::new(date, time).and_utc())
+}
+
+/// Writes a time as [`parse_datetime`] reads it: `yyyy/mm/dd hh:mm`, with seconds (and
+/// milliseconds) only when they are not zero, so that an export re-imports unchanged.
+pub fn format_datetime(t: DateTime<Utc>) -> String {
+    use chrono::Timelike;
+    if t.nanosecond() != 0 {
+        t.format("%Y/%m/%d %H:%M:%S%.3f").to_string()
+    } else if t.second() != 0 {
+        t.format("%Y/%m/%d %H:%M:%S").to_string()
+    } else {
+        t.format("%Y/%m/%d %H:%M").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv::CsvWriter;
+    use crate::csv::encoding::encode_shift_jis;
+    use chrono::TimeZone as _;
+    use proptest::prelude::*;
+
+    const HEADER: &str = "operation,login_id,name,email,role,app_roles,groups,organization,department,phone,notes,language,valid_from,valid_till,disabled\r\n";
+
+    fn parse(text: &str) -> ParsedFile {
+        parse_file(text.as_bytes(), EncodingChoice::Auto, 2_000).unwrap()
+    }
+
+    fn codes(f: &ParsedFile) -> Vec<(usize, Option<&'static str>, &'static str)> {
+        f.problems
+            .iter()
+            .map(|p| (p.line, p.column.map(Column::name), p.code))
+            .collect()
+    }
+
+    #[test]
+    fn new_edit_and_delete_rows_read_into_actions() {
+        let text = format!(
+            "{HEADER}NEW,taro,山田 太郎,Taro@Example.com,admin,crm:viewer|crm:editor,\"営業\n東京\",Acme,Sales,03-1234-5678,'=memo,ja,2026/04/01 09:00,2027/3/31 18:30,0\r\n\
+             edit,hanako,,,,,,,,,,,,,1\r\n\
+             削除,jiro,,,,,,,,,,,,,\r\n"
+        );
+        let f = parse(&text);
+        assert!(f.problems.is_empty(), "{:?}", f.problems);
+        assert_eq!(f.rows.len(), 3);
+        let (login, RowAction::New { user, disabled }) = f.rows[0].action.clone().unwrap() else {
+            panic!("a NEW row")
+        };
+        assert_eq!(login.as_str(), "taro");
+        assert!(!disabled);
+        assert_eq!(user.email.as_str(), "Taro@Example.com");
+        assert_eq!(user.role, Role::Admin);
+        assert_eq!(
+            user.app_roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>(),
+            ["crm:editor", "crm:viewer"]
+        );
+        assert_eq!(
+            user.groups.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            ["営業", "東京"]
+        );
+        assert_eq!(
+            user.notes.unwrap().as_str(),
+            "=memo",
+            "neutralised cells are restored"
+        );
+        assert_eq!(
+            user.validity.from(),
+            Some(Utc.with_ymd_and_hms(2026, 4, 1, 9, 0, 0).unwrap())
+        );
+        assert_eq!(
+            user.validity.till(),
+            Some(Utc.with_ymd_and_hms(2027, 3, 31, 18, 30, 0).unwrap())
+        );
+        assert_eq!(f.rows[1].line, 4, "line 2 holds a line break inside a cell");
+        let Some((_, RowAction::Edit(c))) = &f.rows[1].action else {
+            panic!("an EDIT row")
+        };
+        assert_eq!(c.disabled, Some(true));
+        assert_eq!(c.name, None, "a blank required cell leaves the name alone");
+        assert_eq!(c.department, Some(None), "a blank optional cell clears");
+        assert_eq!(c.app_roles, Some(AppRoles::default()));
+        assert_eq!(f.rows[2].operation, Some(Operation::Delete));
+    }
+
+    #[test]
+    fn columns_missing_from_the_file_are_left_alone_by_edits() {
+        let f = parse("operation,login_id,department\r\nEDIT,taro,\r\n");
+        let Some((_, RowAction::Edit(c))) = &f.rows[0].action else {
+            panic!("an EDIT row")
+        };
+        assert_eq!(c.department, Some(None));
+        assert_eq!((c.notes.clone(), c.app_roles.clone()), (None, None));
+    }
+
+    #[test]
+    fn every_problem_of_a_row_is_reported_with_its_column() {
+        let f = parse(&format!(
+            "{HEADER}NEW,taro,,not-an-email,boss,,,,,phone?,,xx,2026/13/01,,2\r\n"
+        ));
+        assert_eq!(
+            codes(&f),
+            vec![
+                (2, Some("name"), "required"),
+                (2, Some("email"), "email_invalid"),
+                (2, Some("role"), "role_invalid"),
+                (2, Some("phone"), "phone_invalid"),
+                (2, Some("language"), "language_invalid"),
+                (2, Some("valid_from"), "datetime_invalid"),
+                (2, Some("disabled"), "disabled_invalid"),
+            ]
+        );
+        assert!(f.rows[0].action.is_none());
+    }
+
+    #[test]
+    fn operations_must_be_given_and_known() {
+        let f = parse("operation,login_id\r\n,taro\r\nUPSERT,jiro\r\n");
+        assert_eq!(
+            codes(&f),
+            vec![
+                (2, Some("operation"), "operation_required"),
+                (3, Some("operation"), "operation_invalid"),
+            ]
+        );
+        assert_eq!(f.rows[0].login_text, "taro");
+    }
+
+    #[test]
+    fn a_user_touched_twice_in_one_file_is_refused_on_the_later_rows() {
+        let f = parse(
+            "operation,login_id,name,email\r\n\
+             NEW,taro,Taro,taro@example.com\r\n\
+             NEW,jiro,Jiro,TARO@example.com\r\n\
+             DELETE,Taro,,\r\n",
+        );
+        assert_eq!(
+            codes(&f),
+            vec![
+                (3, Some("email"), "duplicate_in_file"),
+                (4, Some("login_id"), "duplicate_in_file"),
+            ]
+        );
+        assert!(f.problems[0].message_en.contains("line 2"));
+    }
+
+    #[test]
+    fn a_window_that_ends_before_it_starts_is_refused() {
+        let f = parse(&format!(
+            "{HEADER}NEW,taro,Taro,t@example.com,,,,,,,,,2026/04/01,2026/03/31,\r\nEDIT,jiro,,,,,,,,,,,2026/04/01,2026/04/01,\r\n"
+        ));
+        assert_eq!(
+            codes(&f),
+            vec![
+                (2, Some("valid_till"), "validity_window_invalid"),
+                (3, Some("valid_till"), "validity_window_invalid"),
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_longer_than_the_header_are_refused() {
+        let f = parse("operation,login_id\r\nDELETE,taro,extra\r\n");
+        assert_eq!(codes(&f), vec![(2, None, "row_too_many_cells")]);
+    }
+
+    #[test]
+    fn problems_with_the_whole_file_name_what_and_where() {
+        let p = |text: &str| parse_file(text.as_bytes(), EncodingChoice::Auto, 2).unwrap_err();
+        assert_eq!(p(""), FileProblem::Empty);
+        assert_eq!(p("\r\n\r\n"), FileProblem::Empty);
+        assert_eq!(p("operation,login_id\r\n,,\r\n"), FileProblem::NoRows);
+        assert_eq!(
+            p("operation,login_id\r\nDELETE,a\r\nDELETE,b\r\nDELETE,c\r\n"),
+            FileProblem::TooManyRows { limit: 2 }
+        );
+        let header = p("operation,login,name\r\nNEW,a,b\r\n");
+        assert_eq!(header.code(), "header_unknown");
+        assert!(header.message(Language::En).contains("\"login\""));
+        assert!(header.message(Language::En).contains("\"login_id\""));
+        let csv = p("operation,login_id\r\nDELETE,\"a\r\n");
+        assert_eq!((csv.code(), csv.line()), ("csv_unclosed_quote", Some(2)));
+    }
+
+    #[test]
+    fn shift_jis_files_with_japanese_headers_are_read() {
+        let text = "操作,ログインID,氏名,メールアドレス,部署\r\nNEW,takahashi,髙橋 ①,t@example.com,営業～東京\r\n";
+        let bytes = encode_shift_jis(text).unwrap();
+        let f = parse_file(&bytes, EncodingChoice::Auto, 10).unwrap();
+        assert_eq!(f.encoding, FileEncoding::ShiftJis);
+        let Some((_, RowAction::New { user, .. })) = &f.rows[0].action else {
+            panic!("a NEW row")
+        };
+        assert_eq!(user.name.as_str(), "髙橋 ①");
+        assert_eq!(user.department.as_ref().unwrap().as_str(), "営業～東京");
+    }
+
+    #[test]
+    fn dates_are_read_as_spreadsheets_rewrite_them() {
+        let t = Utc.with_ymd_and_hms(2026, 4, 1, 9, 5, 0).unwrap();
+        for s in [
+            "2026/04/01 09:05",
+            "2026/4/1 9:05",
+            "2026-04-01 09:05",
+            "2026-04-01T09:05:00",
+        ] {
+            assert_eq!(parse_datetime(s), Ok(t), "{s}");
+        }
+        assert_eq!(
+            parse_datetime("2026/04/01"),
+            Ok(Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap())
+        );
+        for bad in [
+            "2026/02/30",
+            "26/4/1",
+            "2026/04/01 25:00",
+            "tomorrow",
+            "2026/04/01/02",
+        ] {
+            assert_eq!(parse_datetime(bad), Err(DateTimeError), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn written_times_read_back_exactly(ms in 0i64..4_102_444_800_000) {
+            let t = DateTime::from_timestamp_millis(ms).unwrap();
+            prop_assert_eq!(parse_datetime(&format_datetime(t)), Ok(t));
+        }
+
+        #[test]
+        fn random_valid_rows_survive_write_then_parse(
+            login in "[a-z][a-z0-9._-]{2,20}",
+            name in "[A-Za-z山田太郎髙橋①][A-Za-z 山田太郎髙橋①～]{0,20}[A-Za-z]",
+            local in "[a-z0-9]{1,10}",
+            department in proptest::option::of("[=+@\\-]?[A-Za-z営業部]{1,20}"),
+            notes in proptest::option::of("[=+@\\-]?[a-z]([a-z ,\"\n]{0,30}[a-z])?"),
+            groups in proptest::collection::btree_set("[a-z営業東京]{1,8}", 0..4),
+            role in prop_oneof![Just(Role::Admin), Just(Role::Manager), Just(Role::Member)],
+            from_ms in proptest::option::of(0i64..2_000_000_000_000),
+        ) {
+            let groups: Vec<String> = groups.into_iter().collect();
+            let from = from_ms.map(|ms| DateTime::from_timestamp_millis(ms).unwrap());
+            let mut w = CsvWriter::new();
+            w.row(Column::ALL.map(Column::name));
+            let email = format!("{local}@example.com");
+            let from_text = from.map(format_datetime).unwrap_or_default();
+            w.row([
+                "NEW", &login, &name, &email, role.as_str(), "", &groups.join("|"), "",
+                department.as_deref().unwrap_or(""), "", notes.as_deref().unwrap_or(""), "en",
+                &from_text, "", "0",
+            ]);
+            let text = w.finish();
+            let f = parse_file(text.as_bytes(), EncodingChoice::Auto, 10).unwrap();
+            prop_assert!(f.problems.is_empty(), "{:?}", f.problems);
+            let Some((l, RowAction::New { user, disabled })) = f.rows[0].action.clone() else {
+                panic!("a NEW row")
+            };
+            prop_assert_eq!(l.as_str(), login.as_str());
+            prop_assert!(!disabled);
+            prop_assert_eq!(user.name.as_str(), name.as_str());
+            prop_assert_eq!(user.email.as_str(), email.as_str());
+            prop_assert_eq!(user.role, role);
+            prop_assert_eq!(user.department.map(|d| d.as_str().to_owned()), department);
+            prop_assert_eq!(user.notes.map(|n| n.as_str().to_owned()), notes);
+            prop_assert_eq!(user.groups.iter().map(|g| g.as_str().to_owned()).collect::<Vec<_>>(), groups);
+            prop_assert_eq!(user.language, Some(Language::En));
+            prop_assert_eq!(user.validity.from(), from);
+        }
+    }
+}
