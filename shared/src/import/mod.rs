@@ -2,8 +2,11 @@
 //! ([`parse_file`]) and checked against the directory ([`check`]) before anything changes;
 //! one bad row and nothing is applied.
 
+mod check;
 mod columns;
 mod rows;
+
+pub use check::{Counts, Directory, Plan, Planned, check};
 
 pub use columns::{Column, Header, HeaderProblem, header_key};
 pub use rows::{

@@ -1,0 +1,630 @@
+//! Comparing a file's rows with the directory as it is: taken login ids and emails, unknown
+//! users, the uploader's own account, unknown app roles, status changes, the last active admin
+//! and the seat limit. The result is either every problem, or the plan: for each row, the user
+//! before and after, ready to write.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::columns::Column;
+use super::rows::{Changes, ParsedFile, RowAction, RowProblem};
+use crate::domain::{
+    BillingPolicy, Language, Localized, SeatUsage, Status, Tenant, User, UserId, ValidityWindow,
+};
+
+/// The part of the directory a file touches, read (strongly consistent) before checking.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    /// The tenant, with its role catalogue, seat limit and billing policy.
+    pub tenant: Tenant,
+    /// Its seat counters.
+    pub seats: SeatUsage,
+    /// Its count of active admins.
+    pub active_admins: u64,
+    /// The live users whose login ids the file names, by login-id key.
+    pub users: HashMap<String, User>,
+    /// The owners of the emails that NEW rows name, by email key.
+    pub email_owners: HashMap<String, UserId>,
+}
+
+/// What one row will do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Planned {
+    /// Create `user`; send an invitation unless the row creates it suspended.
+    Create {
+        /// The line of the row.
+        line: usize,
+        /// The user to write.
+        user: Box<User>,
+    },
+    /// Replace `before` with `after`.
+    Update {
+        /// The line of the row.
+        line: usize,
+        /// The user as read.
+        before: Box<User>,
+        /// The user as it will be (version and history are set by the store).
+        after: Box<User>,
+    },
+    /// Delete `user`.
+    Delete {
+        /// The line of the row.
+        line: usize,
+        /// The user as read.
+        user: Box<User>,
+    },
+}
+
+/// Row counts of a checked file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// Users to create.
+    pub created: u64,
+    /// Users to change.
+    pub updated: u64,
+    /// Users to delete.
+    pub deleted: u64,
+    /// EDIT rows that change nothing.
+    pub unchanged: u64,
+}
+
+/// The writes a valid file makes, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// One entry per row that changes something.
+    pub changes: Vec<Planned>,
+    /// Counts by kind.
+    pub counts: Counts,
+}
+
+fn problem(
+    line: usize,
+    column: Option<Column>,
+    code: &'static str,
+    ja: String,
+    en: String,
+) -> RowProblem {
+    RowProblem::custom(line, column, code, ja, en)
+}
+
+fn holds_seat(status: Status, policy: BillingPolicy) -> bool {
+    match status {
+        Status::Active => true,
+        Status::Invited => policy.count_invited,
+        Status::Suspended => false,
+    }
+}
+
+/// Checks every row of `file` against `dir`. `uploader` is the admin who uploaded the file
+/// (a row touching their own account is refused); `new_id` gives the id of the user a NEW row
+/// on a line creates, so that the same file always plans the same ids.
+pub fn check(
+    file: &ParsedFile,
+    dir: &Directory,
+    uploader: Option<&UserId>,
+    now: DateTime<Utc>,
+    mut new_id: impl FnMut(usize) -> UserId,
+) -> Result<Plan, Vec<RowProblem>> {
+    let mut problems = file.problems.clone();
+    let mut changes = Vec::with_capacity(file.rows.len());
+    let mut counts = Counts::default();
+    let policy = dir.tenant.billing;
+    // Seat and admin bookkeeping, to check the limits once every row is known.
+    let mut seat_takers: Vec<usize> = Vec::new();
+    let mut seats_freed: u64 = 0;
+    let mut admin_removers: Vec<usize> = Vec::new();
+    let mut admins_added: u64 = 0;
+
+    for row in &file.rows {
+        let Some((login, action)) = &row.action else {
+            continue;
+        };
+        let line = row.line;
+        let before = problems.len();
+        let existing = dir.users.get(&login.key());
+        match action {
+            RowAction::New { user, disabled } => {
+                if existing.is_some() {
+                    problems.push(problem(
+                        line,
+                        Some(Column::LoginId),
+                        "login_id_taken",
+                        "このログインIDはすでに使われています。".into(),
+                        "This login id is already taken.".into(),
+                    ));
+                }
+                if dir.email_owners.contains_key(&user.email.key()) {
+                    problems.push(problem(
+                        line,
+                        Some(Column::Email),
+                        "email_taken",
+                        "このメールアドレスはすでに使われています。".into(),
+                        "This email address is already taken.".into(),
+                    ));
+                }
+                if let Err(e) = dir.tenant.role_catalogue.check(&user.app_roles) {
+                    problems.push(RowProblem::new(line, Some(Column::AppRoles), &e));
+                }
+                if problems.len() == before {
+                    let status = if *disabled {
+                        Status::Suspended
+                    } else {
+                        Status::Invited
+                    };
+                    let created = User::new(
+                        dir.tenant.id.clone(),
+                        new_id(line),
+                        (**user).clone(),
+                        status,
+                        now,
+                    );
+                    if holds_seat(status, policy) {
+                        seat_takers.push(line);
+                    }
+                    counts.created += 1;
+                    changes.push(Planned::Create {
+                        line,
+                        user: Box::new(created),
+                    });
+                }
+            }
+            RowAction::Edit(c) => {
+                let Some(current) = existing else {
+                    problems.push(not_found(line));
+                    continue;
+                };
+                if uploader == Some(&current.id) {
+                    problems.push(own_account(line));
+                    continue;
+                }
+                let Some(after) = edited(line, current, c, dir, &mut problems) else {
+                    continue;
+                };
+                if after == *current {
+                    counts.unchanged += 1;
+                    continue;
+                }
+                match (
+                    holds_seat(current.status, policy),
+                    holds_seat(after.status, policy),
+                ) {
+                    (false, true) => seat_takers.push(line),
+                    (true, false) => seats_freed += 1,
+                    _ => {}
+                }
+                match (current.is_active_admin(), after.is_active_admin()) {
+                    (true, false) => admin_removers.push(line),
+                    (false, true) => admins_added += 1,
+                    _ => {}
+                }
+                counts.updated += 1;
+                changes.push(Planned::Update {
+                    line,
+                    before: Box::new(current.clone()),
+                    after: Box::new(after),
+                });
+            }
+            RowAction::Delete => {
+                let Some(current) = existing else {
+                    problems.push(not_found(line));
+                    continue;
+                };
+                if uploader == Some(&current.id) {
+                    problems.push(own_account(line));
+                    continue;
+                }
+                if holds_seat(current.status, policy) {
+                    seats_freed += 1;
+                }
+                if current.is_active_admin() {
+                    admin_removers.push(line);
+                }
+                counts.deleted += 1;
+                changes.push(Planned::Delete {
+                    line,
+                    user: Box::new(current.clone()),
+                });
+            }
+        }
+    }
+
+    if let Some(limit) = dir.tenant.seat_limit {
+        let available = (u64::from(limit) + seats_freed).saturating_sub(dir.seats.used(policy));
+        for &line in seat_takers.iter().skip(available as usize) {
+            problems.push(RowProblem::new(
+                line,
+                None,
+                &SeatsExceeded {
+                    limit,
+                    needed: seat_takers.len() as u64,
+                    available,
+                },
+            ));
+        }
+    }
+    let admins_left =
+        (dir.active_admins + admins_added).saturating_sub(admin_removers.len() as u64);
+    if admins_left == 0 {
+        for &line in &admin_removers {
+            problems.push(problem(
+                line,
+                None,
+                "last_admin",
+                "有効な管理者が1人もいなくなります。".into(),
+                "The tenant would be left without an active admin.".into(),
+            ));
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(Plan { changes, counts })
+    } else {
+        problems.sort_by_key(|p| p.line);
+        Err(problems)
+    }
+}
+
+fn not_found(line: usize) -> RowProblem {
+    problem(
+        line,
+        Some(Column::LoginId),
+        "user_not_found",
+        "このログインIDのユーザーはいません。".into(),
+        "No user has this login id.".into(),
+    )
+}
+
+fn own_account(line: usize) -> RowProblem {
+    problem(
+        line,
+        Some(Column::LoginId),
+        "own_account",
+        "取り込みを行う管理者自身のアカウントは変更・削除できません。".into(),
+        "The file can't change or delete the account of the admin who uploads it.".into(),
+    )
+}
+
+/// The seat limit leaves too few seats for the rows that take one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SeatsExceeded {
+    limit: u32,
+    needed: u64,
+    available: u64,
+}
+
+impl Localized for SeatsExceeded {
+    fn code(&self) -> &'static str {
+        "seat_limit_reached"
+    }
+    fn message(&self, lang: Language) -> String {
+        let SeatsExceeded {
+            limit,
+            needed,
+            available,
+        } = *self;
+        match lang {
+            Language::Ja => format!(
+                "席数の上限（{limit}）を超えます。このファイルで {needed} 席が必要ですが、空きは {available} 席です。"
+            ),
+            Language::En => format!(
+                "The seat limit ({limit}) would be exceeded: the file needs {needed} seats and {available} are free."
+            ),
+        }
+    }
+}
+
+/// The user as an EDIT row leaves it, or `None` with the row's problems recorded.
+fn edited(
+    line: usize,
+    current: &User,
+    c: &Changes,
+    dir: &Directory,
+    problems: &mut Vec<RowProblem>,
+) -> Option<User> {
+    let before = problems.len();
+    let mut after = current.clone();
+    if let Some(email) = &c.email
+        && email.key() != current.email.key()
+    {
+        problems.push(problem(
+            line,
+            Some(Column::Email),
+            "email_change_not_allowed",
+            "取り込みではメールアドレスを変更できません。ユーザーの画面から変更してください。"
+                .into(),
+            "An import can't change an email address; change it on the user's page.".into(),
+        ));
+    }
+    if let Some(name) = &c.name {
+        after.name = name.clone();
+    }
+    if let Some(role) = c.role {
+        after.role = role;
+    }
+    if let Some(roles) = &c.app_roles {
+        if let Err(e) = dir.tenant.role_catalogue.check(roles) {
+            problems.push(RowProblem::new(line, Some(Column::AppRoles), &e));
+        }
+        after.app_roles = roles.clone();
+    }
+    if let Some(groups) = &c.groups {
+        after.groups = groups.clone();
+    }
+    if let Some(v) = &c.organization {
+        after.organization = v.clone();
+    }
+    if let Some(v) = &c.department {
+        after.department = v.clone();
+    }
+    if let Some(v) = &c.phone {
+        after.phone = v.clone();
+    }
+    if let Some(v) = &c.notes {
+        after.notes = v.clone();
+    }
+    if let Some(v) = c.language {
+        after.language = v;
+    }
+    let from = c.valid_from.unwrap_or(current.validity.from());
+    let till = c.valid_till.unwrap_or(current.validity.till());
+    match ValidityWindow::new(from, till) {
+        Ok(w) => after.validity = w,
+        Err(e) => problems.push(RowProblem::new(line, Some(Column::ValidTill), &e)),
+    }
+    let status = match c.disabled {
+        Some(true) if current.status != Status::Suspended => current.status.suspend(),
+        Some(false) if current.status == Status::Suspended => {
+            current.status.reactivate(current.has_password)
+        }
+        _ => Ok(current.status),
+    };
+    match status {
+        Ok(s) => after.status = s,
+        Err(e) => problems.push(RowProblem::new(line, Some(Column::Disabled), &e)),
+    }
+    (problems.len() == before).then_some(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv::encoding::EncodingChoice;
+    use crate::domain::{
+        AppRole, DisplayName, Email, LoginId, NewUser, Role, RoleCatalogue, TenantId,
+    };
+    use crate::import::parse_file;
+    use chrono::TimeZone as _;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 3, 0, 0).unwrap()
+    }
+
+    fn user(login: &str, role: Role, status: Status) -> User {
+        let mut u = User::new(
+            TenantId::parse("acme").unwrap(),
+            UserId::generate(),
+            NewUser::minimal(
+                LoginId::parse(login).unwrap(),
+                Email::parse(&format!("{login}@example.com")).unwrap(),
+                DisplayName::parse(login).unwrap(),
+                role,
+            ),
+            status,
+            now() - chrono::Duration::days(30),
+        );
+        u.has_password = status != Status::Invited;
+        u
+    }
+
+    fn directory(users: &[User]) -> Directory {
+        let mut tenant = Tenant::new(
+            TenantId::parse("acme").unwrap(),
+            DisplayName::parse("Acme").unwrap(),
+        );
+        tenant.role_catalogue = RoleCatalogue::new([AppRole::parse("crm:viewer").unwrap()]);
+        Directory {
+            tenant,
+            seats: SeatUsage {
+                active: users.iter().filter(|u| u.status == Status::Active).count() as u64,
+                active_or_invited: users
+                    .iter()
+                    .filter(|u| u.status != Status::Suspended)
+                    .count() as u64,
+            },
+            active_admins: users.iter().filter(|u| u.is_active_admin()).count() as u64,
+            users: users
+                .iter()
+                .map(|u| (u.login_id.key(), u.clone()))
+                .collect(),
+            email_owners: users
+                .iter()
+                .map(|u| (u.email.key(), u.id))
+                .collect(),
+        }
+    }
+
+    fn run(
+        text: &str,
+        dir: &Directory,
+        uploader: Option<&UserId>,
+    ) -> Result<Plan, Vec<RowProblem>> {
+        let file = parse_file(text.as_bytes(), EncodingChoice::Auto, 100).unwrap();
+        check(&file, dir, uploader, now(), |_| UserId::generate())
+    }
+
+    fn codes(problems: &[RowProblem]) -> Vec<(usize, &'static str)> {
+        problems.iter().map(|p| (p.line, p.code)).collect()
+    }
+
+    #[test]
+    fn a_valid_file_plans_one_change_per_row() {
+        let admin = user("boss", Role::Admin, Status::Active);
+        let dir = directory(&[
+            admin.clone(),
+            user("hanako", Role::Member, Status::Active),
+            user("jiro", Role::Member, Status::Invited),
+            user("same", Role::Member, Status::Active),
+        ]);
+        let plan = run(
+            "operation,login_id,name,email,department,disabled\r\n\
+             NEW,taro,Taro,taro@example.com,Sales,\r\n\
+             EDIT,hanako,,HANAKO@example.com,Sales,1\r\n\
+             DELETE,jiro,,,,\r\n\
+             EDIT,same,same,,,0\r\n",
+            &dir,
+            Some(&admin.id),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.counts,
+            Counts {
+                created: 1,
+                updated: 1,
+                deleted: 1,
+                unchanged: 1
+            }
+        );
+        let Planned::Create { user: created, .. } = &plan.changes[0] else {
+            panic!("a create")
+        };
+        assert_eq!(created.status, Status::Invited);
+        assert_eq!(created.department.as_ref().unwrap().as_str(), "Sales");
+        let Planned::Update { after, .. } = &plan.changes[1] else {
+            panic!("an update")
+        };
+        assert_eq!(after.status, Status::Suspended);
+        assert_eq!(
+            after.email.as_str(),
+            "hanako@example.com",
+            "same email, any case"
+        );
+    }
+
+    #[test]
+    fn rows_that_clash_with_the_directory_are_each_refused() {
+        let admin = user("boss", Role::Admin, Status::Active);
+        let dir = directory(&[
+            admin.clone(),
+            user("hanako", Role::Member, Status::Active),
+            user("ichiro", Role::Member, Status::Active),
+        ]);
+        let problems = run(
+            "operation,login_id,name,email,app_roles\r\n\
+             NEW,Hanako,Hanako,new@example.com,\r\n\
+             NEW,taro,Taro,HANAKO@example.com,crm:admin\r\n\
+             EDIT,ghost,,,\r\n\
+             DELETE,nobody,,,\r\n\
+             EDIT,ichiro,,ichiro@other.example,\r\n\
+             DELETE,boss,,,\r\n",
+            &dir,
+            Some(&admin.id),
+        )
+        .unwrap_err();
+        assert_eq!(
+            codes(&problems),
+            vec![
+                (2, "login_id_taken"),
+                (3, "email_taken"),
+                (3, "app_role_unknown"),
+                (4, "user_not_found"),
+                (5, "user_not_found"),
+                (6, "email_change_not_allowed"),
+                (7, "own_account"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_seat_limit_counts_the_seats_a_file_frees_and_takes() {
+        let admin = user("boss", Role::Admin, Status::Active);
+        let mut dir = directory(&[admin.clone(), user("old", Role::Member, Status::Active)]);
+        dir.tenant.seat_limit = Some(3);
+        let file = "operation,login_id,name,email\r\n\
+                    DELETE,old,,\r\n\
+                    NEW,a,A,a@example.com\r\n\
+                    NEW,b,B,b@example.com\r\n";
+        assert!(
+            run(file, &dir, Some(&admin.id)).is_ok(),
+            "2 used, 1 freed, 2 taken"
+        );
+        let problems = run(
+            &format!("{file}NEW,c,C,c@example.com\r\n"),
+            &dir,
+            Some(&admin.id),
+        )
+        .unwrap_err();
+        assert_eq!(codes(&problems), vec![(5, "seat_limit_reached")]);
+        assert!(
+            problems[0]
+                .message_en
+                .contains("needs 3 seats and 2 are free")
+        );
+        dir.tenant.billing.count_invited = false;
+        assert!(
+            run(
+                &format!("{file}NEW,c,C,c@example.com\r\n"),
+                &dir,
+                Some(&admin.id)
+            )
+            .is_ok(),
+            "invited users take no seat when the tenant does not bill them"
+        );
+    }
+
+    #[test]
+    fn a_file_can_not_remove_the_last_active_admin() {
+        let other = user("other", Role::Admin, Status::Active);
+        let dir = directory(std::slice::from_ref(&other));
+        let problems = run(
+            "operation,login_id,role\r\nEDIT,other,member\r\n",
+            &dir,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(codes(&problems), vec![(2, "last_admin")]);
+    }
+
+    #[test]
+    fn an_edit_window_is_checked_against_the_stored_end() {
+        let mut u = user("hanako", Role::Member, Status::Active);
+        u.validity = ValidityWindow::new(None, Some(now())).unwrap();
+        let dir = directory(&[u]);
+        let problems = run(
+            "operation,login_id,valid_from\r\nEDIT,hanako,2027/01/01\r\n",
+            &dir,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(codes(&problems), vec![(2, "validity_window_invalid")]);
+        assert_eq!(problems[0].column, Some(Column::ValidTill));
+    }
+
+    #[test]
+    fn new_rows_may_create_suspended_users_who_take_no_seat() {
+        let mut dir = directory(&[]);
+        dir.tenant.seat_limit = Some(0);
+        let plan = run(
+            "operation,login_id,name,email,disabled\r\nNEW,taro,Taro,taro@example.com,1\r\n",
+            &dir,
+            None,
+        )
+        .unwrap();
+        let Planned::Create { user, .. } = &plan.changes[0] else {
+            panic!("a create")
+        };
+        assert_eq!(user.status, Status::Suspended);
+    }
+
+    #[test]
+    fn problems_found_while_reading_are_kept() {
+        let dir = directory(&[]);
+        let problems = run(
+            "operation,login_id,name,email\r\nNEW,taro,,taro@example.com\r\n",
+            &dir,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(codes(&problems), vec![(2, "required")]);
+    }
+}
