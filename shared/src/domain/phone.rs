@@ -50,7 +50,13 @@ pub struct Phone(String);
 impl Phone {
     /// Parses a phone number.
     pub fn parse(s: &str) -> Result<Self, PhoneError> {
-        let s: String = s.trim().nfkc().collect();
+        let s = s.trim();
+        // NFKC leaves ASCII as it is.
+        let s: String = if s.is_ascii() {
+            s.to_owned()
+        } else {
+            s.nfkc().collect()
+        };
         let body = s.strip_prefix('+').unwrap_or(&s);
         if !body
             .chars()

@@ -96,11 +96,12 @@ fn holds_seat(status: Status, policy: BillingPolicy) -> bool {
     }
 }
 
-/// Checks every row of `file` against `dir`. `uploader` is the admin who uploaded the file
+/// Checks every row of `file` against `dir`, taking each row's action into the plan (the rows
+/// keep their line, operation and login id for reports). `uploader` is the admin who uploaded the file
 /// (a row touching their own account is refused); `new_id` gives the id of the user a NEW row
 /// on a line creates, so that the same file always plans the same ids.
 pub fn check(
-    file: &ParsedFile,
+    file: &mut ParsedFile,
     dir: &Directory,
     uploader: Option<&UserId>,
     now: DateTime<Utc>,
@@ -116,8 +117,8 @@ pub fn check(
     let mut admin_removers: Vec<usize> = Vec::new();
     let mut admins_added: u64 = 0;
 
-    for row in &file.rows {
-        let Some((login, action)) = &row.action else {
+    for row in &mut file.rows {
+        let Some((login, action)) = row.action.take() else {
             continue;
         };
         let line = row.line;
@@ -147,18 +148,13 @@ pub fn check(
                     problems.push(RowProblem::new(line, Some(Column::AppRoles), &e));
                 }
                 if problems.len() == before {
-                    let status = if *disabled {
+                    let status = if disabled {
                         Status::Suspended
                     } else {
                         Status::Invited
                     };
-                    let created = User::new(
-                        dir.tenant.id.clone(),
-                        new_id(line),
-                        (**user).clone(),
-                        status,
-                        now,
-                    );
+                    let created =
+                        User::new(dir.tenant.id.clone(), new_id(line), *user, status, now);
                     if holds_seat(status, policy) {
                         seat_takers.push(line);
                     }
@@ -178,7 +174,7 @@ pub fn check(
                     problems.push(own_account(line));
                     continue;
                 }
-                let Some(after) = edited(line, current, c, dir, &mut problems) else {
+                let Some(after) = edited(line, current, &c, dir, &mut problems) else {
                     continue;
                 };
                 if after == *current {
@@ -437,10 +433,7 @@ mod tests {
                 .iter()
                 .map(|u| (u.login_id.key(), u.clone()))
                 .collect(),
-            email_owners: users
-                .iter()
-                .map(|u| (u.email.key(), u.id))
-                .collect(),
+            email_owners: users.iter().map(|u| (u.email.key(), u.id)).collect(),
         }
     }
 
@@ -449,8 +442,8 @@ mod tests {
         dir: &Directory,
         uploader: Option<&UserId>,
     ) -> Result<Plan, Vec<RowProblem>> {
-        let file = parse_file(text.as_bytes(), EncodingChoice::Auto, 100).unwrap();
-        check(&file, dir, uploader, now(), |_| UserId::generate())
+        let mut file = parse_file(text.as_bytes(), EncodingChoice::Auto, 100).unwrap();
+        check(&mut file, dir, uploader, now(), |_| UserId::generate())
     }
 
     fn codes(problems: &[RowProblem]) -> Vec<(usize, &'static str)> {

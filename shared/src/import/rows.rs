@@ -2,7 +2,9 @@
 //! row into domain values, collecting every problem of every row with its line and column.
 //! Nothing here reads the directory; [`crate::import::check`] compares the rows with it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
@@ -321,8 +323,7 @@ pub fn parse_file(
         if rows.len() == max_rows {
             return Err(FileProblem::TooManyRows { limit: max_rows });
         }
-        let cells: Vec<&str> = record.cells.iter().map(|c| restore(c)).collect();
-        rows.push(reader.row(record.line, &cells));
+        rows.push(reader.row(record.line, &record.cells));
     }
     if rows.is_empty() {
         return Err(FileProblem::NoRows);
@@ -362,7 +363,7 @@ impl<'h> RowReader<'h> {
         self.problems
     }
 
-    fn row(&mut self, line: usize, cells: &[&str]) -> ParsedRow {
+    fn row(&mut self, line: usize, cells: &[Cow<'_, str>]) -> ParsedRow {
         let before = self.problems.len();
         if cells.len() > self.header.columns().len() {
             self.problems.push(RowProblem::custom(
@@ -433,10 +434,14 @@ impl<'h> RowReader<'h> {
             let Some((login, action)) = &row.action else {
                 continue;
             };
-            if let Some(first) = logins.insert(login.key(), row.line) {
-                logins.insert(login.key(), first);
-                self.problems
-                    .push(duplicate(row.line, Column::LoginId, first));
+            match logins.entry(login.key()) {
+                Entry::Occupied(first) => {
+                    self.problems
+                        .push(duplicate(row.line, Column::LoginId, *first.get()));
+                }
+                Entry::Vacant(v) => {
+                    v.insert(row.line);
+                }
             }
             let email = match action {
                 RowAction::New { user, .. } => Some(&user.email),
@@ -476,17 +481,18 @@ fn duplicate(line: usize, column: Column, first: usize) -> RowProblem {
 /// The cells of one row, read column by column.
 struct Cells<'a, 'p> {
     line: usize,
-    cells: &'a [&'a str],
+    cells: &'a [Cow<'a, str>],
     positions: &'a [Option<usize>; Column::ALL.len()],
     problems: &'p mut Vec<RowProblem>,
 }
 
 impl<'a> Cells<'a, '_> {
-    /// The trimmed cell of `column`; empty if the file lacks the column or the row the cell.
+    /// The trimmed cell of `column`, formula neutralisation undone; empty if the file lacks
+    /// the column or the row the cell.
     fn text(&self, column: Column) -> &'a str {
         self.positions[column as usize]
             .and_then(|i| self.cells.get(i))
-            .map_or("", |c| c.trim())
+            .map_or("", |c| restore(c).trim())
     }
 
     fn present(&self, column: Column) -> bool {
@@ -727,17 +733,42 @@ pub fn parse_datetime(s: &str) -> Result<DateTime<Utc>, DateTimeError> {
     let date = NaiveDate::from_ymd_opt(y as i32, m, d).ok_or(DateTimeError)?;
     let time = match time {
         None => NaiveTime::MIN,
-        Some(t) => {
-            let fmt = match t.matches(':').count() {
-                1 => "%H:%M",
-                2 if t.contains('.') => "%H:%M:%S%.f",
-                2 => "%H:%M:%S",
-                _ => return Err(DateTimeError),
-            };
-            NaiveTime::parse_from_str(t, fmt).map_err(|_| DateTimeError)?
-        }
+        Some(t) => parse_time(t)?,
     };
     Ok(NaiveDateTime::new(date, time).and_utc())
+}
+
+/// Reads `h:mm`, `hh:mm`, `hh:mm:ss` or `hh:mm:ss.fff…`.
+fn parse_time(t: &str) -> Result<NaiveTime, DateTimeError> {
+    fn digits(s: &str, lengths: std::ops::RangeInclusive<usize>) -> Result<u32, DateTimeError> {
+        if !lengths.contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DateTimeError);
+        }
+        s.parse().map_err(|_| DateTimeError)
+    }
+    let mut parts = t.split(':');
+    let h = digits(parts.next().ok_or(DateTimeError)?, 1..=2)?;
+    let m = digits(parts.next().ok_or(DateTimeError)?, 2..=2)?;
+    let (s, nanos) = match parts.next() {
+        None => (0, 0),
+        Some(sec) => {
+            let (whole, fraction) = sec.split_once('.').unwrap_or((sec, ""));
+            let nanos = if fraction.is_empty() {
+                if sec.contains('.') {
+                    return Err(DateTimeError);
+                }
+                0
+            } else {
+                let f = digits(fraction, 1..=9)?;
+                f * 10u32.pow(9 - fraction.len() as u32)
+            };
+            (digits(whole, 2..=2)?, nanos)
+        }
+    };
+    if parts.next().is_some() {
+        return Err(DateTimeError);
+    }
+    NaiveTime::from_hms_nano_opt(h, m, s, nanos).ok_or(DateTimeError)
 }
 
 /// Writes a time as [`parse_datetime`] reads it: `yyyy/mm/dd hh:mm`, with seconds (and
