@@ -368,6 +368,21 @@ pub fn write_benchmark_section(key: &str, heading: &str, body: &str) {
     std::fs::write(&path, updated).expect("writing BENCHMARKS.md");
 }
 
+/// The machine a benchmark ran on: cores and CPU model.
+pub fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cpus} cores ({model})")
+}
+
 /// Runs every future on its own task, all at once, and collects their outputs in order.
 pub async fn join_spawned<F: std::future::Future + Send + 'static>(
     futures: impl IntoIterator<Item = F>,

@@ -1,0 +1,201 @@
+//! Import reading benchmark, written into BENCHMARKS.md (between its `import-parse` markers):
+//! decode + parse + check of a 100,000-row file (about 10 MB) held in memory, on one core,
+//! in UTF-8 with a byte-order mark and in Shift_JIS. Target: at least 1,000,000 rows/s.
+//!
+//! The file mixes NEW (70 %), EDIT (20 %) and DELETE (10 %) rows with Japanese names,
+//! departments, groups and validity windows; the directory it is checked against holds the
+//! users the EDIT and DELETE rows name. Nothing here talks to AWS: this is the CPU part of the
+//! bulk-import handler.
+//!
+//! `make bench` (or `cargo bench -p rollcall-e2e --bench import_parse`).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone as _, Utc};
+use rollcall::csv::CsvWriter;
+use rollcall::csv::encoding::{EncodingChoice, encode_shift_jis};
+use rollcall::domain::{
+    DisplayName, Email, LoginId, NewUser, Role, SeatUsage, Status, Tenant, TenantId, User, UserId,
+};
+use rollcall::import::{Column, Directory, check, parse_file};
+use rollcall_e2e::{machine, write_benchmark_section};
+
+const ROWS: usize = 100_000;
+const RUNS: usize = 7;
+
+const FAMILY: [&str; 8] = [
+    "山田", "佐藤", "髙橋", "鈴木", "田中", "渡辺", "伊藤", "中村",
+];
+const GIVEN: [&str; 8] = [
+    "太郎",
+    "花子",
+    "一郎",
+    "美咲",
+    "翔太",
+    "さくら",
+    "健",
+    "陽菜",
+];
+const DEPARTMENTS: [&str; 5] = ["営業部", "開発部", "総務部", "経理部", "人事部"];
+
+fn existing(n: usize, tenant: &TenantId) -> User {
+    let login = format!("member{n:06}");
+    User::new(
+        tenant.clone(),
+        UserId::generate(),
+        NewUser::minimal(
+            LoginId::parse(&login).unwrap(),
+            Email::parse(&format!("{login}@example.co.jp")).unwrap(),
+            DisplayName::parse(&format!("{} {}", FAMILY[n % 8], GIVEN[n % 7])).unwrap(),
+            Role::Member,
+        ),
+        Status::Active,
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    )
+}
+
+/// The file's text and the directory its EDIT and DELETE rows refer to.
+fn fixture() -> (String, Directory) {
+    let tenant = TenantId::parse("bench").unwrap();
+    let mut users = HashMap::new();
+    let mut w = CsvWriter::new();
+    w.row(Column::ALL.map(Column::name));
+    for n in 0..ROWS {
+        let name = format!("{} {}", FAMILY[n % 8], GIVEN[n % 7]);
+        let department = DEPARTMENTS[n % 5];
+        let groups = format!("{department}|東京{}", n % 3);
+        match n % 10 {
+            0..=6 => {
+                let login = format!("new{n:06}");
+                w.row([
+                    "NEW",
+                    &login,
+                    &name,
+                    &format!("{login}@example.co.jp"),
+                    "member",
+                    "",
+                    &groups,
+                    "株式会社サンプル",
+                    department,
+                    "03-1234-5678",
+                    "",
+                    "ja",
+                    "2026/12/01 00:00",
+                    "2027/11/30 15:00",
+                    "0",
+                ]);
+            }
+            7 | 8 => {
+                let user = existing(n, &tenant);
+                w.row([
+                    "EDIT",
+                    user.login_id.as_str(),
+                    &name,
+                    user.email.as_str(),
+                    "member",
+                    "",
+                    &groups,
+                    "株式会社サンプル",
+                    department,
+                    "03-1234-5678",
+                    "異動",
+                    "ja",
+                    "",
+                    "",
+                    "0",
+                ]);
+                users.insert(user.login_id.key(), user);
+            }
+            _ => {
+                let user = existing(n, &tenant);
+                w.row([
+                    "DELETE",
+                    user.login_id.as_str(),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]);
+                users.insert(user.login_id.key(), user);
+            }
+        }
+    }
+    let directory = Directory {
+        tenant: Tenant::new(tenant, DisplayName::parse("Bench").unwrap()),
+        seats: SeatUsage {
+            active: users.len() as u64,
+            active_or_invited: users.len() as u64,
+        },
+        active_admins: 1,
+        email_owners: users.values().map(|u| (u.email.key(), u.id)).collect(),
+        users,
+    };
+    (w.finish(), directory)
+}
+
+/// Median time of decode + parse + check over `RUNS` runs.
+fn measure(bytes: &[u8], directory: &Directory) -> Duration {
+    let now = Utc::now();
+    let mut times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            let mut file = parse_file(bytes, EncodingChoice::Auto, ROWS).expect("a valid file");
+            let plan =
+                check(&mut file, directory, None, now, |_| UserId::generate()).expect("no problems");
+            assert_eq!(plan.changes.len(), ROWS);
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[RUNS / 2]
+}
+
+fn main() {
+    let (text, directory) = fixture();
+    let utf8 = text.into_bytes();
+    let sjis = encode_shift_jis(
+        std::str::from_utf8(&utf8)
+            .unwrap()
+            .trim_start_matches('\u{feff}'),
+    )
+    .expect("the fixture is Shift_JIS-clean");
+    let mut table = String::from(
+        "| encoding | file size | median time | rows/s | target |\n|---|---|---|---|---|\n",
+    );
+    for (label, bytes) in [("UTF-8 (BOM)", &utf8), ("Shift_JIS", &sjis)] {
+        let t = measure(bytes, &directory);
+        let rate = ROWS as f64 / t.as_secs_f64();
+        table.push_str(&format!(
+            "| {label} | {:.1} MB | {:.0} ms | {:.0} | ≥ 1,000,000 {} |\n",
+            bytes.len() as f64 / 1_000_000.0,
+            t.as_secs_f64() * 1000.0,
+            rate,
+            if rate >= 1_000_000.0 {
+                "met"
+            } else {
+                "**not met**"
+            },
+        ));
+    }
+    let body = format!(
+        "Decode + parse + check of one {ROWS}-row file held in memory, single-threaded: 70 % NEW, \
+         20 % EDIT, 10 % DELETE rows with Japanese names, groups and validity windows, checked \
+         against a directory holding the users the EDIT and DELETE rows name. Median of {RUNS} \
+         runs, `cargo bench -p rollcall-e2e --bench import_parse`.\n\n{table}\n\
+         Machine: {}, {}.\n",
+        machine(),
+        Utc::now().format("%Y-%m-%d"),
+    );
+    println!("{body}");
+    write_benchmark_section("import-parse", "Import: reading and checking a file", &body);
+}
