@@ -166,14 +166,13 @@ pub fn check(
                 }
             }
             RowAction::Edit(c) => {
-                let Some(current) = existing else {
-                    problems.push(not_found(line));
-                    continue;
+                let current = match target(line, existing, uploader) {
+                    Ok(u) => u,
+                    Err(p) => {
+                        problems.push(p);
+                        continue;
+                    }
                 };
-                if uploader == Some(&current.id) {
-                    problems.push(own_account(line));
-                    continue;
-                }
                 let Some(after) = edited(line, current, &c, dir, &mut problems) else {
                     continue;
                 };
@@ -202,14 +201,13 @@ pub fn check(
                 });
             }
             RowAction::Delete => {
-                let Some(current) = existing else {
-                    problems.push(not_found(line));
-                    continue;
+                let current = match target(line, existing, uploader) {
+                    Ok(u) => u,
+                    Err(p) => {
+                        problems.push(p);
+                        continue;
+                    }
                 };
-                if uploader == Some(&current.id) {
-                    problems.push(own_account(line));
-                    continue;
-                }
                 if holds_seat(current.status, policy) {
                     seats_freed += 1;
                 }
@@ -261,24 +259,29 @@ pub fn check(
     }
 }
 
-fn not_found(line: usize) -> RowProblem {
-    problem(
-        line,
-        Some(Column::LoginId),
-        "user_not_found",
-        "このログインIDのユーザーはいません。".into(),
-        "No user has this login id.".into(),
-    )
-}
-
-fn own_account(line: usize) -> RowProblem {
-    problem(
-        line,
-        Some(Column::LoginId),
-        "own_account",
-        "取り込みを行う管理者自身のアカウントは変更・削除できません。".into(),
-        "The file can't change or delete the account of the admin who uploads it.".into(),
-    )
+/// The user an EDIT or DELETE row names: it must exist and not be the uploader.
+fn target<'d>(
+    line: usize,
+    existing: Option<&'d User>,
+    uploader: Option<&UserId>,
+) -> Result<&'d User, RowProblem> {
+    match existing {
+        None => Err(problem(
+            line,
+            Some(Column::LoginId),
+            "user_not_found",
+            "このログインIDのユーザーはいません。".into(),
+            "No user has this login id.".into(),
+        )),
+        Some(u) if uploader == Some(&u.id) => Err(problem(
+            line,
+            Some(Column::LoginId),
+            "own_account",
+            "取り込みを行う管理者自身のアカウントは変更・削除できません。".into(),
+            "The file can't change or delete the account of the admin who uploads it.".into(),
+        )),
+        Some(u) => Ok(u),
+    }
 }
 
 /// The seat limit leaves too few seats for the rows that take one.
