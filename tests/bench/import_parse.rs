@@ -150,8 +150,8 @@ fn measure(bytes: &[u8], directory: &Directory) -> Duration {
         .map(|_| {
             let started = Instant::now();
             let mut file = parse_file(bytes, EncodingChoice::Auto, ROWS).expect("a valid file");
-            let plan =
-                check(&mut file, directory, None, now, |_| UserId::generate()).expect("no problems");
+            let plan = check(&mut file, directory, None, now, |_| UserId::generate())
+                .expect("no problems");
             assert_eq!(plan.changes.len(), ROWS);
             started.elapsed()
         })
