@@ -78,16 +78,6 @@ pub struct Plan {
     pub counts: Counts,
 }
 
-fn problem(
-    line: usize,
-    column: Option<Column>,
-    code: &'static str,
-    ja: String,
-    en: String,
-) -> RowProblem {
-    RowProblem::custom(line, column, code, ja, en)
-}
-
 fn holds_seat(status: Status, policy: BillingPolicy) -> bool {
     match status {
         Status::Active => true,
@@ -127,21 +117,21 @@ pub fn check(
         match action {
             RowAction::New { user, disabled } => {
                 if existing.is_some() {
-                    problems.push(problem(
+                    problems.push(RowProblem::custom(
                         line,
                         Some(Column::LoginId),
                         "login_id_taken",
-                        "このログインIDはすでに使われています。".into(),
-                        "This login id is already taken.".into(),
+                        "このログインIDはすでに使われています。",
+                        "This login id is already taken.",
                     ));
                 }
                 if dir.email_owners.contains_key(&user.email.key()) {
-                    problems.push(problem(
+                    problems.push(RowProblem::custom(
                         line,
                         Some(Column::Email),
                         "email_taken",
-                        "このメールアドレスはすでに使われています。".into(),
-                        "This email address is already taken.".into(),
+                        "このメールアドレスはすでに使われています。",
+                        "This email address is already taken.",
                     ));
                 }
                 if let Err(e) = dir.tenant.role_catalogue.check(&user.app_roles) {
@@ -241,12 +231,12 @@ pub fn check(
         (dir.active_admins + admins_added).saturating_sub(admin_removers.len() as u64);
     if admins_left == 0 {
         for &line in &admin_removers {
-            problems.push(problem(
+            problems.push(RowProblem::custom(
                 line,
                 None,
                 "last_admin",
-                "有効な管理者が1人もいなくなります。".into(),
-                "The tenant would be left without an active admin.".into(),
+                "有効な管理者が1人もいなくなります。",
+                "The tenant would be left without an active admin.",
             ));
         }
     }
@@ -266,19 +256,19 @@ fn target<'d>(
     uploader: Option<&UserId>,
 ) -> Result<&'d User, RowProblem> {
     match existing {
-        None => Err(problem(
+        None => Err(RowProblem::custom(
             line,
             Some(Column::LoginId),
             "user_not_found",
-            "このログインIDのユーザーはいません。".into(),
-            "No user has this login id.".into(),
+            "このログインIDのユーザーはいません。",
+            "No user has this login id.",
         )),
-        Some(u) if uploader == Some(&u.id) => Err(problem(
+        Some(u) if uploader == Some(&u.id) => Err(RowProblem::custom(
             line,
             Some(Column::LoginId),
             "own_account",
-            "取り込みを行う管理者自身のアカウントは変更・削除できません。".into(),
-            "The file can't change or delete the account of the admin who uploads it.".into(),
+            "取り込みを行う管理者自身のアカウントは変更・削除できません。",
+            "The file can't change or delete the account of the admin who uploads it.",
         )),
         Some(u) => Ok(u),
     }
@@ -326,13 +316,12 @@ fn edited(
     if let Some(email) = &c.email
         && email.key() != current.email.key()
     {
-        problems.push(problem(
+        problems.push(RowProblem::custom(
             line,
             Some(Column::Email),
             "email_change_not_allowed",
-            "取り込みではメールアドレスを変更できません。ユーザーの画面から変更してください。"
-                .into(),
-            "An import can't change an email address; change it on the user's page.".into(),
+            "取り込みではメールアドレスを変更できません。ユーザーの画面から変更してください。",
+            "An import can't change an email address; change it on the user's page.",
         ));
     }
     if let Some(name) = &c.name {
