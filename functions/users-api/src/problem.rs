@@ -461,9 +461,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %e, "store busy");
                 ApiError::Busy
             }
-            e @ (StoreError::TenantExists | StoreError::Corrupt(_) | StoreError::Aws { .. }) => {
-                ApiError::internal(e)
-            }
+            e @ (StoreError::TenantExists
+            | StoreError::ImportLockLost
+            | StoreError::Corrupt(_)
+            | StoreError::Aws { .. }) => ApiError::internal(e),
         }
     }
 }

@@ -115,6 +115,12 @@ macro_rules! ulid_id {
                 Ulid::from_string(s).map($name).map_err(|_| IdError::Ulid)
             }
 
+            /// The id made of `ulid` (for ids derived from something else, such as an import
+            /// job and a line, so that redoing the work gives the same ids).
+            pub fn from_ulid(ulid: Ulid) -> Self {
+                $name(ulid)
+            }
+
             /// The ULID.
             pub fn ulid(self) -> Ulid {
                 self.0
@@ -156,6 +162,10 @@ ulid_id!(
 ulid_id!(
     /// One invitation sent to a user.
     InvitationId
+);
+ulid_id!(
+    /// One bulk-import job: an uploaded file and what became of it.
+    ImportId
 );
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod user;
 
 pub use billing::{BillingMonth, MonthError, billable_at, state_at};
 pub use email::{Email, EmailError};
-pub use ids::{IdError, InvitationId, TenantId, UserId};
+pub use ids::{IdError, ImportId, InvitationId, TenantId, UserId};
 pub use invitation::{
     Invitation, InvitationStatus, InvitationToken, InvitationTrigger, TokenDigest, TokenError,
     TokenState,

@@ -4,11 +4,15 @@
 
 mod check;
 mod columns;
+mod job;
 mod rows;
 
 pub use check::{Counts, Directory, Plan, Planned, check};
 
 pub use columns::{Column, Header, HeaderProblem, header_key};
+pub use job::{
+    ImportJob, ImportMode, ImportStatus, JobError, Journal, parse_upload_key, upload_key,
+};
 pub use rows::{
     Changes, Clearable, DateTimeError, FileProblem, Operation, ParsedFile, ParsedRow, RowAction,
     RowProblem, format_datetime, parse_datetime, parse_file, split_set,

@@ -90,7 +90,7 @@ pub(crate) fn tenant_from_item(item: Item) -> Result<(Tenant, SeatUsage), StoreE
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct UserItem {
+pub(crate) struct UserItem {
     pk: String,
     sk: String,
     entity: String,
@@ -142,7 +142,12 @@ struct UserItem {
     expires_at: Option<i64>,
 }
 
-fn user_item(u: &User, state: UserState, listed: bool, expires_at: Option<i64>) -> UserItem {
+pub(crate) fn user_item(
+    u: &User,
+    state: UserState,
+    listed: bool,
+    expires_at: Option<i64>,
+) -> UserItem {
     let name_key = u.name.sort_key();
     let tenant_pk = keys::tenant_pk(&u.tenant);
     // Live users are listed by name and by creation; tombstones only in their own partition of
@@ -220,6 +225,11 @@ pub(crate) fn tombstone_to_item(u: &User, deleted_at: DateTime<Utc>) -> Result<I
 pub(crate) fn user_from_item(item: Item) -> Result<Option<User>, StoreError> {
     let u: UserItem = serde_dynamo::from_item(item)
         .map_err(|e| StoreError::Corrupt(format!("user item: {e}")))?;
+    user_from_user_item(u)
+}
+
+/// The user an item holds; `None` for a tombstone.
+pub(crate) fn user_from_user_item(u: UserItem) -> Result<Option<User>, StoreError> {
     let status = match u.state {
         UserState::Invited => Status::Invited,
         UserState::Active => Status::Active,

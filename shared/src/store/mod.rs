@@ -8,6 +8,7 @@
 
 mod billing;
 mod cursor;
+mod imports;
 mod invitations;
 mod items;
 mod keys;
@@ -20,7 +21,6 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Put};
 use tracing::instrument;
 
 use crate::clock::Clock;
@@ -28,6 +28,9 @@ use crate::domain::{Email, Invitation, LoginId, SeatUsage, Tenant, TenantId, Use
 
 pub use billing::{BillingMember, BillingSnapshot, Members, SnapshotWrite};
 pub use cursor::{CursorError, CursorSigner};
+pub use imports::{
+    IMPORT_RETENTION_DAYS, INVITATIONS_PER_CHUNK, SeatCap, chunk_ranges, decode_plan, encode_plan,
+};
 pub use invitations::{
     INVITATION_RETENTION_DAYS, REDRIVE_AFTER_MINUTES, TOKEN_RETENTION_DAYS, TokenRecord,
     UserInvitations,
@@ -35,7 +38,7 @@ pub use invitations::{
 pub use items::TOMBSTONE_RETENTION_DAYS;
 pub use list::{ListQuery, Page, PageKey, SortBy, SortOrder};
 pub use metrics::RequestCounter;
-use tx::{Guard, TenantDelta, Transaction};
+use tx::{TenantDelta, Transaction};
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,9 @@ pub enum StoreError {
     /// A bulk import holds the tenant's lock.
     #[error("a bulk import is in progress for this tenant")]
     ImportInProgress,
+    /// The import job no longer holds the tenant's lock (its lease ran out and another took it).
+    #[error("the import job lost the tenant's lock")]
+    ImportLockLost,
     /// The write would leave the tenant without an active admin.
     #[error("the tenant's last active admin can't be removed")]
     LastAdmin,
@@ -142,6 +148,7 @@ impl StoreError {
             | StoreError::EmailTaken
             | StoreError::LoginIdTaken
             | StoreError::ImportInProgress
+            | StoreError::ImportLockLost
             | StoreError::LastAdmin
             | StoreError::SeatLimitReached { .. }
             | StoreError::IdempotencyKeyUsed
@@ -257,28 +264,7 @@ impl Store {
         if let Some((key, record)) = idempotency {
             tx.put_idempotency(&user.tenant, key, record, now)?;
         }
-        tx.put(
-            Put::builder()
-                .set_item(Some(items::user_to_item(user)?))
-                .condition_expression("attribute_not_exists(pk)"),
-            Guard::UserNew,
-        )?;
-        tx.claim(
-            items::claim_item(
-                keys::email_claim_pk(&user.tenant, &user.email.key()),
-                &user.tenant,
-                &user.id,
-            ),
-            Guard::EmailClaim,
-        )?;
-        tx.claim(
-            items::claim_item(
-                keys::login_claim_pk(&user.tenant, &user.login_id.key()),
-                &user.tenant,
-                &user.id,
-            ),
-            Guard::LoginClaim,
-        )?;
+        tx.create_user(user)?;
         if let Some(invitation) = invitation {
             tx.put_invitation(invitation)?;
         }
@@ -358,41 +344,7 @@ impl Store {
         after.version = before.version + 1;
         after.touch(now);
         let mut tx = Transaction::new(&self.table);
-        tx.put(
-            Put::builder()
-                .set_item(Some(items::user_to_item(&after)?))
-                .condition_expression("attribute_exists(pk) AND version = :v")
-                .expression_attribute_values(":v", AttributeValue::N(before.version.to_string())),
-            Guard::UserVersion,
-        )?;
-        if before.email.key() != after.email.key() {
-            tx.release_claim(
-                keys::email_claim_pk(&before.tenant, &before.email.key()),
-                &before.id,
-            )?;
-            tx.claim(
-                items::claim_item(
-                    keys::email_claim_pk(&after.tenant, &after.email.key()),
-                    &after.tenant,
-                    &after.id,
-                ),
-                Guard::EmailClaim,
-            )?;
-        }
-        if before.login_id.key() != after.login_id.key() {
-            tx.release_claim(
-                keys::login_claim_pk(&before.tenant, &before.login_id.key()),
-                &before.id,
-            )?;
-            tx.claim(
-                items::claim_item(
-                    keys::login_claim_pk(&after.tenant, &after.login_id.key()),
-                    &after.tenant,
-                    &after.id,
-                ),
-                Guard::LoginClaim,
-            )?;
-        }
+        tx.update_user(before, &after)?;
         tx.import_lock_free(&before.tenant, now)?;
         tx.tenant_guard(
             &before.tenant,
@@ -407,24 +359,8 @@ impl Store {
     #[instrument(skip_all, fields(tenant_id = %user.tenant, user_id = %user.id))]
     pub async fn delete_user(&self, user: &User) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let mut tombstone = user.clone();
-        tombstone.version = user.version + 1;
         let mut tx = Transaction::new(&self.table);
-        tx.put(
-            Put::builder()
-                .set_item(Some(items::tombstone_to_item(&tombstone, now)?))
-                .condition_expression("attribute_exists(pk) AND version = :v")
-                .expression_attribute_values(":v", AttributeValue::N(user.version.to_string())),
-            Guard::UserVersion,
-        )?;
-        tx.release_claim(
-            keys::email_claim_pk(&user.tenant, &user.email.key()),
-            &user.id,
-        )?;
-        tx.release_claim(
-            keys::login_claim_pk(&user.tenant, &user.login_id.key()),
-            &user.id,
-        )?;
+        tx.delete_user(user, now)?;
         tx.import_lock_free(&user.tenant, now)?;
         tx.tenant_guard(&user.tenant, TenantDelta::between(Some(user), None))?;
         self.commit(tx).await

@@ -45,6 +45,10 @@ pub(crate) enum Guard {
     TokenUnused,
     /// A fresh invitation id (or token) is unused.
     Invitation,
+    /// The import job is at the version read (its journal did not move).
+    ImportJournal,
+    /// The import job holds the tenant's lock.
+    ImportLockHeld,
 }
 
 impl Guard {
@@ -62,6 +66,8 @@ impl Guard {
             Guard::InvitationState => StoreError::InvitationChanged,
             Guard::TokenUnused => StoreError::TokenUsed,
             Guard::Invitation => StoreError::Corrupt("a new invitation id collided".into()),
+            Guard::ImportJournal => StoreError::VersionConflict,
+            Guard::ImportLockHeld => StoreError::ImportLockLost,
         }
     }
 }
@@ -223,6 +229,98 @@ impl Transaction {
         Ok(())
     }
 
+    /// Writes a new user (its id must be unused) and claims its email and login id.
+    pub(crate) fn create_user(&mut self, user: &User) -> Result<(), StoreError> {
+        self.put(
+            Put::builder()
+                .set_item(Some(items::user_to_item(user)?))
+                .condition_expression("attribute_not_exists(pk)"),
+            Guard::UserNew,
+        )?;
+        self.claim(
+            items::claim_item(
+                keys::email_claim_pk(&user.tenant, &user.email.key()),
+                &user.tenant,
+                &user.id,
+            ),
+            Guard::EmailClaim,
+        )?;
+        self.claim(
+            items::claim_item(
+                keys::login_claim_pk(&user.tenant, &user.login_id.key()),
+                &user.tenant,
+                &user.id,
+            ),
+            Guard::LoginClaim,
+        )
+    }
+
+    /// Replaces `before` (at its version) with `after` as given, moving the email and login-id
+    /// claims when they change.
+    pub(crate) fn update_user(&mut self, before: &User, after: &User) -> Result<(), StoreError> {
+        self.put(
+            Put::builder()
+                .set_item(Some(items::user_to_item(after)?))
+                .condition_expression("attribute_exists(pk) AND version = :v")
+                .expression_attribute_values(":v", num(before.version)),
+            Guard::UserVersion,
+        )?;
+        if before.email.key() != after.email.key() {
+            self.release_claim(
+                keys::email_claim_pk(&before.tenant, &before.email.key()),
+                &before.id,
+            )?;
+            self.claim(
+                items::claim_item(
+                    keys::email_claim_pk(&after.tenant, &after.email.key()),
+                    &after.tenant,
+                    &after.id,
+                ),
+                Guard::EmailClaim,
+            )?;
+        }
+        if before.login_id.key() != after.login_id.key() {
+            self.release_claim(
+                keys::login_claim_pk(&before.tenant, &before.login_id.key()),
+                &before.id,
+            )?;
+            self.claim(
+                items::claim_item(
+                    keys::login_claim_pk(&after.tenant, &after.login_id.key()),
+                    &after.tenant,
+                    &after.id,
+                ),
+                Guard::LoginClaim,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Turns `user` (at its version) into a tombstone and releases its claims.
+    pub(crate) fn delete_user(
+        &mut self,
+        user: &User,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tombstone = user.clone();
+        tombstone.version = user.version + 1;
+        self.put(
+            Put::builder()
+                .set_item(Some(items::tombstone_to_item(&tombstone, now)?))
+                .condition_expression("attribute_exists(pk) AND version = :v")
+                .expression_attribute_values(":v", num(user.version)),
+            Guard::UserVersion,
+        )?;
+        self.release_claim(
+            keys::email_claim_pk(&user.tenant, &user.email.key()),
+            &user.id,
+        )?;
+        self.release_claim(
+            keys::login_claim_pk(&user.tenant, &user.login_id.key()),
+            &user.id,
+        )
+    }
+
     /// Writes a new invitation (outbox item); the stream hands it to the sender.
     pub(crate) fn put_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError> {
         self.put(
@@ -241,6 +339,14 @@ impl Transaction {
             .map_err(StoreError::build)?;
         self.push(TransactWriteItem::builder().update(update).build(), guard);
         Ok(())
+    }
+
+    /// Adds a condition check.
+    pub(crate) fn condition_check(&mut self, check: ConditionCheck, guard: Guard) {
+        self.push(
+            TransactWriteItem::builder().condition_check(check).build(),
+            guard,
+        );
     }
 
     /// Requires the user to be live and at the version read.

@@ -1,0 +1,257 @@
+//! An import job: one uploaded file, what it asked for and how far it got.
+//!
+//! `waiting` (created, the upload may come) → `validating` → `invalid` (a problem; nothing
+//! changed) or `validated` (mode `validate`, or nothing to do) or `applying` → `applied`.
+//! `failed` is an apply that could not finish (the lock was lost, the store refused a chunk);
+//! its error says what happened. `POST /imports/{id}/apply` turns a `validated` job back into a
+//! `waiting` one with mode `apply`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::check::Counts;
+use crate::csv::encoding::{EncodingChoice, FileEncoding};
+use crate::domain::{ImportId, TenantId, UserId};
+
+/// What the uploader wants done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportMode {
+    /// Check every row, write the report, and apply if every row is valid.
+    Apply,
+    /// Check every row and write the report; change nothing.
+    Validate,
+}
+
+impl ImportMode {
+    /// The mode's name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportMode::Apply => "apply",
+            ImportMode::Validate => "validate",
+        }
+    }
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportStatus {
+    /// Created; waiting for its file.
+    Waiting,
+    /// Reading and checking the file.
+    Validating,
+    /// A problem with the file or a row; nothing was changed.
+    Invalid,
+    /// Every row is valid and the job only validates (or waits for `apply`).
+    Validated,
+    /// Writing the rows; the journal says how far.
+    Applying,
+    /// Every row is written and the invitations are released.
+    Applied,
+    /// The apply could not finish; see the error.
+    Failed,
+}
+
+impl ImportStatus {
+    /// The status's name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportStatus::Waiting => "waiting",
+            ImportStatus::Validating => "validating",
+            ImportStatus::Invalid => "invalid",
+            ImportStatus::Validated => "validated",
+            ImportStatus::Applying => "applying",
+            ImportStatus::Applied => "applied",
+            ImportStatus::Failed => "failed",
+        }
+    }
+
+    /// Whether the job is over (a delivery of its file has nothing left to do).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ImportStatus::Invalid
+                | ImportStatus::Validated
+                | ImportStatus::Applied
+                | ImportStatus::Failed
+        )
+    }
+}
+
+/// A problem that stopped the job as a whole, in both languages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// Stable code.
+    pub code: String,
+    /// The line it is on, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// Japanese message.
+    pub message_ja: String,
+    /// English message.
+    pub message_en: String,
+}
+
+/// How far an apply got: it moves in the same transaction as the rows it counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// Chunks of user writes in the plan.
+    pub chunks: u32,
+    /// Chunks committed.
+    pub chunks_done: u32,
+    /// Chunks of invitations to release once every user chunk is committed.
+    pub invitation_chunks: u32,
+    /// Invitation chunks committed.
+    pub invitation_chunks_done: u32,
+}
+
+impl Journal {
+    /// Whether every user write is committed.
+    pub fn users_committed(&self) -> bool {
+        self.chunks_done >= self.chunks
+    }
+
+    /// Whether every invitation is released too.
+    pub fn complete(&self) -> bool {
+        self.users_committed() && self.invitation_chunks_done >= self.invitation_chunks
+    }
+}
+
+/// One import job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportJob {
+    /// The job's id.
+    pub id: ImportId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// What to do with the file.
+    pub mode: ImportMode,
+    /// The encoding the uploader named (or auto).
+    pub encoding: EncodingChoice,
+    /// Where the job is.
+    pub status: ImportStatus,
+    /// The admin who created the job.
+    pub created_by: UserId,
+    /// When the job was created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Raised by every write of the job (optimistic concurrency).
+    pub version: u64,
+    /// The ETag of the upload the job read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The encoding the file turned out to be in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_encoding: Option<FileEncoding>,
+    /// Data rows in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// Rows with at least one problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_invalid: Option<u64>,
+    /// Problems found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problems: Option<u64>,
+    /// What the file does (or did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Counts>,
+    /// The problem that stopped the job as a whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// The time the apply stamps on every change it makes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<DateTime<Utc>>,
+    /// How far the apply got.
+    #[serde(default)]
+    pub journal: Journal,
+    /// When the job ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl ImportJob {
+    /// A new job waiting for its file.
+    pub fn new(
+        tenant: TenantId,
+        created_by: UserId,
+        mode: ImportMode,
+        encoding: EncodingChoice,
+        now: DateTime<Utc>,
+    ) -> ImportJob {
+        ImportJob {
+            id: ImportId::generate(),
+            tenant,
+            mode,
+            encoding,
+            status: ImportStatus::Waiting,
+            created_by,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            etag: None,
+            file_encoding: None,
+            rows: None,
+            rows_invalid: None,
+            problems: None,
+            counts: None,
+            error: None,
+            applied_at: None,
+            journal: Journal::default(),
+            finished_at: None,
+        }
+    }
+
+    /// The key the file is uploaded to: `imports/{tid}/{jid}.csv`.
+    pub fn upload_key(&self) -> String {
+        upload_key(&self.tenant, &self.id)
+    }
+
+    /// The folder of the job's reports: `reports/{tid}/{jid}/`.
+    pub fn reports_prefix(&self) -> String {
+        format!("reports/{}/{}/", self.tenant, self.id)
+    }
+
+    /// The key of the job's plan, written before the first change and read by a resumed apply.
+    pub fn plan_key(&self) -> String {
+        format!("imports/{}/{}.plan.json", self.tenant, self.id)
+    }
+}
+
+/// `imports/{tid}/{jid}.csv`.
+pub fn upload_key(tenant: &TenantId, id: &ImportId) -> String {
+    format!("imports/{tenant}/{id}.csv")
+}
+
+/// Reads `imports/{tid}/{jid}.csv` (already URL-decoded) back into its tenant and job.
+pub fn parse_upload_key(key: &str) -> Option<(TenantId, ImportId)> {
+    let rest = key.strip_prefix("imports/")?.strip_suffix(".csv")?;
+    let (tenant, id) = rest.split_once('/')?;
+    let tenant = TenantId::parse(tenant).ok()?;
+    let id = ImportId::parse(id).ok()?;
+    (id.to_string() == rest[tenant.as_str().len() + 1..]).then_some((tenant, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_keys_round_trip_and_nothing_else_is_a_job() {
+        let t = TenantId::parse("acme").unwrap();
+        let id = ImportId::generate();
+        assert_eq!(parse_upload_key(&upload_key(&t, &id)), Some((t, id)));
+        for key in [
+            "imports/acme.csv",
+            "imports/acme/x.csv",
+            "reports/acme/01J00000000000000000000000.csv",
+            &format!("imports/acme/{id}.plan.json"),
+            &format!("imports/acme/sub/{id}.csv"),
+            &format!("imports/{id}.csv"),
+            &format!("imports/acme/{}.csv", id.to_string().to_lowercase()),
+        ] {
+            assert_eq!(parse_upload_key(key), None, "{key}");
+        }
+    }
+}
