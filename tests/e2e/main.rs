@@ -5,6 +5,7 @@ mod access;
 mod billing;
 mod concurrency;
 mod errors;
+mod imports;
 mod invitations;
 mod lambda;
 mod listing;

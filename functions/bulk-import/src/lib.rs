@@ -1,0 +1,894 @@
+//! The bulk-import function: SQS delivers S3 `ObjectCreated` notifications of uploads to
+//! `imports/{tid}/{jid}.csv` (and the API's requests to apply a validated job). For each, it
+//! reads the file, checks every row against the directory, writes the validation report, and
+//! only then, if every row is valid and the job says `apply`, writes the rows in journalled
+//! chunks under the tenant's import lock, releases the invitations of the users it created,
+//! and writes the result report.
+//!
+//! Every step can be cut short (a crash, a timeout, an injected failure) and the message comes
+//! back after the visibility timeout: the journal in the job says where to resume, and the plan
+//! written before the first change says what to write, so the end state is that of an
+//! uninterrupted run.
+
+mod config;
+pub mod reports;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use chrono::{DateTime, Utc};
+use lambda_runtime::LambdaEvent;
+use rollcall::domain::{
+    BillingPolicy, ImportId, Invitation, InvitationId, InvitationTrigger, Status, TenantId, User,
+    UserId,
+};
+use rollcall::files::Bucket;
+use rollcall::import::{
+    Counts, FileProblem, ImportJob, ImportMode, ImportStatus, JobError, Journal, Planned,
+    RowAction, check, parse_file, parse_upload_key,
+};
+use rollcall::store::{
+    INVITATIONS_PER_CHUNK, SeatCap, Store, StoreError, chunk_ranges, decode_plan, encode_plan,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::{info, instrument, warn};
+
+pub use config::{
+    DEFAULT_LOCK_LEASE, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, ImportConfig, MAX_ROWS_CEILING,
+};
+use reports::ReportedProblem;
+
+/// An SQS event, as Lambda's event source mapping delivers it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SqsEvent {
+    /// The messages (one, with batch size 1).
+    #[serde(rename = "Records")]
+    pub records: Vec<SqsMessage>,
+}
+
+/// One SQS message.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SqsMessage {
+    /// Its id, named in `batchItemFailures`.
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    /// Its body: an S3 notification, or an apply request.
+    pub body: String,
+}
+
+/// The partial batch response: the messages to deliver again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct BatchResponse {
+    /// Messages that failed.
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<BatchItemFailure>,
+}
+
+/// One failed message.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct BatchItemFailure {
+    /// The message's id.
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+/// An S3 event notification (S3's own shape, which moto also sends), or S3's test message.
+#[derive(Debug, Deserialize)]
+struct Notification {
+    #[serde(rename = "Records", default)]
+    records: Vec<S3Record>,
+    #[serde(rename = "Event", default)]
+    event: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Record {
+    #[serde(rename = "eventName", default)]
+    event_name: String,
+    s3: S3Entity,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Entity {
+    bucket: S3Bucket,
+    object: S3Object,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Bucket {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct S3Object {
+    key: String,
+    #[serde(rename = "eTag", default)]
+    e_tag: Option<String>,
+}
+
+/// What the API queues to apply a validated job.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ApplyRequest {
+    /// The job.
+    pub apply: JobRef,
+}
+
+/// A job, by tenant and id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct JobRef {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The job.
+    pub job: ImportId,
+}
+
+/// A stage of an apply where a failure can be injected (see [`Failpoints`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// The plan is saved and the job says `applying`; nothing is written yet.
+    BeforeFirstWrite,
+    /// The first chunk of rows is committed, the others are not.
+    MidApply,
+    /// Every row is written; the invitations are not released and the job is not finished.
+    BeforeCommit,
+    /// The job is `applied`; the tenant's lock is still held.
+    BeforeLockRelease,
+}
+
+/// Failures to inject at apply stages: the real code path asks at each stage whether to stop
+/// there, as a crash or a timeout would stop it. Empty (nothing injected) unless a test arms it.
+#[derive(Debug, Clone, Default)]
+pub struct Failpoints(Arc<Mutex<HashMap<Stage, u32>>>);
+
+impl Failpoints {
+    /// Makes the next `times` passes through `stage` fail.
+    pub fn arm(&self, stage: Stage, times: u32) {
+        if let Ok(mut armed) = self.0.lock() {
+            armed.insert(stage, times);
+        }
+    }
+
+    fn check(&self, stage: Stage) -> Result<(), ImportError> {
+        let Ok(mut armed) = self.0.lock() else {
+            return Ok(());
+        };
+        match armed.get_mut(&stage) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Err(ImportError::Injected(stage))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a message was not handled to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The message can never be handled (not a job's upload, an unknown job, a tenant
+    /// mismatch): it is logged and dropped.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Another job of the tenant holds the lock: try again later.
+    #[error("another import of the tenant is in progress")]
+    Busy,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// S3 failed.
+    #[error("S3 {operation} of {key}: {message}")]
+    S3 {
+        /// The operation.
+        operation: &'static str,
+        /// The object.
+        key: String,
+        /// The SDK's description.
+        message: String,
+    },
+    /// A failure injected at a stage.
+    #[error("failure injected at {0:?}")]
+    Injected(Stage),
+}
+
+impl From<rollcall::files::FileError> for ImportError {
+    fn from(e: rollcall::files::FileError) -> Self {
+        ImportError::S3 {
+            operation: e.operation,
+            key: e.key,
+            message: e.message,
+        }
+    }
+}
+
+/// The importer: the store, the bucket, the limits and the failpoints.
+#[derive(Debug, Clone)]
+pub struct Importer {
+    store: Store,
+    bucket: Bucket,
+    config: ImportConfig,
+    failpoints: Failpoints,
+}
+
+/// A derived id: the apply time in the timestamp, and 80 bits of SHA-256 of the job, what the
+/// id is for and the line, so a resumed or repeated job computes the same ids.
+fn derived_ulid(job: &ImportId, at: DateTime<Utc>, purpose: &str, line: usize) -> ulid::Ulid {
+    let digest = Sha256::digest(format!("{job}/{purpose}/{line}").as_bytes());
+    let mut random = [0u8; 16];
+    random[6..].copy_from_slice(&digest[..10]);
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    ulid::Ulid::from_parts(ms, u128::from_be_bytes(random))
+}
+
+/// The invitations of the users a plan creates (not those created suspended), with ids
+/// derived from the job and the line.
+fn invitations_of(job: &ImportJob, changes: &[Planned], at: DateTime<Utc>) -> Vec<Invitation> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Planned::Create { line, user } if user.status == Status::Invited => {
+                let mut invitation =
+                    Invitation::new(user, InvitationTrigger::Created, Some(job.created_by), at);
+                invitation.id = InvitationId::from_ulid(derived_ulid(&job.id, at, "invite", *line));
+                Some(invitation)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn holds_seat(user: Option<&User>, policy: BillingPolicy) -> i8 {
+    user.map_or(0, |u| match u.status {
+        Status::Active => 1,
+        Status::Invited => i8::from(policy.count_invited),
+        Status::Suspended => 0,
+    })
+}
+
+/// Orders changes for writing: rows that free seats first, then the others in file order, so
+/// no chunk needs a seat that a later chunk frees.
+fn order_for_apply(changes: &mut [Planned], policy: BillingPolicy) {
+    changes.sort_by_key(|c| {
+        let (before, after) = match c {
+            Planned::Create { user, .. } => (None, Some(&**user)),
+            Planned::Update { before, after, .. } => (Some(&**before), Some(&**after)),
+            Planned::Delete { user, .. } => (Some(&**user), None),
+        };
+        holds_seat(after, policy) - holds_seat(before, policy)
+    });
+}
+
+/// Per data row: line, operation and login id as written, for the result report.
+type RowKeys = Vec<(usize, String, String)>;
+
+impl Importer {
+    /// An importer over `store` and `bucket`.
+    pub fn new(store: Store, bucket: Bucket, config: ImportConfig) -> Importer {
+        Importer {
+            store,
+            bucket,
+            config,
+            failpoints: Failpoints::default(),
+        }
+    }
+
+    /// The failpoints this importer consults.
+    pub fn failpoints(&self) -> &Failpoints {
+        &self.failpoints
+    }
+
+    /// Handles a batch: each message that should come back (a failure worth retrying) is
+    /// named in the response; refused messages are logged and dropped.
+    pub async fn function_handler(
+        &self,
+        event: LambdaEvent<SqsEvent>,
+    ) -> Result<BatchResponse, lambda_runtime::Error> {
+        let mut response = BatchResponse::default();
+        for message in event.payload.records {
+            match Box::pin(self.handle_message(&message.body)).await {
+                Ok(()) => {}
+                Err(ImportError::Refused(reason)) => {
+                    warn!(message_id = %message.message_id, %reason, "message refused and dropped");
+                }
+                Err(e) => {
+                    warn!(message_id = %message.message_id, error = %e, "message will be delivered again");
+                    response.batch_item_failures.push(BatchItemFailure {
+                        item_identifier: message.message_id,
+                    });
+                }
+            }
+        }
+        Ok(response)
+    }
+
+    /// Handles one message body.
+    pub async fn handle_message(&self, body: &str) -> Result<(), ImportError> {
+        if let Ok(request) = serde_json::from_str::<ApplyRequest>(body) {
+            return self
+                .run(&request.apply.tenant, &request.apply.job, None)
+                .await;
+        }
+        let notification: Notification = serde_json::from_str(body)
+            .map_err(|e| ImportError::Refused(format!("not an S3 notification: {e}")))?;
+        if notification.event.as_deref() == Some("s3:TestEvent") {
+            info!("S3 test event ignored");
+            return Ok(());
+        }
+        for record in notification.records {
+            if !record.event_name.starts_with("ObjectCreated") {
+                info!(event = %record.event_name, "not an upload; ignored");
+                continue;
+            }
+            if record.s3.bucket.name != self.bucket.name() {
+                return Err(ImportError::Refused(format!(
+                    "an upload to bucket {}, not {}",
+                    record.s3.bucket.name,
+                    self.bucket.name()
+                )));
+            }
+            let key = decode_key(&record.s3.object.key);
+            let (tenant, job) = parse_upload_key(&key)
+                .ok_or_else(|| ImportError::Refused(format!("{key} is not an import upload")))?;
+            self.run(&tenant, &job, record.s3.object.e_tag.as_deref())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a job as far as it can go.
+    #[instrument(skip_all, fields(tenant_id = %tenant, import_id = %id))]
+    async fn run(
+        &self,
+        tenant: &TenantId,
+        id: &ImportId,
+        etag: Option<&str>,
+    ) -> Result<(), ImportError> {
+        let mut job = match self.store.get_import(tenant, id).await {
+            Ok(job) => job,
+            Err(StoreError::NotFound) => {
+                return Err(ImportError::Refused(format!(
+                    "no import job {id} in tenant {tenant}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let read = job.etag.as_deref().map(unquote);
+        if let (Some(delivered), Some(read)) = (etag.map(unquote), read)
+            && delivered != read
+            && job.status != ImportStatus::Waiting
+        {
+            // The file was uploaded again after the job read it: the job stays with the file
+            // it read (a new file needs a new job).
+            return Err(ImportError::Refused(format!(
+                "upload {delivered} of job {id} is not the one it read ({read})"
+            )));
+        }
+        match job.status {
+            ImportStatus::Waiting | ImportStatus::Validating => self.validate(&mut job).await,
+            ImportStatus::Applying => self.resume(&mut job).await,
+            status => {
+                // A repeated delivery of a finished job: only make sure the lock is free.
+                info!(
+                    status = status.as_str(),
+                    "job already finished; delivery ignored"
+                );
+                self.store.release_import_lock(tenant, id).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads and checks the file, writes the validation report, and applies if asked to and
+    /// every row is valid.
+    async fn validate(&self, job: &mut ImportJob) -> Result<(), ImportError> {
+        let key = job.upload_key();
+        let head = self
+            .bucket
+            .client()
+            .head_object()
+            .bucket(self.bucket.name())
+            .key(&key)
+            .send()
+            .await;
+        let head = match head {
+            Ok(head) => head,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
+                return Err(ImportError::Refused(format!(
+                    "job {} has no upload yet",
+                    job.id
+                )));
+            }
+            Err(e) => {
+                return Err(ImportError::S3 {
+                    operation: "HeadObject",
+                    key,
+                    message: DisplayErrorContext(&e).to_string(),
+                });
+            }
+        };
+        let apply = job.mode == ImportMode::Apply;
+        if apply {
+            match self
+                .store
+                .acquire_import_lock(&job.tenant, &job.id, self.config.lock_lease)
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::ImportInProgress) => return Err(ImportError::Busy),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        job.status = ImportStatus::Validating;
+        job.etag = head.e_tag.clone();
+        job.error = None;
+        match self.store.save_import(job).await {
+            Ok(()) => {}
+            Err(StoreError::VersionConflict) => {
+                // Another delivery of the same upload got here first and carries on.
+                info!("another delivery is handling the job");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+
+        let size = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
+        if size > self.config.max_bytes {
+            let problem = ReportedProblem::of_file(&FileProblem::TooLarge {
+                limit: self.config.max_bytes,
+            });
+            return self.refuse_file(job, problem).await;
+        }
+        let bytes = self.download(&key).await?;
+        let mut file = match parse_file(&bytes, job.encoding, self.config.max_rows) {
+            Ok(file) => file,
+            Err(problem) => {
+                return self
+                    .refuse_file(job, ReportedProblem::of_file(&problem))
+                    .await;
+            }
+        };
+        drop(bytes);
+
+        let mut logins = Vec::with_capacity(file.rows.len());
+        let mut emails = Vec::new();
+        for row in &file.rows {
+            if let Some((login, action)) = &row.action {
+                logins.push(login.key());
+                if let RowAction::New { user, .. } = action {
+                    emails.push(user.email.key());
+                }
+            }
+        }
+        let directory = self
+            .store
+            .import_directory(&job.tenant, &logins, &emails)
+            .await?;
+        drop((logins, emails));
+
+        if let Some(problem) = self.uploader_problem(job).await? {
+            return self.refuse_file(job, problem).await;
+        }
+
+        let at = self.store.clock().now();
+        let job_id = job.id;
+        let checked = check(&mut file, &directory, Some(&job.created_by), at, |line| {
+            UserId::from_ulid(derived_ulid(&job_id, at, "user", line))
+        });
+        let header = &file.header;
+        let (plan, mut problems) = match checked {
+            Ok(plan) => (Some(plan), Vec::new()),
+            Err(problems) => (None, problems),
+        };
+        problems.sort_by_key(|p| p.line);
+        let reported: Vec<ReportedProblem> = problems
+            .iter()
+            .map(|p| ReportedProblem::of_row(p, Some(header)))
+            .collect();
+        let counts = plan.as_ref().map(|p| p.counts);
+        let (csv, json) = reports::validation(job, file.encoding, &file.rows, &reported, counts);
+        self.write_report(
+            job,
+            reports::VALIDATION_CSV,
+            csv.into_bytes(),
+            "text/csv; charset=utf-8",
+        )
+        .await?;
+        self.write_report(job, reports::VALIDATION_JSON, json, "application/json")
+            .await?;
+
+        let mut invalid_lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+        invalid_lines.dedup();
+        job.file_encoding = Some(file.encoding);
+        job.rows = Some(file.rows.len() as u64);
+        job.rows_invalid = Some(invalid_lines.len() as u64);
+        job.problems = Some(problems.len() as u64);
+        job.counts = counts;
+
+        let Some(mut plan) = plan else {
+            return self.finish(job, ImportStatus::Invalid).await;
+        };
+        if !apply {
+            return self.finish(job, ImportStatus::Validated).await;
+        }
+        let rows: RowKeys = file
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.line,
+                    r.operation.map_or("", |o| o.as_str()).to_owned(),
+                    r.login_text.clone(),
+                )
+            })
+            .collect();
+        drop(file);
+
+        order_for_apply(&mut plan.changes, directory.tenant.billing);
+        let invitations = invitations_of(job, &plan.changes, at).len();
+        self.bucket
+            .put(
+                &job.plan_key(),
+                "application/x-ndjson",
+                encode_plan(&plan.changes)?,
+            )
+            .await?;
+        self.put_row_keys(job, &rows).await?;
+        job.status = ImportStatus::Applying;
+        job.applied_at = Some(at);
+        job.journal = Journal {
+            chunks: chunk_ranges(&plan.changes).len() as u32,
+            chunks_done: 0,
+            invitation_chunks: invitations.div_ceil(INVITATIONS_PER_CHUNK) as u32,
+            invitation_chunks_done: 0,
+        };
+        self.store.save_import(job).await?;
+        self.failpoints.check(Stage::BeforeFirstWrite)?;
+        self.apply(job, plan.changes, rows).await
+    }
+
+    /// The uploader must still be an active admin (the file can't touch their own account, so
+    /// the tenant keeps an admin throughout).
+    async fn uploader_problem(
+        &self,
+        job: &ImportJob,
+    ) -> Result<Option<ReportedProblem>, ImportError> {
+        let admin = match self.store.get_user(&job.tenant, &job.created_by).await {
+            Ok(u) => u.is_active_admin(),
+            Err(StoreError::NotFound) => false,
+            Err(e) => return Err(e.into()),
+        };
+        Ok((!admin).then(|| ReportedProblem {
+            line: None,
+            column: None,
+            code: "uploader_not_admin".into(),
+            message_ja: "インポートを作成した管理者が、有効な管理者ではなくなりました。".into(),
+            message_en: "The admin who created the import is no longer an active admin.".into(),
+        }))
+    }
+
+    /// Carries on an apply that a crash or a timeout cut short: the plan and the row list are
+    /// read back, and the journal says which chunks are written.
+    async fn resume(&self, job: &mut ImportJob) -> Result<(), ImportError> {
+        match self
+            .store
+            .acquire_import_lock(&job.tenant, &job.id, self.config.lock_lease)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::ImportInProgress) => {
+                // The lease ran out and another job took the lock: this one can't finish.
+                job.error = Some(JobError {
+                    code: "import_lock_lost".into(),
+                    line: None,
+                    message_ja: "処理が中断している間に、別のインポートが始まりました。途中までの変更が残っています。結果を確認してください。".into(),
+                    message_en: "Another import started while this one was interrupted; the rows written so far stay. Check the result.".into(),
+                });
+                job.status = ImportStatus::Failed;
+                job.finished_at = Some(self.store.clock().now());
+                self.store.save_import(job).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        info!(journal = ?job.journal, "resuming the apply");
+        let changes = decode_plan(&self.download(&job.plan_key()).await?)?;
+        let rows = self.row_keys(job).await?;
+        self.apply(job, changes, rows).await
+    }
+
+    /// Writes the chunks the journal has not, releases the invitations, writes the result
+    /// report, finishes the job and frees the lock.
+    async fn apply(
+        &self,
+        job: &mut ImportJob,
+        changes: Vec<Planned>,
+        rows: RowKeys,
+    ) -> Result<(), ImportError> {
+        let at = job.applied_at.unwrap_or_else(|| self.store.clock().now());
+        let (tenant, _) = self.store.tenant_and_seats(&job.tenant).await?;
+        let cap = SeatCap {
+            limit: tenant.seat_limit,
+            policy: tenant.billing,
+        };
+        let ranges = chunk_ranges(&changes);
+        let mut renewed = Instant::now();
+        let renew_every = self.config.lock_lease / 4;
+        for range in ranges.iter().skip(job.journal.chunks_done as usize) {
+            if renewed.elapsed() >= renew_every {
+                self.store
+                    .renew_import_lock(&job.tenant, &job.id, self.config.lock_lease)
+                    .await?;
+                renewed = Instant::now();
+            }
+            if let Err(e) = self
+                .store
+                .apply_import_chunk(job, &changes[range.clone()], cap, at)
+                .await
+            {
+                return self.apply_failed(job, e).await;
+            }
+            if job.journal.chunks_done == 1 && ranges.len() > 1 {
+                self.failpoints.check(Stage::MidApply)?;
+            }
+        }
+        self.failpoints.check(Stage::BeforeCommit)?;
+
+        let invitations = invitations_of(job, &changes, at);
+        for chunk in invitations
+            .chunks(INVITATIONS_PER_CHUNK)
+            .skip(job.journal.invitation_chunks_done as usize)
+        {
+            if let Err(e) = self.store.release_import_invitations(job, chunk, at).await {
+                return self.apply_failed(job, e).await;
+            }
+        }
+
+        let counts = count(&changes, rows.len());
+        let outcomes = reports::outcomes(&rows, &changes);
+        job.status = ImportStatus::Applied;
+        let (csv, json) = reports::result(job, counts, invitations.len(), &outcomes);
+        self.write_report(
+            job,
+            reports::RESULT_CSV,
+            csv.into_bytes(),
+            "text/csv; charset=utf-8",
+        )
+        .await?;
+        self.write_report(job, reports::RESULT_JSON, json, "application/json")
+            .await?;
+        job.counts = Some(counts);
+        job.finished_at = Some(self.store.clock().now());
+        self.store.save_import(job).await?;
+        info!(
+            created = counts.created,
+            updated = counts.updated,
+            deleted = counts.deleted,
+            unchanged = counts.unchanged,
+            invitations = invitations.len(),
+            "import applied"
+        );
+        self.failpoints.check(Stage::BeforeLockRelease)?;
+        self.store.release_import_lock(&job.tenant, &job.id).await?;
+        self.cleanup(job).await;
+        Ok(())
+    }
+
+    /// A chunk the store refused for good: the job fails and says so; worth-retrying errors go
+    /// back to the queue.
+    async fn apply_failed(&self, job: &mut ImportJob, e: StoreError) -> Result<(), ImportError> {
+        if e.is_retryable() {
+            return Err(e.into());
+        }
+        if matches!(e, StoreError::VersionConflict) {
+            // The journal moved: another delivery is writing the same job.
+            return Err(e.into());
+        }
+        tracing::error!(error = %e, journal = ?job.journal, "import apply refused by the store");
+        let fresh = self.store.get_import(&job.tenant, &job.id).await?;
+        *job = fresh;
+        job.error = Some(JobError {
+            code: "apply_failed".into(),
+            line: None,
+            message_ja: format!(
+                "変更の書き込みが途中で拒否されました（{e}）。書き込み済みの変更は残っています。"
+            ),
+            message_en: format!(
+                "Writing the changes was refused part-way ({e}); the changes written so far stay."
+            ),
+        });
+        job.status = ImportStatus::Failed;
+        job.finished_at = Some(self.store.clock().now());
+        self.store.save_import(job).await?;
+        self.store.release_import_lock(&job.tenant, &job.id).await?;
+        Ok(())
+    }
+
+    /// Ends a job that changes nothing: the status, and the lock freed.
+    async fn finish(&self, job: &mut ImportJob, status: ImportStatus) -> Result<(), ImportError> {
+        job.status = status;
+        job.finished_at = Some(self.store.clock().now());
+        self.store.save_import(job).await?;
+        self.store.release_import_lock(&job.tenant, &job.id).await?;
+        info!(
+            status = status.as_str(),
+            problems = job.problems,
+            "import checked"
+        );
+        Ok(())
+    }
+
+    /// Refuses the file as a whole: the report says why, the job is invalid.
+    async fn refuse_file(
+        &self,
+        job: &mut ImportJob,
+        problem: ReportedProblem,
+    ) -> Result<(), ImportError> {
+        let (csv, json) = reports::file_refused(job, &problem);
+        self.write_report(
+            job,
+            reports::VALIDATION_CSV,
+            csv.into_bytes(),
+            "text/csv; charset=utf-8",
+        )
+        .await?;
+        self.write_report(job, reports::VALIDATION_JSON, json, "application/json")
+            .await?;
+        job.error = Some(problem.job_error());
+        job.problems = Some(1);
+        self.finish(job, ImportStatus::Invalid).await
+    }
+
+    async fn write_report(
+        &self,
+        job: &ImportJob,
+        name: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), ImportError> {
+        let key = format!("{}{name}", job.reports_prefix());
+        self.bucket.put(&key, content_type, body).await?;
+        Ok(())
+    }
+
+    async fn download(&self, key: &str) -> Result<Vec<u8>, ImportError> {
+        let failed = |message: String| ImportError::S3 {
+            operation: "GetObject",
+            key: key.to_owned(),
+            message,
+        };
+        let out = self
+            .bucket
+            .client()
+            .get_object()
+            .bucket(self.bucket.name())
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(body.to_vec())
+    }
+
+    fn row_keys_key(job: &ImportJob) -> String {
+        format!("imports/{}/{}.rows.json", job.tenant, job.id)
+    }
+
+    async fn put_row_keys(&self, job: &ImportJob, rows: &RowKeys) -> Result<(), ImportError> {
+        let body = serde_json::to_vec(rows).map_err(|e| ImportError::S3 {
+            operation: "PutObject",
+            key: Self::row_keys_key(job),
+            message: e.to_string(),
+        })?;
+        self.bucket
+            .put(&Self::row_keys_key(job), "application/json", body)
+            .await?;
+        Ok(())
+    }
+
+    async fn row_keys(&self, job: &ImportJob) -> Result<RowKeys, ImportError> {
+        let bytes = self.download(&Self::row_keys_key(job)).await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ImportError::Store(StoreError::Corrupt(format!("row list of the job: {e}")))
+        })
+    }
+
+    /// Removes the plan and the row list (they hold copies of users) once the job is over;
+    /// the bucket's lifecycle removes them anyway if this fails.
+    async fn cleanup(&self, job: &ImportJob) {
+        for key in [job.plan_key(), Self::row_keys_key(job)] {
+            let result = self
+                .bucket
+                .client()
+                .delete_object()
+                .bucket(self.bucket.name())
+                .key(&key)
+                .send()
+                .await;
+            if let Err(e) = result {
+                warn!(key, error = %DisplayErrorContext(&e), "could not remove a job's working file");
+            }
+        }
+    }
+}
+
+/// An ETag without the quotes HeadObject puts around it (S3 events send it bare).
+fn unquote(etag: &str) -> &str {
+    etag.trim_matches('"')
+}
+
+/// Counts by kind; rows that wrote nothing are unchanged.
+fn count(changes: &[Planned], rows: usize) -> Counts {
+    let mut counts = Counts::default();
+    for c in changes {
+        match c {
+            Planned::Create { .. } => counts.created += 1,
+            Planned::Update { .. } => counts.updated += 1,
+            Planned::Delete { .. } => counts.deleted += 1,
+        }
+    }
+    counts.unchanged = rows as u64 - counts.created - counts.updated - counts.deleted;
+    counts
+}
+
+/// Decodes an S3 event key: `+` is a space and `%XX` a byte (keys arrive URL-encoded).
+pub fn decode_key(key: &str) -> String {
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_are_url_decoded() {
+        assert_eq!(
+            decode_key("imports/acme/a+b%2Bc%E6%97%A5.csv"),
+            "imports/acme/a b+c日.csv"
+        );
+        assert_eq!(decode_key("100%"), "100%");
+        assert_eq!(decode_key("%zz"), "%zz");
+    }
+
+    #[test]
+    fn derived_ids_depend_on_job_purpose_and_line_only() {
+        let job = ImportId::generate();
+        let at = Utc::now();
+        let a = derived_ulid(&job, at, "user", 2);
+        assert_eq!(a, derived_ulid(&job, at, "user", 2));
+        assert_ne!(a, derived_ulid(&job, at, "user", 3));
+        assert_ne!(a, derived_ulid(&job, at, "invite", 2));
+        assert_ne!(a, derived_ulid(&ImportId::generate(), at, "user", 2));
+        assert_eq!(
+            a.timestamp_ms(),
+            u64::try_from(at.timestamp_millis()).unwrap()
+        );
+    }
+}

@@ -1,0 +1,487 @@
+//! Bulk import end to end: files uploaded to the bucket, S3 notifications through the
+//! function's entry path, the AWS SDK against moto, and the state read back from the table.
+
+use std::collections::BTreeMap;
+
+use bulk_import::{BatchResponse, ImportConfig, Importer, SqsEvent, SqsMessage, Stage};
+use lambda_runtime::{Context, LambdaEvent};
+use reqwest::Method;
+use rollcall::csv::CsvWriter;
+use rollcall::csv::encoding::{EncodingChoice, encode_shift_jis};
+use rollcall::domain::{LoginId, Status, TenantId};
+use rollcall::import::{ImportJob, ImportMode, ImportStatus};
+use rollcall::store::Store;
+use rollcall_e2e::{TestApp, TestTenant, assert_problem, spawn_app};
+use serde_json::json;
+
+fn importer(app: &TestApp) -> Importer {
+    Importer::new(
+        app.store.clone(),
+        app.bucket.clone(),
+        ImportConfig::default(),
+    )
+}
+
+/// Creates a job as `tenant`'s admin and uploads `bytes` to its key; returns the job and the
+/// upload's ETag.
+async fn upload(
+    app: &TestApp,
+    tenant: &TestTenant,
+    mode: ImportMode,
+    bytes: Vec<u8>,
+) -> (ImportJob, String) {
+    let job = ImportJob::new(
+        tenant.id.clone(),
+        tenant.admin.id,
+        mode,
+        EncodingChoice::Auto,
+        app.store.clock().now(),
+    );
+    app.store.create_import(&job).await.expect("creating a job");
+    let out = app
+        .bucket
+        .client()
+        .put_object()
+        .bucket(app.bucket.name())
+        .key(job.upload_key())
+        .body(bytes.into())
+        .send()
+        .await
+        .expect("uploading");
+    let etag = out.e_tag.unwrap_or_default().trim_matches('"').to_owned();
+    (job, etag)
+}
+
+/// The SQS event carrying S3's notification of the upload, as Lambda delivers it.
+fn s3_event(app: &TestApp, job: &ImportJob, etag: &str) -> LambdaEvent<SqsEvent> {
+    let body = json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "ap-northeast-1",
+        "eventTime": "2026-11-21T01:02:03.000Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "imports",
+            "bucket": {"name": app.bucket.name(), "arn": format!("arn:aws:s3:::{}", app.bucket.name())},
+            "object": {"key": job.upload_key(), "size": 1, "eTag": etag, "sequencer": "0A"}
+        }
+    }]});
+    LambdaEvent::new(
+        SqsEvent {
+            records: vec![SqsMessage {
+                message_id: format!("m-{}", job.id),
+                body: body.to_string(),
+            }],
+        },
+        Context::default(),
+    )
+}
+
+async fn deliver(importer: &Importer, event: LambdaEvent<SqsEvent>) -> BatchResponse {
+    importer
+        .function_handler(event)
+        .await
+        .expect("the handler returns a batch response")
+}
+
+async fn job(store: &Store, job: &ImportJob) -> ImportJob {
+    store
+        .get_import(&job.tenant, &job.id)
+        .await
+        .expect("reading the job")
+}
+
+const HEADER: [&str; 6] = [
+    "operation",
+    "login_id",
+    "name",
+    "email",
+    "department",
+    "role",
+];
+const HEADER_JA: [&str; 6] = [
+    "操作",
+    "ログインID",
+    "氏名",
+    "メールアドレス",
+    "部署",
+    "権限",
+];
+
+fn new_row(prefix: &str, tenant: &str, n: usize) -> [String; 6] {
+    [
+        "NEW".into(),
+        format!("{prefix}{n:04}"),
+        format!("髙橋 ① {prefix}{n}"),
+        format!("{prefix}{n:04}@{tenant}.example"),
+        "営業～第一".into(),
+        String::new(),
+    ]
+}
+
+/// A file of `creates` NEW rows, for seeding.
+fn seed_file(tenant: &str, creates: usize) -> Vec<u8> {
+    let mut csv = CsvWriter::new();
+    csv.row(HEADER);
+    for n in 0..creates {
+        csv.row(new_row("a", tenant, n));
+    }
+    csv.finish().into_bytes()
+}
+
+/// 2,000 rows: 1,000 NEW, EDIT of `a0000`…`a0599`, DELETE of `a0600`…`a0999`.
+fn mixed_rows(tenant: &str) -> Vec<[String; 6]> {
+    let mut rows = Vec::with_capacity(2_000);
+    for n in 0..1_000 {
+        rows.push(new_row("b", tenant, n));
+    }
+    for n in 0..600 {
+        rows.push([
+            "EDIT".into(),
+            format!("a{n:04}"),
+            format!("髙木 ～{n}～"),
+            String::new(),
+            "②課".into(),
+            if n % 100 == 0 { "admin" } else { "" }.into(),
+        ]);
+    }
+    for n in 600..1_000 {
+        rows.push([
+            "DELETE".into(),
+            format!("a{n:04}"),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    rows
+}
+
+fn utf8_file(header: [&str; 6], rows: &[[String; 6]]) -> Vec<u8> {
+    let mut csv = CsvWriter::new();
+    csv.row(header);
+    for r in rows {
+        csv.row(r);
+    }
+    csv.finish().into_bytes()
+}
+
+fn shift_jis_file(header: [&str; 6], rows: &[[String; 6]]) -> Vec<u8> {
+    let text = String::from_utf8(utf8_file(header, rows)).expect("UTF-8");
+    encode_shift_jis(text.trim_start_matches(rollcall::csv::BOM)).expect("Shift_JIS")
+}
+
+async fn run_file(
+    app: &TestApp,
+    importer: &Importer,
+    tenant: &TestTenant,
+    bytes: Vec<u8>,
+) -> ImportJob {
+    let (created, etag) = upload(app, tenant, ImportMode::Apply, bytes).await;
+    let response = deliver(importer, s3_event(app, &created, &etag)).await;
+    assert_eq!(response, BatchResponse::default(), "nothing to redeliver");
+    job(&app.store, &created).await
+}
+
+async fn user(store: &Store, tenant: &TenantId, login: &str) -> Option<rollcall::domain::User> {
+    store
+        .find_by_login_id(tenant, &LoginId::parse(login).expect("login id"))
+        .await
+        .expect("reading a user")
+}
+
+async fn invitations(store: &Store, u: &rollcall::domain::User) -> usize {
+    store
+        .user_invitations(&u.tenant, &u.id)
+        .await
+        .expect("reading invitations")
+        .invitations
+        .len()
+}
+
+async fn mixed_file_applies(shift_jis: bool) {
+    let app = spawn_app().await;
+    let importer = importer(&app);
+    let tenant = &app.acme;
+    let seeded = run_file(&app, &importer, tenant, seed_file("acme", 1_000)).await;
+    assert_eq!(seeded.status, ImportStatus::Applied, "{:?}", seeded.error);
+    assert_eq!(seeded.counts.map(|c| c.created), Some(1_000));
+
+    let rows = mixed_rows("acme");
+    let bytes = if shift_jis {
+        shift_jis_file(HEADER_JA, &rows)
+    } else {
+        utf8_file(HEADER, &rows)
+    };
+    let done = run_file(&app, &importer, tenant, bytes).await;
+    assert_eq!(done.status, ImportStatus::Applied, "{:?}", done.error);
+    let counts = done.counts.expect("counts");
+    assert_eq!(
+        (
+            counts.created,
+            counts.updated,
+            counts.deleted,
+            counts.unchanged
+        ),
+        (1_000, 600, 400, 0)
+    );
+    assert_eq!(done.rows, Some(2_000));
+    assert_eq!(done.journal.chunks_done, done.journal.chunks);
+
+    let created = user(&app.store, &tenant.id, "b0999")
+        .await
+        .expect("created");
+    assert_eq!(created.name.as_str(), "髙橋 ① b999");
+    assert_eq!(
+        created.department.as_ref().map(|d| d.as_str()),
+        Some("営業～第一")
+    );
+    assert_eq!(created.status, Status::Invited);
+    assert_eq!(invitations(&app.store, &created).await, 1);
+
+    let edited = user(&app.store, &tenant.id, "a0100").await.expect("edited");
+    assert_eq!(edited.name.as_str(), "髙木 ～100～");
+    assert_eq!(edited.department.as_ref().map(|d| d.as_str()), Some("②課"));
+    assert_eq!(edited.role, rollcall::domain::Role::Admin);
+    assert_eq!(edited.email.as_str(), "a0100@acme.example", "email kept");
+    assert_eq!(edited.version, 2);
+    assert_eq!(
+        invitations(&app.store, &edited).await,
+        1,
+        "no new invitation"
+    );
+    assert!(user(&app.store, &tenant.id, "a0600").await.is_none());
+    assert!(user(&app.store, &tenant.id, "a0999").await.is_none());
+
+    let (_, seats) = app
+        .store
+        .tenant_and_seats(&tenant.id)
+        .await
+        .expect("tenant");
+    // The admin (active) and 1,600 invited users.
+    assert_eq!((seats.active, seats.active_or_invited), (1, 1_601));
+
+    let report = app
+        .object_text(&format!("{}result.csv", done.reports_prefix()))
+        .await;
+    assert!(report.starts_with('\u{feff}'));
+    assert_eq!(report.lines().count(), 2_001);
+    assert!(report.contains("\r\n2,NEW,b0000,created,"));
+    let validation = app
+        .object_text(&format!("{}validation.csv", done.reports_prefix()))
+        .await;
+    assert!(validation.contains("\r\n2001,DELETE,a0999,ok,,,\r\n"));
+}
+
+#[tokio::test]
+async fn a_mixed_file_of_2000_rows_in_utf8_applies() {
+    mixed_file_applies(false).await;
+}
+
+#[tokio::test]
+async fn a_mixed_file_of_2000_rows_in_shift_jis_with_japanese_headers_applies() {
+    mixed_file_applies(true).await;
+}
+
+#[tokio::test]
+async fn one_bad_row_among_2000_changes_nothing_and_the_report_names_it() {
+    let app = spawn_app().await;
+    let importer = importer(&app);
+    let tenant = &app.acme;
+    let mut rows: Vec<[String; 6]> = (0..2_000).map(|n| new_row("c", "acme", n)).collect();
+    rows[1_498][3] = "=HYPERLINK(\"x\")".into();
+    let done = run_file(&app, &importer, tenant, utf8_file(HEADER, &rows)).await;
+    assert_eq!(done.status, ImportStatus::Invalid);
+    assert_eq!((done.rows, done.rows_invalid), (Some(2_000), Some(1)));
+    assert_eq!(done.journal.chunks_done, 0);
+    assert!(user(&app.store, &tenant.id, "c0000").await.is_none());
+    let (_, seats) = app
+        .store
+        .tenant_and_seats(&tenant.id)
+        .await
+        .expect("tenant");
+    assert_eq!(seats.active_or_invited, 1, "only the admin");
+
+    let report = app
+        .object_text(&format!("{}validation.csv", done.reports_prefix()))
+        .await;
+    let bad: Vec<&str> = report.lines().filter(|l| l.contains(",error,")).collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(
+        bad[0].starts_with("1500,NEW,c1498,error,email,"),
+        "{}",
+        bad[0]
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &app.object_text(&format!("{}validation.json", done.reports_prefix()))
+            .await,
+    )
+    .expect("JSON");
+    assert_eq!(json["valid"], false);
+    assert_eq!(json["rows_invalid"], 1);
+    assert_eq!(json["row_results"][1_498]["problems"][0]["column"], "email");
+    // The lock is free again: an API write goes through.
+    let resp = app
+        .as_admin(Method::POST, "/users")
+        .json(&json!({"login_id": "after", "email": "after@acme.example", "name": "After"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 201);
+}
+
+/// Per login id, what a user looks like apart from ids and times.
+async fn projection(
+    app: &TestApp,
+    tenant: &TenantId,
+    logins: &[String],
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for login in logins {
+        let found = user(&app.store, tenant, login).await;
+        let text = match found {
+            None => "absent".to_owned(),
+            Some(u) => format!(
+                "{}|{}|{:?}|{:?}|{:?}|v{}|h{}|invitations {}",
+                u.name.as_str(),
+                u.email.as_str().replace(&format!("@{tenant}."), "@."),
+                u.department.as_ref().map(|d| d.as_str().to_owned()),
+                u.role,
+                u.status,
+                u.version,
+                u.history.len(),
+                invitations(&app.store, &u).await
+            ),
+        };
+        out.insert(login.clone(), text);
+    }
+    out
+}
+
+/// 80 seeded users, then 150 NEW, 40 EDIT and 40 DELETE rows: several chunks.
+async fn interrupted_run(
+    app: &TestApp,
+    tenant_id: &str,
+    stage: Option<Stage>,
+) -> BTreeMap<String, String> {
+    let tenant = app.add_tenant(tenant_id).await;
+    let importer = importer(app);
+    let seeded = run_file(app, &importer, &tenant, seed_file(tenant_id, 80)).await;
+    assert_eq!(seeded.status, ImportStatus::Applied);
+    let mut rows: Vec<[String; 6]> = (0..150).map(|n| new_row("b", tenant_id, n)).collect();
+    for n in 0..40 {
+        rows.push([
+            "EDIT".into(),
+            format!("a{n:04}"),
+            format!("New {n}"),
+            String::new(),
+            "x".into(),
+            String::new(),
+        ]);
+    }
+    for n in 40..80 {
+        rows.push([
+            "DELETE".into(),
+            format!("a{n:04}"),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    let (created, etag) = upload(app, &tenant, ImportMode::Apply, utf8_file(HEADER, &rows)).await;
+    if let Some(stage) = stage {
+        importer.failpoints().arm(stage, 1);
+        let first = deliver(&importer, s3_event(app, &created, &etag)).await;
+        assert_eq!(
+            first.batch_item_failures.len(),
+            1,
+            "{stage:?}: the message comes back"
+        );
+        let mid = job(&app.store, &created).await;
+        let expected = if stage == Stage::BeforeLockRelease {
+            ImportStatus::Applied
+        } else {
+            ImportStatus::Applying
+        };
+        assert_eq!(mid.status, expected, "{stage:?}");
+        // The lock is held: API writes wait.
+        let resp = app
+            .request(Method::POST, "/users", &tenant.admin_token)
+            .json(&json!({"login_id": "during", "email": format!("during@{tenant_id}.example"), "name": "During"}))
+            .send()
+            .await
+            .expect("request");
+        assert_problem(resp, 409, "import_in_progress").await;
+    }
+    let again = deliver(&importer, s3_event(app, &created, &etag)).await;
+    assert_eq!(again, BatchResponse::default());
+    let done = job(&app.store, &created).await;
+    assert_eq!(
+        done.status,
+        ImportStatus::Applied,
+        "{stage:?}: {:?}",
+        done.error
+    );
+    let counts = done.counts.expect("counts");
+    assert_eq!(
+        (counts.created, counts.updated, counts.deleted),
+        (150, 40, 40)
+    );
+    // The lock is free once the job is over.
+    let resp = app
+        .request(Method::POST, "/users", &tenant.admin_token)
+        .json(&json!({"login_id": "after", "email": format!("after@{tenant_id}.example"), "name": "After"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 201, "{stage:?}");
+    let logins: Vec<String> = (0..80)
+        .map(|n| format!("a{n:04}"))
+        .chain((0..150).map(|n| format!("b{n:04}")))
+        .collect();
+    projection(app, &tenant.id, &logins).await
+}
+
+#[tokio::test]
+async fn a_failure_at_any_apply_stage_then_redelivery_ends_as_an_uninterrupted_run() {
+    let app = spawn_app().await;
+    let expected = interrupted_run(&app, "control", None).await;
+    assert_eq!(expected["b0149"].matches("invitations 1").count(), 1);
+    for (tenant, stage) in [
+        ("first", Stage::BeforeFirstWrite),
+        ("mid", Stage::MidApply),
+        ("commit", Stage::BeforeCommit),
+        ("release", Stage::BeforeLockRelease),
+    ] {
+        let got = interrupted_run(&app, tenant, Some(stage)).await;
+        assert_eq!(got, expected, "{stage:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_same_s3_event_three_times_applies_once() {
+    let app = spawn_app().await;
+    let importer = importer(&app);
+    let tenant = &app.acme;
+    let (created, etag) = upload(&app, tenant, ImportMode::Apply, seed_file("acme", 30)).await;
+    for _ in 0..3 {
+        let response = deliver(&importer, s3_event(&app, &created, &etag)).await;
+        assert_eq!(response, BatchResponse::default());
+    }
+    let done = job(&app.store, &created).await;
+    assert_eq!(done.status, ImportStatus::Applied);
+    let u = user(&app.store, &tenant.id, "a0029")
+        .await
+        .expect("created");
+    assert_eq!(u.version, 1);
+    assert_eq!(invitations(&app.store, &u).await, 1);
+    let (_, seats) = app
+        .store
+        .tenant_and_seats(&tenant.id)
+        .await
+        .expect("tenant");
+    assert_eq!(seats.active_or_invited, 31);
+}
