@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use aws_config::SdkConfig;
 use billing_snapshot::{SnapshotConfig, Snapshotter};
+use bulk_import::{ImportConfig, Importer};
 use reqwest::{Method, RequestBuilder, Response};
 use rollcall::clock::{Clock, SystemClock};
 use rollcall::domain::{DisplayName, Email, LoginId, Role, TenantId, TimeZone, User, UserId};
@@ -15,10 +16,12 @@ use rollcall::store::{RequestCounter, Store, schema};
 use rollcall_cli::bootstrap::{self, TenantSpec};
 use rollcall_cli::local::{self, Moto};
 use rollcall_cli::mail::{SentMail, sent_mail};
+use rollcall_cli::queue::{QueuePoller, provision_import_queue};
 use rollcall_cli::streams::StreamPoller;
 use secrecy::SecretString;
 use send_invitations::{Sender, SenderConfig};
 use users_api::auth::{TokenVerifier, issue_hs256};
+use users_api::imports::ImportQueue;
 use users_api::{AppState, Limits, app};
 
 /// The workspace root.
@@ -123,6 +126,9 @@ pub struct TestApp {
     pub acme: TestTenant,
     /// This app's bucket.
     pub bucket: Bucket,
+    /// The stand-in for the import queue's event source mapping (failed messages come back
+    /// at once).
+    pub import_queue: QueuePoller,
 }
 
 /// Starts an app with the system clock.
@@ -146,6 +152,10 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
     let bucket = local::provision_bucket(&sdk, &table)
         .await
         .expect("creating the test bucket");
+    let queue_url = provision_import_queue(&sdk, &bucket, &table)
+        .await
+        .expect("creating the test import queue");
+    let import_queue = QueuePoller::new(&sdk, &queue_url, std::time::Duration::ZERO);
     let store = Store::new(client, table, clock);
     let state = AppState::new(
         store.clone(),
@@ -153,7 +163,8 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
         TokenVerifier::hs256(&SecretString::from(TEST_JWT_SECRET)),
         SecretString::from("e2e-tests-cursor-key-at-least-32-characters"),
         Limits::default(),
-    );
+    )
+    .with_import_queue(ImportQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding a loopback port");
@@ -171,6 +182,7 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
         counter,
         acme,
         bucket,
+        import_queue,
     }
 }
 
@@ -259,6 +271,15 @@ impl TestApp {
             self.store.clone(),
             self.bucket.clone(),
             SnapshotConfig::default(),
+        )
+    }
+
+    /// bulk-import over this app's store and bucket, with the default limits.
+    pub fn importer(&self) -> Importer {
+        Importer::new(
+            self.store.clone(),
+            self.bucket.clone(),
+            ImportConfig::default(),
         )
     }
 

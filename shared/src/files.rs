@@ -102,4 +102,23 @@ impl Bucket {
             .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
         Ok(req.uri().to_owned())
     }
+
+    /// A link that uploads the object with one `PUT` until `ttl` has passed.
+    pub async fn presigned_put(&self, key: &str, ttl: Duration) -> Result<String, FileError> {
+        let failed = |message: String| FileError {
+            operation: "presigned PutObject",
+            key: key.to_owned(),
+            message,
+        };
+        let config = PresigningConfig::expires_in(ttl).map_err(|e| failed(e.to_string()))?;
+        let req = self
+            .client
+            .put_object()
+            .bucket(self.name.as_ref())
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+        Ok(req.uri().to_owned())
+    }
 }

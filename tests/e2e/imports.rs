@@ -485,3 +485,291 @@ async fn the_same_s3_event_three_times_applies_once() {
         .expect("tenant");
     assert_eq!(seats.active_or_invited, 31);
 }
+
+/// Hands every queued message to bulk-import, as the event source mapping would; returns how
+/// many were delivered.
+async fn drain_queue(app: &TestApp, importer: &Importer) -> usize {
+    let mut delivered = 0;
+    loop {
+        let report = app
+            .import_queue
+            .poll(importer, std::time::Duration::from_secs(1))
+            .await
+            .expect("polling the import queue");
+        if report.delivered == 0 {
+            return delivered;
+        }
+        assert_eq!(report.failed, 0, "a message failed");
+        delivered += report.delivered;
+    }
+}
+
+/// `POST /imports`, then the file to the presigned URL; returns the job's id.
+async fn upload_through_api(app: &TestApp, mode: &str, bytes: Vec<u8>) -> String {
+    let resp = app
+        .as_admin(Method::POST, "/imports")
+        .json(&json!({"mode": mode}))
+        .send()
+        .await
+        .expect("request");
+    let (status, created) = rollcall_e2e::status_and_json(resp).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "waiting");
+    assert_eq!(created["upload"]["method"], "PUT");
+    let url = created["upload"]["url"].as_str().expect("upload url");
+    let put = app.http.put(url).body(bytes).send().await.expect("upload");
+    assert!(put.status().is_success(), "upload: {}", put.status());
+    created["id"].as_str().expect("id").to_owned()
+}
+
+async fn get_json(app: &TestApp, path: &str) -> serde_json::Value {
+    let resp = app
+        .as_admin(Method::GET, path)
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = rollcall_e2e::status_and_json(resp).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+async fn fetch(app: &TestApp, url: &str) -> Vec<u8> {
+    let resp = app.http.get(url).send().await.expect("download");
+    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+    resp.bytes().await.expect("body").to_vec()
+}
+
+#[tokio::test]
+async fn validate_then_apply_through_the_api_with_s3_notifications_from_the_bucket() {
+    let app = spawn_app().await;
+    let importer = app.importer();
+    // S3 tests a new notification with an `s3:TestEvent` message: handled, ignored, deleted.
+    assert_eq!(drain_queue(&app, &importer).await, 1);
+    let rows: Vec<[String; 6]> = (0..5).map(|n| new_row("v", "acme", n)).collect();
+    let id = upload_through_api(&app, "validate", utf8_file(HEADER, &rows)).await;
+    assert_eq!(drain_queue(&app, &importer).await, 1, "S3 told the queue");
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "validated", "{job}");
+    assert_eq!(job["counts"]["created"], 5);
+    assert_eq!(job["file_encoding"], "utf-8");
+    assert!(job["reports"].get("result_csv").is_none());
+    let report = fetch(
+        &app,
+        job["reports"]["validation_csv"].as_str().expect("link"),
+    )
+    .await;
+    let report = String::from_utf8(report).expect("UTF-8");
+    assert!(
+        report
+            .starts_with("\u{feff}line,operation,login_id,result,column,message_ja,message_en\r\n")
+    );
+    assert_eq!(report.matches(",ok,").count(), 5);
+    assert!(
+        user(&app.store, &app.acme.id, "v0000").await.is_none(),
+        "validate changes nothing"
+    );
+
+    let resp = app
+        .as_admin(Method::POST, &format!("/imports/{id}/apply"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 202);
+    assert_eq!(drain_queue(&app, &importer).await, 1);
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "applied", "{job}");
+    assert_eq!(job["mode"], "apply");
+    let result = fetch(&app, job["reports"]["result_csv"].as_str().expect("link")).await;
+    assert_eq!(
+        String::from_utf8(result)
+            .expect("UTF-8")
+            .matches(",created,")
+            .count(),
+        5
+    );
+    assert!(user(&app.store, &app.acme.id, "v0004").await.is_some());
+
+    // Applying again is refused; the list shows the job.
+    let resp = app
+        .as_admin(Method::POST, &format!("/imports/{id}/apply"))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(resp, 409, "import_not_validated").await;
+    let list = get_json(&app, "/imports").await;
+    assert_eq!(list["items"][0]["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn import_routes_refuse_bad_input_and_members() {
+    let app = spawn_app().await;
+    let resp = app
+        .as_admin(Method::POST, "/imports")
+        .json(&json!({"mode": "merge", "encoding": "latin1", "extra": 1}))
+        .send()
+        .await
+        .expect("request");
+    let body = assert_problem(resp, 422, "validation_failed").await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(fields, ["mode", "encoding", "extra"]);
+    let resp = app
+        .as_admin(Method::GET, "/imports/01JAAAAAAAAAAAAAAAAAAAAAAA")
+        .send()
+        .await
+        .expect("request");
+    assert_problem(resp, 404, "import_not_found").await;
+    let resp = app
+        .as_admin(Method::GET, "/imports?limit=0")
+        .send()
+        .await
+        .expect("request");
+    assert_problem(resp, 400, "invalid_request").await;
+    let member = app
+        .create_user(json!({"login_id": "m", "email": "m@acme.example", "name": "M"}))
+        .await;
+    let member_id =
+        rollcall::domain::UserId::parse(member["id"].as_str().expect("id")).expect("id");
+    let token = rollcall_e2e::token(&app.acme.id, &member_id, rollcall::domain::Role::Member);
+    for (method, path) in [
+        (Method::GET, "/imports"),
+        (Method::GET, "/imports/template.csv"),
+        (Method::GET, "/users/export.csv"),
+    ] {
+        let resp = app
+            .request(method, path, &token)
+            .send()
+            .await
+            .expect("request");
+        assert_problem(resp, 403, "forbidden").await;
+    }
+}
+
+#[tokio::test]
+async fn export_then_edit_then_reimport_round_trips_and_neutralises_formulas() {
+    let app = spawn_app().await;
+    let importer = app.importer();
+    app.create_user(json!({
+        "login_id": "formula", "email": "formula@acme.example", "name": "=SUM(A1)",
+        "department": "+81", "notes": "@home", "groups": ["-x", "髙"],
+        "valid_till": "2027-03-31T15:00:00Z"
+    }))
+    .await;
+    for n in 0..3 {
+        app.create_user(json!({"login_id": format!("u{n}"), "email": format!("u{n}@acme.example"), "name": format!("髙橋 {n}")}))
+            .await;
+    }
+    // reqwest follows the redirect to the presigned link (without the bearer token).
+    let resp = app
+        .as_admin(Method::GET, "/users/export.csv")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200, "the redirect is followed");
+    let text = resp.text().await.expect("body");
+    assert!(text.starts_with("\u{feff}operation,login_id,name,email,role,app_roles,groups,"));
+    assert!(text.contains("EDIT,formula,'=SUM(A1),formula@acme.example,member,,'-x|髙,,'+81,,'@home,,,2027/03/31 15:00,0\r\n"), "{text}");
+    assert_eq!(text.lines().count(), 6, "header, the admin and four users");
+
+    // Unchanged, it re-imports as unchanged rows.
+    let id = upload_through_api(&app, "apply", text.clone().into_bytes()).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(
+        job["status"], "invalid",
+        "the admin's own row is refused: {job}"
+    );
+    let without_admin: String = text
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("EDIT,admin,"))
+        .collect();
+    let id = upload_through_api(&app, "apply", without_admin.clone().into_bytes()).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "applied", "{job}");
+    assert_eq!(job["counts"]["unchanged"], 4, "{job}");
+    let formula = user(&app.store, &app.acme.id, "formula")
+        .await
+        .expect("user");
+    assert_eq!((formula.name.as_str(), formula.version), ("=SUM(A1)", 1));
+
+    // Edited in a spreadsheet: one department changed, one row deleted.
+    let edited = without_admin
+        .replace(
+            "EDIT,u1,髙橋 1,u1@acme.example,member,,,,,",
+            "EDIT,u1,髙橋 1,u1@acme.example,member,,,,開発部,",
+        )
+        .replace("EDIT,u2,", "DELETE,u2,");
+    let id = upload_through_api(&app, "apply", edited.into_bytes()).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "applied", "{job}");
+    assert_eq!(
+        (
+            job["counts"]["updated"].as_u64(),
+            job["counts"]["deleted"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let u1 = user(&app.store, &app.acme.id, "u1").await.expect("u1");
+    assert_eq!(u1.department.as_ref().map(|d| d.as_str()), Some("開発部"));
+    assert!(user(&app.store, &app.acme.id, "u2").await.is_none());
+
+    // Shift_JIS export for Excel.
+    let resp = app
+        .as_admin(Method::GET, "/users/export.csv?encoding=shift_jis")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let bytes = resp.bytes().await.expect("body");
+    let decoded =
+        rollcall::csv::encoding::decode(&bytes, EncodingChoice::ShiftJis).expect("Shift_JIS");
+    assert!(decoded.text.contains("EDIT,u1,髙橋 1,"));
+}
+
+#[tokio::test]
+async fn the_template_lists_every_column_and_a_bad_file_is_reported_by_line() {
+    let app = spawn_app().await;
+    let importer = app.importer();
+    let resp = app
+        .as_admin(Method::GET, "/imports/template.csv?headers=ja")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let template = resp.text().await.expect("body");
+    assert!(template.starts_with("\u{feff}操作,ログインID,氏名,メールアドレス,"));
+    let id = upload_through_api(&app, "apply", template.clone().into_bytes()).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "invalid");
+    assert_eq!(job["error"]["code"], "file_no_rows");
+
+    // A formula in a refused cell comes out neutralised in the report.
+    let bad = format!("{template}NEW,=1+1,Name,bad-address,,,,,,,,,,,\r\n");
+    let id = upload_through_api(&app, "validate", bad.into_bytes()).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "invalid");
+    let report = String::from_utf8(
+        fetch(
+            &app,
+            job["reports"]["validation_csv"].as_str().expect("link"),
+        )
+        .await,
+    )
+    .expect("UTF-8");
+    assert!(
+        report.contains("\r\n2,NEW,'=1+1,error,ログインID,"),
+        "{report}"
+    );
+    assert!(
+        report.contains("\r\n2,NEW,'=1+1,error,メールアドレス,"),
+        "{report}"
+    );
+}

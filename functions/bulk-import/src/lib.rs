@@ -26,8 +26,8 @@ use rollcall::domain::{
 };
 use rollcall::files::Bucket;
 use rollcall::import::{
-    Counts, FileProblem, ImportJob, ImportMode, ImportStatus, JobError, Journal, Planned,
-    RowAction, check, parse_file, parse_upload_key,
+    ApplyRequest, Counts, FileProblem, ImportJob, ImportMode, ImportStatus, JobError, Journal,
+    Planned, RowAction, check, parse_file, parse_upload_key,
 };
 use rollcall::store::{
     INVITATIONS_PER_CHUNK, SeatCap, Store, StoreError, chunk_ranges, decode_plan, encode_plan,
@@ -107,22 +107,6 @@ struct S3Object {
     key: String,
     #[serde(rename = "eTag", default)]
     e_tag: Option<String>,
-}
-
-/// What the API queues to apply a validated job.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct ApplyRequest {
-    /// The job.
-    pub apply: JobRef,
-}
-
-/// A job, by tenant and id.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct JobRef {
-    /// The tenant.
-    pub tenant: TenantId,
-    /// The job.
-    pub job: ImportId,
 }
 
 /// A stage of an apply where a failure can be injected (see [`Failpoints`]).

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod imports;
 pub mod input;
 pub mod invitations;
 pub mod problem;
@@ -55,8 +56,10 @@ pub struct AppState {
     pub cursors: CursorSigner,
     /// Request limits.
     pub limits: Limits,
-    /// The bucket of billing lists (and imports), for presigned links.
+    /// The bucket of billing lists, imports, reports and exports, for presigned links.
     pub bucket: Bucket,
+    /// The queue bulk-import reads, for `POST /imports/{id}/apply`.
+    pub import_queue: Option<imports::ImportQueue>,
 }
 
 impl AppState {
@@ -74,7 +77,14 @@ impl AppState {
             verifier: Arc::new(verifier),
             cursors: CursorSigner::new(cursor_key),
             limits,
+            import_queue: None,
         }
+    }
+
+    /// The same state, sending apply requests to `queue`.
+    pub fn with_import_queue(mut self, queue: imports::ImportQueue) -> Self {
+        self.import_queue = Some(queue);
+        self
     }
 }
 
@@ -91,10 +101,13 @@ pub struct ApiConfig {
     pub cursor_key: SecretString,
     /// Request limits (`MAX_BODY_BYTES`).
     pub limits: Limits,
+    /// The queue bulk-import reads (`IMPORT_QUEUE_URL`), for apply requests.
+    pub import_queue_url: String,
 }
 
 impl ApiConfig {
-    /// Reads `TABLE_NAME`, `BUCKET_NAME`, the `JWT_*` variables, `CURSOR_SECRET` and `MAX_BODY_BYTES`.
+    /// Reads `TABLE_NAME`, `BUCKET_NAME`, the `JWT_*` variables, `CURSOR_SECRET`,
+    /// `MAX_BODY_BYTES` and `IMPORT_QUEUE_URL`.
     pub fn from_env() -> Result<Self, ConfigError> {
         let cursor_key = config::required_secret("CURSOR_SECRET")?;
         if cursor_key.expose_secret().len() < 32 {
@@ -112,6 +125,7 @@ impl ApiConfig {
                 max_body_bytes: config::parsed("MAX_BODY_BYTES")?
                     .unwrap_or(Limits::default().max_body_bytes),
             },
+            import_queue_url: config::required("IMPORT_QUEUE_URL")?,
         })
     }
 }
@@ -155,6 +169,16 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/users/{id}/invitation",
             post(invitations::resend_invitation),
+        ),
+        route(Method::GET, "/users/export.csv", get(imports::export_users)),
+        route(Method::GET, "/imports", get(imports::list_imports)),
+        route(Method::POST, "/imports", post(imports::create_import)),
+        route(Method::GET, "/imports/template.csv", get(imports::template)),
+        route(Method::GET, "/imports/{id}", get(imports::get_import)),
+        route(
+            Method::POST,
+            "/imports/{id}/apply",
+            post(imports::apply_import),
         ),
         route(Method::GET, "/billing/current", get(billing::current)),
         route(

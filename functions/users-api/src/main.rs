@@ -27,6 +27,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         config.verifier,
         config.cursor_key,
         config.limits,
-    );
+    )
+    .with_import_queue(users_api::imports::ImportQueue::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        config.import_queue_url,
+    ));
     lambda_http::run(app(state)).await
 }

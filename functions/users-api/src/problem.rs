@@ -115,6 +115,12 @@ pub enum ApiError {
     IdempotencyKeyReused,
     /// 404: no snapshot was taken for this month.
     SnapshotNotFound,
+    /// 404: the tenant has no import job with this id.
+    ImportNotFound,
+    /// 409: only a validated job can be applied; this one is in the named status.
+    ImportNotValidated(&'static str),
+    /// 422: the export can't be written in Shift_JIS; the message names the user and character.
+    NotShiftJis(String, String),
     /// 404: no invitation has this link.
     InvitationNotFound,
     /// 410: the invitation link has expired.
@@ -268,6 +274,26 @@ impl ApiError {
                 "last_admin",
                 "最後の有効な管理者は削除・停止・降格できません。".into(),
                 "The tenant's last active admin can't be removed, suspended or demoted.".into(),
+            ),
+            E::ImportNotFound => (
+                StatusCode::NOT_FOUND,
+                "import_not_found",
+                "このインポートはありません。".into(),
+                "No such import.".into(),
+            ),
+            E::ImportNotValidated(status) => (
+                StatusCode::CONFLICT,
+                "import_not_validated",
+                format!(
+                    "適用できるのは検証済み（validated）のインポートだけです。このインポートは {status} です。"
+                ),
+                format!("Only a validated import can be applied; this one is {status}."),
+            ),
+            E::NotShiftJis(ja, en) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_shift_jis",
+                ja.clone(),
+                en.clone(),
             ),
             E::SnapshotNotFound => (
                 StatusCode::NOT_FOUND,

@@ -58,6 +58,15 @@ fn a_missing_or_weak_setting_is_named_and_the_function_does_not_start() {
             ],
             "MAX_BODY_BYTES is invalid",
         ),
+        (
+            &[
+                ("CURSOR_SECRET", GOOD_SECRET),
+                ("TABLE_NAME", "users"),
+                ("BUCKET_NAME", "files"),
+                ("JWT_HS256_SECRET", GOOD_SECRET),
+            ],
+            "IMPORT_QUEUE_URL",
+        ),
     ];
     for (env, expected) in cases {
         let (ok, text) = start(env);

@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod dev;
 pub mod local;
 pub mod mail;
+pub mod queue;
 pub mod streams;
 
 use secrecy::SecretString;

@@ -86,6 +86,27 @@ impl Column {
         }
     }
 
+    /// The column's Japanese name, as templates write it (read back as an alias).
+    pub fn japanese_name(self) -> &'static str {
+        match self {
+            Column::Operation => "操作",
+            Column::LoginId => "ログインID",
+            Column::Name => "氏名",
+            Column::Email => "メールアドレス",
+            Column::Role => "権限",
+            Column::AppRoles => "アプリロール",
+            Column::Groups => "グループ",
+            Column::Organization => "組織",
+            Column::Department => "部署",
+            Column::Phone => "電話番号",
+            Column::Notes => "備考",
+            Column::Language => "言語",
+            Column::ValidFrom => "有効期間開始",
+            Column::ValidTill => "有効期間終了",
+            Column::Disabled => "無効",
+        }
+    }
+
     /// Other names accepted in a header, after normalisation (see [`header_key`]).
     fn aliases(self) -> &'static [&'static str] {
         match self {
@@ -251,6 +272,13 @@ impl Header {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_japanese_name_reads_back_as_its_column() {
+        for c in Column::ALL {
+            assert_eq!(Column::from_header(c.japanese_name()), Some(c), "{c:?}");
+        }
+    }
 
     #[test]
     fn english_and_japanese_header_names_are_recognised() {

@@ -219,6 +219,23 @@ impl ImportJob {
     }
 }
 
+/// The message the API queues to have a validated job applied (uploads arrive as S3
+/// notifications instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    /// The job.
+    pub apply: JobRef,
+}
+
+/// A job, by tenant and id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRef {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The job.
+    pub job: ImportId,
+}
+
 /// `imports/{tid}/{jid}.csv`.
 pub fn upload_key(tenant: &TenantId, id: &ImportId) -> String {
     format!("imports/{tenant}/{id}.csv")

@@ -4,14 +4,17 @@
 
 mod check;
 mod columns;
+mod export;
 mod job;
 mod rows;
 
 pub use check::{Counts, Directory, Plan, Planned, check};
 
 pub use columns::{Column, Header, HeaderProblem, header_key};
+pub use export::export_csv;
 pub use job::{
-    ImportJob, ImportMode, ImportStatus, JobError, Journal, parse_upload_key, upload_key,
+    ApplyRequest, ImportJob, ImportMode, ImportStatus, JobError, JobRef, Journal, parse_upload_key,
+    upload_key,
 };
 pub use rows::{
     Changes, Clearable, DateTimeError, FileProblem, Operation, ParsedFile, ParsedRow, RowAction,

@@ -202,3 +202,27 @@ impl Store {
         Ok(Page { users, next })
     }
 }
+
+impl Store {
+    /// Every live user of the tenant, oldest first (for exports).
+    #[instrument(skip_all, fields(tenant_id = %tenant))]
+    pub async fn all_users(&self, tenant: &TenantId) -> Result<Vec<User>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .index_name(BY_CREATED.name)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", BY_CREATED.pk)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::tenant_pk(tenant)));
+        let mut users = Vec::new();
+        self.query_all(query, |item| {
+            if let Some(user) = items::user_from_item(item)? {
+                users.push(user);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(users)
+    }
+}

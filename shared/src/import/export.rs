@@ -1,0 +1,64 @@
+//! Exports in the import format: one EDIT row per user, every column, so a file exported,
+//! changed in a spreadsheet and uploaded again does what it shows (and nothing else: unchanged
+//! rows change nothing).
+
+use super::columns::Column;
+use super::rows::{Operation, format_datetime};
+use crate::csv::CsvWriter;
+use crate::domain::{Status, User};
+
+/// The cell of `column` for `user`.
+fn cell(user: &User, column: Column) -> String {
+    let opt = |v: Option<&str>| v.unwrap_or_default().to_owned();
+    match column {
+        Column::Operation => Operation::Edit.as_str().to_owned(),
+        Column::LoginId => user.login_id.as_str().to_owned(),
+        Column::Name => user.name.as_str().to_owned(),
+        Column::Email => user.email.as_str().to_owned(),
+        Column::Role => user.role.as_str().to_owned(),
+        Column::AppRoles => user
+            .app_roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join("|"),
+        Column::Groups => user
+            .groups
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join("|"),
+        Column::Organization => opt(user.organization.as_ref().map(|v| v.as_str())),
+        Column::Department => opt(user.department.as_ref().map(|v| v.as_str())),
+        Column::Phone => opt(user.phone.as_ref().map(|v| v.as_str())),
+        Column::Notes => opt(user.notes.as_ref().map(|v| v.as_str())),
+        Column::Language => opt(user.language.map(|l| l.as_str())),
+        Column::ValidFrom => user
+            .validity
+            .from()
+            .map(format_datetime)
+            .unwrap_or_default(),
+        Column::ValidTill => user
+            .validity
+            .till()
+            .map(format_datetime)
+            .unwrap_or_default(),
+        Column::Disabled => if user.status == Status::Suspended {
+            "1"
+        } else {
+            "0"
+        }
+        .to_owned(),
+    }
+}
+
+/// The users as an import file (UTF-8 with BOM, every cell formula-neutralised), in the order
+/// given.
+pub fn export_csv(users: &[User]) -> String {
+    let mut csv = CsvWriter::new();
+    csv.row(Column::ALL.iter().map(|c| c.name()));
+    for user in users {
+        csv.row(Column::ALL.iter().map(|c| cell(user, *c)));
+    }
+    csv.finish()
+}
