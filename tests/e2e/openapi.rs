@@ -50,7 +50,10 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_operation_i
         let path = path.replace("{id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let resp = app.as_admin(method.clone(), &path).send().await.unwrap();
-        let (status, body) = status_and_json(resp).await;
+        let status = resp.status().as_u16();
+        // Files (the template, an export) are not JSON; problems always are.
+        let body: serde_json::Value =
+            serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(serde_json::Value::Null);
         assert_ne!(body["code"], "route_not_found", "{method} {path}");
         assert_ne!(status, 405, "{method} {path}");
     }
