@@ -1,6 +1,7 @@
 //! `rollcall dev`: moto on 127.0.0.1, the template's resources provisioned on it, tenant `demo`
-//! with an admin, users-api served over HTTP, and send-invitations fed from the table's stream
-//! (and swept every minute) as on AWS, until Ctrl-C (or `--stop-after`).
+//! with an admin, users-api served over HTTP, send-invitations fed from the table's stream
+//! (and swept every minute), and bulk-import fed from the import queue that the bucket's upload
+//! notifications fill, as on AWS, until Ctrl-C (or `--stop-after`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,16 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bulk_import::{ImportConfig, Importer};
 use rollcall::clock::SystemClock;
 use rollcall::domain::{DisplayName, Email, LoginId, Role, TenantId, TimeZone};
 use rollcall::store::{Store, schema};
 use secrecy::SecretString;
 use send_invitations::{Sender, SenderConfig, SweepRequest};
 use users_api::auth::{TokenVerifier, issue_hs256};
+use users_api::imports::ImportQueue;
 use users_api::{AppState, Limits, app};
 
 use crate::bootstrap::{self, TenantSpec};
 use crate::local::{self, DEV_SENDER_ADDRESS, LOCAL_REGION, Moto};
+use crate::queue::{QueuePoller, provision_import_queue};
 use crate::streams::StreamPoller;
 use crate::{DEV_CURSOR_SECRET, signing_key};
 
@@ -70,6 +74,26 @@ pub async fn run_sender(mut poller: StreamPoller, sender: Sender) {
             }
         }
         tokio::time::sleep(STREAM_POLL_INTERVAL).await;
+    }
+}
+
+/// How long a message bulk-import failed waits before it comes back (the queue's visibility
+/// timeout on AWS).
+const IMPORT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Feeds bulk-import from the import queue, one message at a time, until the process ends.
+pub async fn run_importer(poller: QueuePoller, importer: Importer) {
+    loop {
+        match poller.poll(&importer, Duration::from_secs(1)).await {
+            Ok(r) if r.delivered > 0 => {
+                tracing::info!(failed = r.failed, "import queue delivered to bulk-import");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the import queue failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 
@@ -137,13 +161,24 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
     let poller = StreamPoller::new(&sdk, &opts.table).await?;
     let sending = tokio::spawn(run_sender(poller, sender));
 
+    // Uploads to imports/ reach bulk-import through the queue, as on AWS.
+    let queue_url = provision_import_queue(&sdk, &bucket, &format!("{}-imports", opts.table))
+        .await
+        .context("creating the import queue")?;
+    let importer = Importer::new(store.clone(), bucket.clone(), ImportConfig::default());
+    let importing = tokio::spawn(run_importer(
+        QueuePoller::new(&sdk, &queue_url, IMPORT_RETRY_AFTER),
+        importer,
+    ));
+
     let state = AppState::new(
         store,
         bucket,
         TokenVerifier::hs256(&secret),
         SecretString::from(DEV_CURSOR_SECRET),
         Limits::default(),
-    );
+    )
+    .with_import_queue(ImportQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url));
     print_banner(&api, &moto, &opts, &token)?;
 
     axum::serve(listener, app(state))
@@ -151,6 +186,7 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
         .await
         .context("serving the API")?;
     sending.abort();
+    importing.abort();
     drop(moto);
     tracing::info!("local stack stopped");
     Ok(())
@@ -204,6 +240,13 @@ Invitations: creating a user mails them a set-password link (within a second or 
   curl -s <link>                                                 # valid? (does not use it)
   curl -s -X POST -H 'Content-Type: application/json' \
        -d '{{"password":"Passw0rd!"}}' <link>/accept                # set the password
+
+Bulk import (every row checked and reported first; one bad row and nothing changes):
+
+  curl -s -H "Authorization: Bearer $TOKEN" '{api}/imports/template.csv?headers=ja' -o users.csv
+  curl -sL -H "Authorization: Bearer $TOKEN" {api}/users/export.csv -o users.csv   # edit, re-import
+  cargo run -q -p rollcall-cli -- import users.csv --api {api} --validate
+  cargo run -q -p rollcall-cli -- import users.csv --api {api}                     # apply
 
 Other rollcall commands against this stack (in another shell):
 

@@ -8,6 +8,7 @@
 pub mod billing;
 pub mod bootstrap;
 pub mod dev;
+pub mod import;
 pub mod local;
 pub mod mail;
 pub mod queue;

@@ -74,6 +74,27 @@ enum Command {
         command: BillingCommand,
     },
     /// Print a JWT signed with the local HS256 key ($JWT_HS256_SECRET, else the dev key).
+    /// Imports a CSV file through the API (create the job, upload, wait) and prints the report;
+    /// exits with 1 if the file was refused.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Only check the file and write the report; change nothing.
+        #[arg(long)]
+        validate: bool,
+        /// The file's encoding: auto, utf-8 or shift_jis.
+        #[arg(long, default_value = "auto")]
+        encoding: String,
+        /// The API (as `rollcall dev` prints it).
+        #[arg(long, env = "ROLLCALL_API", default_value = "http://127.0.0.1:3000")]
+        api: String,
+        /// An admin's token (`export TOKEN=…` from `rollcall dev`).
+        #[arg(long, env = "TOKEN", hide_env_values = true)]
+        token: String,
+        /// Seconds to wait for the job.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     Token {
         /// The tenant.
         #[arg(long)]
@@ -264,6 +285,31 @@ async fn main() -> anyhow::Result<()> {
             );
             let report = billing::run(&snapshotter, billing::event(month, tenants)?).await?;
             print!("{}", billing::render(&report, &bucket));
+            Ok(())
+        }
+        Command::Import {
+            file,
+            validate,
+            encoding,
+            api,
+            token,
+            timeout,
+        } => {
+            let outcome = rollcall_cli::import::run(
+                &file,
+                &rollcall_cli::import::ImportOptions {
+                    api,
+                    token,
+                    validate,
+                    encoding,
+                    timeout: Duration::from_secs(timeout),
+                },
+            )
+            .await?;
+            print!("{}", outcome.report);
+            if !outcome.succeeded() {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Mail { to, endpoint } => {

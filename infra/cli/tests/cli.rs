@@ -117,6 +117,50 @@ async fn dev_prints_a_working_token_and_serves_the_api_until_it_stops_by_itself(
         .unwrap();
     assert_eq!(accepted.status(), 200);
 
+    // `rollcall import` runs a file through the API and the import queue.
+    let dir = std::env::temp_dir().join(format!("rollcall-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.csv");
+    std::fs::write(
+        &good,
+        "operation,login_id,name,email\r\nNEW,hanako,佐藤 花子,hanako@demo.example\r\nNEW,jiro,鈴木 次郎,jiro@demo.example\r\n",
+    )
+    .unwrap();
+    let bad = dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "operation,login_id,name,email\r\nNEW,ok,OK,ok@demo.example\r\nNEW,broken,Broken,not-an-address\r\n",
+    )
+    .unwrap();
+    let import = |file: &Path, validate: bool| {
+        let mut cmd = rollcall();
+        cmd.arg("import")
+            .arg(file)
+            .args(["--api", &api, "--token", &token]);
+        if validate {
+            cmd.arg("--validate");
+        }
+        cmd.output().expect("rollcall import")
+    };
+    let out = import(&bad, true);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(": invalid"), "{text}");
+    assert!(text.contains("line 3 email:"), "{text}");
+    let out = import(&good, false);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(": applied"), "{text}");
+    assert!(
+        text.contains("created 2, updated 0, deleted 0, unchanged 0"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
     // Ctrl-C ends it; so does SIGINT from a supervisor.
     let pid = child.id().to_string();
     let status = Command::new("kill")
