@@ -773,3 +773,133 @@ async fn the_template_lists_every_column_and_a_bad_file_is_reported_by_line() {
         "{report}"
     );
 }
+
+/// Runs a sample event of `events/` through the Lambda entry path (JSON in, the function's
+/// event type out), with the app's bucket in place of the sample's.
+async fn run_sample(app: &TestApp, importer: &Importer, file: &str, bucket: &str) -> BatchResponse {
+    let raw = std::fs::read_to_string(rollcall_e2e::workspace_root().join("events").join(file))
+        .expect("reading the sample event");
+    let raw = raw.replace(bucket, app.bucket.name());
+    let event: SqsEvent = serde_json::from_str(&raw).expect("the sample is an SQS event");
+    deliver(importer, LambdaEvent::new(event, Context::default())).await
+}
+
+/// The job the samples name: tenant `demo`, job `01JD0000000000000000000000`.
+async fn sample_job(app: &TestApp, mode: ImportMode) -> ImportJob {
+    let demo = app.add_tenant("demo").await;
+    let mut job = ImportJob::new(
+        demo.id.clone(),
+        demo.admin.id,
+        mode,
+        EncodingChoice::Auto,
+        app.store.clock().now(),
+    );
+    job.id = rollcall::domain::ImportId::parse("01JD0000000000000000000000").expect("id");
+    app.store
+        .create_import(&job)
+        .await
+        .expect("creating the job");
+    app.bucket
+        .put(&job.upload_key(), "text/csv", seed_file("demo", 3))
+        .await
+        .expect("uploading");
+    job
+}
+
+#[tokio::test]
+async fn the_sample_events_run_through_the_lambda_entry_path() {
+    for (file, bucket) in [
+        (
+            "bulk-import-s3-upload.json",
+            "rollcall-prod-123456789012-ap-northeast-1",
+        ),
+        ("bulk-import-s3-upload-moto.json", "rollcall-local"),
+    ] {
+        let app = spawn_app().await;
+        let importer = app.importer();
+        let created = sample_job(&app, ImportMode::Apply).await;
+        assert_eq!(
+            run_sample(&app, &importer, file, bucket).await,
+            BatchResponse::default()
+        );
+        let done = job(&app.store, &created).await;
+        assert_eq!(
+            done.status,
+            ImportStatus::Applied,
+            "{file}: {:?}",
+            done.error
+        );
+        assert_eq!(done.counts.map(|c| c.created), Some(3), "{file}");
+    }
+
+    // The API's apply request, for a job validated first.
+    let app = spawn_app().await;
+    let importer = app.importer();
+    let created = sample_job(&app, ImportMode::Validate).await;
+    run_sample(
+        &app,
+        &importer,
+        "bulk-import-s3-upload-moto.json",
+        "rollcall-local",
+    )
+    .await;
+    let mut validated = job(&app.store, &created).await;
+    assert_eq!(validated.status, ImportStatus::Validated);
+    validated.mode = ImportMode::Apply;
+    validated.status = ImportStatus::Waiting;
+    app.store.save_import(&mut validated).await.expect("saving");
+    assert_eq!(
+        run_sample(&app, &importer, "bulk-import-apply.json", "-").await,
+        BatchResponse::default()
+    );
+    assert_eq!(
+        job(&app.store, &created).await.status,
+        ImportStatus::Applied
+    );
+}
+
+#[tokio::test]
+async fn messages_for_no_job_or_another_bucket_are_dropped_and_the_job_is_untouched() {
+    let app = spawn_app().await;
+    let importer = app.importer();
+    // No such job: refused and dropped (not redelivered).
+    assert_eq!(
+        run_sample(
+            &app,
+            &importer,
+            "bulk-import-s3-upload.json",
+            "rollcall-prod-123456789012-ap-northeast-1"
+        )
+        .await,
+        BatchResponse::default()
+    );
+    let created = sample_job(&app, ImportMode::Apply).await;
+    // Another bucket's upload: refused.
+    assert_eq!(
+        run_sample(&app, &importer, "bulk-import-s3-upload.json", "-").await,
+        BatchResponse::default()
+    );
+    assert_eq!(
+        job(&app.store, &created).await.status,
+        ImportStatus::Waiting
+    );
+    // A key that is not a job's upload (another tenant's prefix shape): refused.
+    let body = json!({"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+        "bucket": {"name": app.bucket.name()},
+        "object": {"key": "imports/demo/../acme/01JD0000000000000000000000.csv", "eTag": "x"}
+    }}]});
+    let event = SqsEvent {
+        records: vec![SqsMessage {
+            message_id: "m".into(),
+            body: body.to_string(),
+        }],
+    };
+    assert_eq!(
+        deliver(&importer, LambdaEvent::new(event, Context::default())).await,
+        BatchResponse::default()
+    );
+    assert_eq!(
+        job(&app.store, &created).await.status,
+        ImportStatus::Waiting
+    );
+}

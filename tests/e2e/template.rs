@@ -217,8 +217,8 @@ fn every_function_policy_names_single_actions_on_named_resources() {
         .collect();
     assert_eq!(
         functions.len(),
-        3,
-        "users-api, send-invitations, billing-snapshot"
+        4,
+        "users-api, send-invitations, bulk-import, billing-snapshot"
     );
     for (name, f) in functions {
         let statements = f["Properties"]["Policies"][0]["Statement"]
@@ -299,4 +299,108 @@ async fn the_provisioned_local_bucket_matches_the_template() {
         .sse_algorithm()
         .as_str();
     assert_eq!(sse, algorithm);
+}
+
+fn number(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+#[tokio::test]
+async fn uploads_reach_bulk_import_through_a_queue_that_outwaits_it_as_provisioned_locally() {
+    let t = template();
+    let r = &t["Resources"];
+    let f = &r["BulkImportFunction"]["Properties"];
+    let event = &f["Events"]["Uploads"];
+    assert_eq!(event["Type"], "SQS");
+    assert_eq!(event["Properties"]["Queue"]["Fn::GetAtt"][0], "ImportQueue");
+    assert_eq!(event["Properties"]["BatchSize"], 1);
+    assert_eq!(
+        event["Properties"]["FunctionResponseTypes"][0],
+        "ReportBatchItemFailures"
+    );
+    // A message comes back only after its invocation is over, and the job's lease outlives
+    // that, so a resumed job finds its own lock.
+    let queue = &r["ImportQueue"]["Properties"];
+    let timeout = number(&f["Timeout"]);
+    let visibility = number(&queue["VisibilityTimeout"]);
+    let env = &f["Environment"]["Variables"];
+    let lease = number(&env["IMPORT_LOCK_LEASE_SECONDS"]);
+    assert!(
+        visibility > timeout && lease > visibility,
+        "{timeout} {visibility} {lease}"
+    );
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0],
+        "ImportDeadLetters"
+    );
+    assert_eq!(
+        number(&queue["RedrivePolicy"]["maxReceiveCount"]),
+        u64::from(rollcall_cli::queue::MAX_RECEIVE_COUNT)
+    );
+    assert_eq!(
+        number(&env["IMPORT_MAX_BYTES"]),
+        bulk_import::DEFAULT_MAX_BYTES
+    );
+    assert_eq!(
+        number(&env["IMPORT_MAX_ROWS"]),
+        bulk_import::DEFAULT_MAX_ROWS as u64
+    );
+
+    // The bucket notifies the queue of imports/*.csv, and the local stack does the same.
+    let notification =
+        &r["Bucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"][0];
+    assert_eq!(notification["Queue"]["Fn::GetAtt"][0], "ImportQueue");
+    let rules: BTreeSet<(String, String)> = notification["Filter"]["S3Key"]["Rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            (
+                rule["Name"].as_str().unwrap().to_lowercase(),
+                rule["Value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let sdk = sdk().await;
+    let name = unique_table();
+    let bucket = rollcall_cli::local::provision_bucket(&sdk, &name)
+        .await
+        .unwrap();
+    rollcall_cli::queue::provision_import_queue(&sdk, &bucket, &name)
+        .await
+        .unwrap();
+    let got = bucket
+        .client()
+        .get_bucket_notification_configuration()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap();
+    let local = &got.queue_configurations()[0];
+    assert_eq!(
+        local
+            .events()
+            .iter()
+            .map(|e| e.as_str())
+            .collect::<Vec<_>>(),
+        [notification["Event"].as_str().unwrap()]
+    );
+    let local_rules: BTreeSet<(String, String)> = local
+        .filter()
+        .and_then(|f| f.key())
+        .map(|k| k.filter_rules())
+        .unwrap_or_default()
+        .iter()
+        .map(|rule| {
+            (
+                rule.name()
+                    .map(|n| n.as_str().to_lowercase())
+                    .unwrap_or_default(),
+                rule.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(local_rules, rules);
 }
