@@ -47,12 +47,13 @@ template-lint: $(STAMP)
 	$(VENV)/bin/openapi-spec-validator functions/users-api/openapi.json
 
 ## Benchmarks, written into BENCHMARKS.md: requests per API operation, invitations, import
-## reading, and billing (1,000 tenants × 1,000 users: most of an hour; BILLING_BENCH_TENANTS=20
+## reading, applying a 100,000-row import, and billing (1,000 tenants × 1,000 users: most of an hour; BILLING_BENCH_TENANTS=20
 ## for a quick run).
 bench: $(STAMP)
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench requests
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench invitations
 	cargo bench -p rollcall-e2e --bench import_parse
+	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench import_apply
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench billing
 
 clean:
