@@ -471,16 +471,8 @@ impl Importer {
             .map(|p| ReportedProblem::of_row(p, Some(header)))
             .collect();
         let counts = plan.as_ref().map(|p| p.counts);
-        let (csv, json) = reports::validation(job, file.encoding, &file.rows, &reported, counts);
-        self.write_report(
-            job,
-            reports::VALIDATION_CSV,
-            csv.into_bytes(),
-            "text/csv; charset=utf-8",
-        )
-        .await?;
-        self.write_report(job, reports::VALIDATION_JSON, json, "application/json")
-            .await?;
+        let report = reports::validation(job, file.encoding, &file.rows, &reported, counts);
+        self.write_reports(job, reports::VALIDATION, report).await?;
 
         let mut invalid_lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
         invalid_lines.dedup();
@@ -632,16 +624,8 @@ impl Importer {
         let counts = count(&changes, rows.len());
         let outcomes = reports::outcomes(&rows, &changes);
         job.status = ImportStatus::Applied;
-        let (csv, json) = reports::result(job, counts, invitations.len(), &outcomes);
-        self.write_report(
-            job,
-            reports::RESULT_CSV,
-            csv.into_bytes(),
-            "text/csv; charset=utf-8",
-        )
-        .await?;
-        self.write_report(job, reports::RESULT_JSON, json, "application/json")
-            .await?;
+        let report = reports::result(job, counts, invitations.len(), &outcomes);
+        self.write_reports(job, reports::RESULT, report).await?;
         job.counts = Some(counts);
         job.finished_at = Some(self.store.clock().now());
         self.store.save_import(job).await?;
@@ -709,30 +693,32 @@ impl Importer {
         job: &mut ImportJob,
         problem: ReportedProblem,
     ) -> Result<(), ImportError> {
-        let (csv, json) = reports::file_refused(job, &problem);
-        self.write_report(
-            job,
-            reports::VALIDATION_CSV,
-            csv.into_bytes(),
-            "text/csv; charset=utf-8",
-        )
-        .await?;
-        self.write_report(job, reports::VALIDATION_JSON, json, "application/json")
-            .await?;
+        let report = reports::file_refused(job, &problem);
+        self.write_reports(job, reports::VALIDATION, report).await?;
         job.error = Some(problem.job_error());
         job.problems = Some(1);
         self.finish(job, ImportStatus::Invalid).await
     }
 
-    async fn write_report(
+    /// Writes a report, `{name}.csv` for people and `{name}.json` for programs, under the
+    /// job's `reports/{tid}/{jid}/`.
+    async fn write_reports(
         &self,
         job: &ImportJob,
         name: &str,
-        body: Vec<u8>,
-        content_type: &str,
+        (csv, json): (String, Vec<u8>),
     ) -> Result<(), ImportError> {
-        let key = format!("{}{name}", job.reports_prefix());
-        self.bucket.put(&key, content_type, body).await?;
+        let prefix = job.reports_prefix();
+        self.bucket
+            .put(
+                &format!("{prefix}{name}.csv"),
+                "text/csv; charset=utf-8",
+                csv.into_bytes(),
+            )
+            .await?;
+        self.bucket
+            .put(&format!("{prefix}{name}.json"), "application/json", json)
+            .await?;
         Ok(())
     }
 

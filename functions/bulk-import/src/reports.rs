@@ -11,14 +11,11 @@ use rollcall::import::{
 };
 use serde::Serialize;
 
-/// Report file names, under the job's `reports/{tid}/{jid}/`.
-pub const VALIDATION_CSV: &str = "validation.csv";
-/// The validation report for programs.
-pub const VALIDATION_JSON: &str = "validation.json";
-/// The result report for people.
-pub const RESULT_CSV: &str = "result.csv";
-/// The result report for programs.
-pub const RESULT_JSON: &str = "result.json";
+/// The report written before anything changes: `validation.csv` and `validation.json` under
+/// the job's `reports/{tid}/{jid}/`.
+pub const VALIDATION: &str = "validation";
+/// The report of what an applied job did: `result.csv` and `result.json`.
+pub const RESULT: &str = "result";
 
 /// One problem as reports show it.
 #[derive(Debug, Clone, Serialize)]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
-use super::{Store, StoreError, items, keys, schema};
+use super::{Store, StoreError, condition_held, items, keys, schema};
 use crate::domain::{
     BillingMonth, BillingPolicy, DisplayName, Email, LoginId, StateChange, Tenant, TenantId,
     TimeZone, UserId,
@@ -173,20 +173,14 @@ impl Store {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(SnapshotWrite::Written),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                let existing = self
-                    .snapshot(&snapshot.tenant_id, snapshot.month)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt("a snapshot vanished".into()))?;
-                Ok(SnapshotWrite::Existing(existing))
-            }
-            Err(e) => Err(StoreError::aws(e)),
+        if condition_held(result)? {
+            return Ok(SnapshotWrite::Written);
         }
+        let existing = self
+            .snapshot(&snapshot.tenant_id, snapshot.month)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a snapshot vanished".into()))?;
+        Ok(SnapshotWrite::Existing(existing))
     }
 
     /// The tenant's snapshot of `month`, if taken.
@@ -251,15 +245,10 @@ impl Store {
                 .expression_attribute_values(":limit", AttributeValue::N(limit.to_string())),
             None => req.update_expression("SET billing = :policy REMOVE seat_limit"),
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::TenantNotFound)
-            }
-            Err(e) => Err(StoreError::aws(e)),
+        if condition_held(req.send().await)? {
+            Ok(())
+        } else {
+            Err(StoreError::TenantNotFound)
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
 use super::tx::{Guard, TenantDelta, Transaction};
-use super::{Store, StoreError, items, keys};
+use super::{Store, StoreError, condition_held, items, keys};
 use crate::domain::{BillingPolicy, ImportId, Invitation, TenantId, User, UserId};
 use crate::import::{Directory, ImportJob, Planned};
 
@@ -177,18 +177,15 @@ impl Store {
             .expression_attribute_values(":v", num(read_version))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
+        match condition_held(result) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
                 job.version = read_version;
                 Err(StoreError::VersionConflict)
             }
             Err(e) => {
                 job.version = read_version;
-                Err(StoreError::aws(e))
+                Err(e)
             }
         }
     }
@@ -224,15 +221,10 @@ impl Store {
             .expression_attribute_values(":job", AttributeValue::S(job.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::ImportInProgress)
-            }
-            Err(e) => Err(StoreError::aws(e)),
+        if condition_held(result)? {
+            Ok(())
+        } else {
+            Err(StoreError::ImportInProgress)
         }
     }
 
@@ -260,15 +252,10 @@ impl Store {
             .expression_attribute_values(":job", AttributeValue::S(job.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::ImportLockLost)
-            }
-            Err(e) => Err(StoreError::aws(e)),
+        if condition_held(result)? {
+            Ok(())
+        } else {
+            Err(StoreError::ImportLockLost)
         }
     }
 
@@ -290,16 +277,8 @@ impl Store {
             .expression_attribute_values(":job", AttributeValue::S(job.to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::aws(e)),
-        }
+        // Not held (any more): nothing to release.
+        condition_held(result).map(|_| ())
     }
 
     /// Reads, strongly consistent, what checking a file needs: the tenant with its counters,

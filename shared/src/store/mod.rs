@@ -159,6 +159,24 @@ impl StoreError {
     }
 }
 
+/// Whether a single conditional write was made (`false`: its condition did not hold).
+pub(crate) fn condition_held<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::aws(e)),
+    }
+}
+
 /// The remembered outcome of a `POST` carrying an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
@@ -223,15 +241,10 @@ impl Store {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::TenantExists)
-            }
-            Err(e) => Err(StoreError::aws(e)),
+        if condition_held(result)? {
+            Ok(())
+        } else {
+            Err(StoreError::TenantExists)
         }
     }
 
