@@ -72,9 +72,15 @@ pub async fn mail_to(address: &str) -> Vec<SentMail> {
 /// Makes moto fail the next `count` SES v2 SendEmail requests whose body mentions `address`
 /// with `status` and AWS error `code`.
 pub async fn inject_ses_fault(address: &str, status: u16, code: &str, count: u32) {
+    inject_fault("/v2/email/outbound-emails", address, status, code, count).await;
+}
+
+/// Makes moto fail the next `count` requests to `path` whose body contains `body_contains`
+/// with `status` and AWS error `code`.
+pub async fn inject_fault(path: &str, body_contains: &str, status: u16, code: &str, count: u32) {
     let rule = serde_json::json!({
-        "path": "/v2/email/outbound-emails",
-        "body_contains": address,
+        "path": path,
+        "body_contains": body_contains,
         "status": status,
         "code": code,
         "message": "injected by the test",

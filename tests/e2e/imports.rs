@@ -903,3 +903,51 @@ async fn messages_for_no_job_or_another_bucket_are_dropped_and_the_job_is_untouc
         ImportStatus::Waiting
     );
 }
+
+#[tokio::test]
+async fn an_apply_that_could_not_be_queued_or_whose_file_expired_says_so() {
+    let app = spawn_app().await;
+    let importer = app.importer();
+    drain_queue(&app, &importer).await;
+    let rows: Vec<[String; 6]> = (0..3).map(|n| new_row("q", "acme", n)).collect();
+    let id = upload_through_api(&app, "validate", utf8_file(HEADER, &rows)).await;
+    drain_queue(&app, &importer).await;
+    assert_eq!(
+        get_json(&app, &format!("/imports/{id}")).await["status"],
+        "validated"
+    );
+
+    // The queue refuses the apply request: the job is validated again, and can be applied.
+    rollcall_e2e::inject_fault("/", &id, 400, "InvalidParameterValue", 1).await;
+    let resp = app
+        .as_admin(Method::POST, &format!("/imports/{id}/apply"))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(resp, 500, "internal").await;
+    assert_eq!(
+        get_json(&app, &format!("/imports/{id}")).await["status"],
+        "validated"
+    );
+
+    // The upload is gone (the bucket's lifecycle): the job is refused, naming why.
+    app.bucket
+        .client()
+        .delete_object()
+        .bucket(app.bucket.name())
+        .key(format!("imports/acme/{id}.csv"))
+        .send()
+        .await
+        .expect("deleting the upload");
+    let resp = app
+        .as_admin(Method::POST, &format!("/imports/{id}/apply"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 202);
+    assert_eq!(drain_queue(&app, &importer).await, 1);
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "invalid", "{job}");
+    assert_eq!(job["error"]["code"], "file_missing");
+    assert!(user(&app.store, &app.acme.id, "q0000").await.is_none());
+}

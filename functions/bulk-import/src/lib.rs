@@ -379,10 +379,21 @@ impl Importer {
         let head = match head {
             Ok(head) => head,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => {
-                return Err(ImportError::Refused(format!(
-                    "job {} has no upload yet",
-                    job.id
-                )));
+                if job.status == ImportStatus::Waiting && job.etag.is_none() {
+                    return Err(ImportError::Refused(format!(
+                        "job {} has no upload yet",
+                        job.id
+                    )));
+                }
+                // It was read before (an apply asked for later): the bucket's lifecycle removed it.
+                let problem = ReportedProblem {
+                    line: None,
+                    column: None,
+                    code: "file_missing".into(),
+                    message_ja: "アップロードされたファイルが保存期間を過ぎて削除されました。もう一度アップロードしてください。".into(),
+                    message_en: "The uploaded file was removed after its retention period; upload it again.".into(),
+                };
+                return self.refuse_file(job, problem).await;
             }
             Err(e) => {
                 return Err(ImportError::S3 {

@@ -408,14 +408,21 @@ pub async fn apply_import(
             }
             e => e.into(),
         })?;
-    queue
-        .send(&ApplyRequest {
-            apply: JobRef {
-                tenant: job.tenant.clone(),
-                job: job.id,
-            },
-        })
-        .await?;
+    let request = ApplyRequest {
+        apply: JobRef {
+            tenant: job.tenant.clone(),
+            job: job.id,
+        },
+    };
+    if let Err(e) = queue.send(&request).await {
+        // Nothing will pick the job up: put it back, so the admin can ask again.
+        job.mode = ImportMode::Validate;
+        job.status = ImportStatus::Validated;
+        if let Err(undo) = state.store.save_import(&mut job).await {
+            tracing::error!(error = %undo, import_id = %job.id, "could not put an unqueued job back to validated");
+        }
+        return Err(e);
+    }
     Ok((StatusCode::ACCEPTED, Json(ImportView::of(&job, lang))).into_response())
 }
 
