@@ -951,3 +951,83 @@ async fn an_apply_that_could_not_be_queued_or_whose_file_expired_says_so() {
     assert_eq!(job["error"]["code"], "file_missing");
     assert!(user(&app.store, &app.acme.id, "q0000").await.is_none());
 }
+
+#[tokio::test]
+async fn a_file_over_the_size_limit_is_refused_before_it_is_read() {
+    let app = spawn_app().await;
+    let importer = Importer::new(
+        app.store.clone(),
+        app.bucket.clone(),
+        ImportConfig {
+            max_bytes: 1_000,
+            ..ImportConfig::default()
+        },
+    );
+    let rows: Vec<[String; 6]> = (0..50).map(|n| new_row("s", "acme", n)).collect();
+    let bytes = utf8_file(HEADER, &rows);
+    assert!(bytes.len() > 1_000);
+    let (created, etag) = upload(&app, &app.acme, ImportMode::Apply, bytes).await;
+    deliver(&importer, s3_event(&app, &created, &etag)).await;
+    let done = job(&app.store, &created).await;
+    assert_eq!(done.status, ImportStatus::Invalid);
+    let error = done.error.expect("an error");
+    assert_eq!(error.code, "file_too_large");
+    assert!(
+        error.message_en.contains("1000 bytes"),
+        "{}",
+        error.message_en
+    );
+    assert_eq!(done.rows, None, "the rows were never read");
+}
+
+#[tokio::test]
+async fn the_lease_is_renewed_while_a_job_runs_and_a_dead_jobs_lease_expires() {
+    let app = spawn_app().await;
+    let lease = std::time::Duration::from_secs(2);
+    let importer = Importer::new(
+        app.store.clone(),
+        app.bucket.clone(),
+        ImportConfig {
+            lock_lease: lease,
+            ..ImportConfig::default()
+        },
+    );
+    // A job that dies after its first chunk keeps the tenant locked until its lease ends.
+    let rows: Vec<[String; 6]> = (0..100).map(|n| new_row("l", "acme", n)).collect();
+    let (created, etag) =
+        upload(&app, &app.acme, ImportMode::Apply, utf8_file(HEADER, &rows)).await;
+    importer.failpoints().arm(Stage::MidApply, 1);
+    deliver(&importer, s3_event(&app, &created, &etag)).await;
+    let write = || async {
+        app.as_admin(Method::POST, "/users")
+            .json(&json!({"login_id": "w", "email": "w@acme.example", "name": "W"}))
+            .send()
+            .await
+            .expect("request")
+    };
+    assert_problem(write().await, 409, "import_in_progress").await;
+    tokio::time::sleep(lease + std::time::Duration::from_millis(500)).await;
+    assert_eq!(write().await.status(), 201, "the dead job's lease ran out");
+
+    // The job comes back, takes the lock again and finishes.
+    let again = deliver(&importer, s3_event(&app, &created, &etag)).await;
+    assert_eq!(again, BatchResponse::default());
+    let done = job(&app.store, &created).await;
+    assert_eq!(done.status, ImportStatus::Applied, "{:?}", done.error);
+
+    // A live job renews its lease: a long file outlives several leases.
+    let rows: Vec<[String; 6]> = (0..2_000).map(|n| new_row("m", "acme", n)).collect();
+    let (created, etag) =
+        upload(&app, &app.acme, ImportMode::Apply, utf8_file(HEADER, &rows)).await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        deliver(&importer, s3_event(&app, &created, &etag)).await,
+        BatchResponse::default()
+    );
+    let done = job(&app.store, &created).await;
+    assert_eq!(done.status, ImportStatus::Applied, "{:?}", done.error);
+    assert!(
+        started.elapsed() > lease,
+        "the job ran longer than one lease"
+    );
+}

@@ -244,6 +244,30 @@ fn order_for_apply(changes: &mut [Planned], policy: BillingPolicy) {
     });
 }
 
+/// Renews the tenant lock's lease while a job writes: at the first beat, then whenever a
+/// quarter of the lease has passed since the last renewal.
+struct Heartbeat {
+    lease: std::time::Duration,
+    last: Option<Instant>,
+}
+
+impl Heartbeat {
+    fn new(lease: std::time::Duration) -> Heartbeat {
+        Heartbeat { lease, last: None }
+    }
+
+    async fn beat(&mut self, store: &Store, job: &ImportJob) -> Result<(), StoreError> {
+        if self.last.is_some_and(|t| t.elapsed() < self.lease / 4) {
+            return Ok(());
+        }
+        store
+            .renew_import_lock(&job.tenant, &job.id, self.lease)
+            .await?;
+        self.last = Some(Instant::now());
+        Ok(())
+    }
+}
+
 /// Per data row: line, operation and login id as written, for the result report.
 type RowKeys = Vec<(usize, String, String)>;
 
@@ -600,15 +624,9 @@ impl Importer {
             policy: tenant.billing,
         };
         let ranges = chunk_ranges(&changes);
-        let mut renewed = Instant::now();
-        let renew_every = self.config.lock_lease / 4;
+        let mut heartbeat = Heartbeat::new(self.config.lock_lease);
         for range in ranges.iter().skip(job.journal.chunks_done as usize) {
-            if renewed.elapsed() >= renew_every {
-                self.store
-                    .renew_import_lock(&job.tenant, &job.id, self.config.lock_lease)
-                    .await?;
-                renewed = Instant::now();
-            }
+            heartbeat.beat(&self.store, job).await?;
             if let Err(e) = self
                 .store
                 .apply_import_chunk(job, &changes[range.clone()], cap, at)
@@ -627,6 +645,7 @@ impl Importer {
             .chunks(INVITATIONS_PER_CHUNK)
             .skip(job.journal.invitation_chunks_done as usize)
         {
+            heartbeat.beat(&self.store, job).await?;
             if let Err(e) = self.store.release_import_invitations(job, chunk, at).await {
                 return self.apply_failed(job, e).await;
             }
@@ -660,8 +679,9 @@ impl Importer {
         if e.is_retryable() {
             return Err(e.into());
         }
-        if matches!(e, StoreError::VersionConflict) {
-            // The journal moved: another delivery is writing the same job.
+        if matches!(e, StoreError::VersionConflict | StoreError::ImportLockLost) {
+            // The journal moved (another delivery is writing the same job), or the lease ran
+            // out: the redelivered message resumes, taking the lock again if nobody else has.
             return Err(e.into());
         }
         tracing::error!(error = %e, journal = ?job.journal, "import apply refused by the store");

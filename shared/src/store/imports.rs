@@ -465,7 +465,8 @@ impl Store {
     }
 
     /// Adds the journal step (`field` to `value`, the job at the version read) and the check
-    /// that the job holds the tenant's lock.
+    /// that the job holds the tenant's lock with a live lease (an expired lease may have let
+    /// an API write in).
     fn journal_and_lock(
         &self,
         tx: &mut Transaction,
@@ -499,8 +500,9 @@ impl Store {
                 keys::tenant_pk(&job.tenant),
                 keys::IMPORT_LOCK_SK,
             )))
-            .condition_expression("job_id = :job")
+            .condition_expression("job_id = :job AND lease_expires_at >= :now")
             .expression_attribute_values(":job", AttributeValue::S(job.id.to_string()))
+            .expression_attribute_values(":now", num(self.clock.now().timestamp_millis()))
             .build()
             .map_err(StoreError::build)?;
         tx.condition_check(check, Guard::ImportLockHeld);
