@@ -39,6 +39,8 @@ fn file(rows: usize) -> Vec<u8> {
         "email",
         "department",
         "groups",
+        "phone",
+        "role",
     ]);
     for n in 0..rows {
         let login = format!("u{n:06}");
@@ -49,6 +51,8 @@ fn file(rows: usize) -> Vec<u8> {
             &format!("{login}@example.co.jp"),
             DEPARTMENTS[n % 5],
             &format!("{}|東京", DEPARTMENTS[n % 5]),
+            "03-1234-5678",
+            "member",
         ]);
     }
     w.finish().into_bytes()

@@ -206,21 +206,26 @@ fn derived_ulid(job: &ImportId, at: DateTime<Utc>, purpose: &str, line: usize) -
     ulid::Ulid::from_parts(ms, u128::from_be_bytes(random))
 }
 
-/// The invitations of the users a plan creates (not those created suspended), with ids
-/// derived from the job and the line.
-fn invitations_of(job: &ImportJob, changes: &[Planned], at: DateTime<Utc>) -> Vec<Invitation> {
+/// The users a plan creates who get an invitation (not those created suspended), with
+/// their lines.
+fn invited(changes: &[Planned]) -> Vec<(usize, &User)> {
     changes
         .iter()
         .filter_map(|c| match c {
             Planned::Create { line, user } if user.status == Status::Invited => {
-                let mut invitation =
-                    Invitation::new(user, InvitationTrigger::Created, Some(job.created_by), at);
-                invitation.id = InvitationId::from_ulid(derived_ulid(&job.id, at, "invite", *line));
-                Some(invitation)
+                Some((*line, &**user))
             }
             _ => None,
         })
         .collect()
+}
+
+/// The invitation of a user a job created, with an id derived from the job and the line.
+fn invitation(job: &ImportJob, line: usize, user: &User, at: DateTime<Utc>) -> Invitation {
+    let mut invitation =
+        Invitation::new(user, InvitationTrigger::Created, Some(job.created_by), at);
+    invitation.id = InvitationId::from_ulid(derived_ulid(&job.id, at, "invite", line));
+    invitation
 }
 
 fn holds_seat(user: Option<&User>, policy: BillingPolicy) -> i8 {
@@ -537,11 +542,11 @@ impl Importer {
         drop(file);
 
         order_for_apply(&mut plan.changes, directory.tenant.billing);
-        let invitations = invitations_of(job, &plan.changes, at).len();
+        let invitations = invited(&plan.changes).len();
         self.bucket
             .put(
                 &job.plan_key(),
-                "application/x-ndjson",
+                "application/gzip",
                 encode_plan(&plan.changes)?,
             )
             .await?;
@@ -640,13 +645,22 @@ impl Importer {
         }
         self.failpoints.check(Stage::BeforeCommit)?;
 
-        let invitations = invitations_of(job, &changes, at);
-        for chunk in invitations
+        // Built a chunk at a time: a large job's invitations are never all in memory.
+        let invited = invited(&changes);
+        for chunk in invited
             .chunks(INVITATIONS_PER_CHUNK)
             .skip(job.journal.invitation_chunks_done as usize)
         {
             heartbeat.beat(&self.store, job).await?;
-            if let Err(e) = self.store.release_import_invitations(job, chunk, at).await {
+            let invitations: Vec<Invitation> = chunk
+                .iter()
+                .map(|(line, user)| invitation(job, *line, user, at))
+                .collect();
+            if let Err(e) = self
+                .store
+                .release_import_invitations(job, &invitations, at)
+                .await
+            {
                 return self.apply_failed(job, e).await;
             }
         }
@@ -654,7 +668,7 @@ impl Importer {
         let counts = count(&changes, rows.len());
         let outcomes = reports::outcomes(&rows, &changes);
         job.status = ImportStatus::Applied;
-        let report = reports::result(job, counts, invitations.len(), &outcomes);
+        let report = reports::result(job, counts, invited.len(), &outcomes);
         self.write_reports(job, reports::RESULT, report).await?;
         job.counts = Some(counts);
         job.finished_at = Some(self.store.clock().now());
@@ -664,7 +678,7 @@ impl Importer {
             updated = counts.updated,
             deleted = counts.deleted,
             unchanged = counts.unchanged,
-            invitations = invitations.len(),
+            invitations = invited.len(),
             "import applied"
         );
         self.failpoints.check(Stage::BeforeLockRelease)?;

@@ -288,5 +288,5 @@ pub fn result(
 
 fn to_json(value: &impl Serialize) -> Vec<u8> {
     // Serialising these plain structures can't fail.
-    serde_json::to_vec_pretty(value).unwrap_or_default()
+    serde_json::to_vec(value).unwrap_or_default()
 }

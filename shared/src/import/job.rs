@@ -215,7 +215,7 @@ impl ImportJob {
 
     /// The key of the job's plan, written before the first change and read by a resumed apply.
     pub fn plan_key(&self) -> String {
-        format!("imports/{}/{}.plan.json", self.tenant, self.id)
+        format!("imports/{}/{}.plan.jsonl.gz", self.tenant, self.id)
     }
 }
 
@@ -263,7 +263,7 @@ mod tests {
             "imports/acme.csv",
             "imports/acme/x.csv",
             "reports/acme/01J00000000000000000000000.csv",
-            &format!("imports/acme/{id}.plan.json"),
+            &format!("imports/acme/{id}.plan.jsonl.gz"),
             &format!("imports/acme/sub/{id}.csv"),
             &format!("imports/{id}.csv"),
             &format!("imports/acme/{}.csv", id.to_string().to_lowercase()),
