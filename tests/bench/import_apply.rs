@@ -73,6 +73,10 @@ fn reset_peak_rss() {
     std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
 }
 
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**not met**" }
+}
+
 fn main() {
     let rows: usize = std::env::var("IMPORT_BENCH_ROWS")
         .ok()
@@ -163,9 +167,9 @@ async fn run(rows: usize) {
          ({size_mb:.1} MB, UTF-8 with BOM), through `function_handler` against moto. Measured \
          {date} on {machine}.\n\n\
          | figure | value | target |\n|---|---|---|\n\
-         | DynamoDB write requests per created user | **{per_user:.4}** ({writes} for {created}) | ≤ 0.25 |\n\
+         | DynamoDB write requests per created user | **{per_user:.4}** ({writes} for {created}) | ≤ 0.25 {requests_verdict} |\n\
          | items written (or condition-checked) per user | {items_per_user:.3} ({items}) | |\n\
-         | peak RSS of the job | **{peak_mb:.1} MB** (process before the job: {before_mb:.1} MB) | ≤ 128 MB |\n\
+         | peak RSS of the job | **{peak_mb:.1} MB** (process before the job: {before_mb:.1} MB) | ≤ 128 MB {rss_verdict} |\n\
          | wall time against moto | {secs:.1} s | |\n\n\
          Requests by operation:\n\n| operation | requests |\n|---|---|\n{table}\n\
          The job wrote {chunks} chunks of rows (up to 97 items each: 32 users × 3 items, \
@@ -190,6 +194,8 @@ async fn run(rows: usize) {
         date = chrono::Utc::now().format("%Y-%m-%d"),
         machine = machine(),
         peak_mb = peak as f64 / 1024.0,
+        requests_verdict = verdict(per_user <= 0.25),
+        rss_verdict = verdict(peak as f64 / 1024.0 <= 128.0),
         before_mb = before as f64 / 1024.0,
         secs = elapsed.as_secs_f64(),
         wcu = 2 * items,
