@@ -1031,3 +1031,44 @@ async fn the_lease_is_renewed_while_a_job_runs_and_a_dead_jobs_lease_expires() {
         "the job ran longer than one lease"
     );
 }
+
+#[tokio::test]
+async fn a_file_replaced_after_validation_is_not_applied() {
+    let app = spawn_app().await;
+    let importer = app.importer();
+    drain_queue(&app, &importer).await;
+    let rows: Vec<[String; 6]> = (0..3).map(|n| new_row("r", "acme", n)).collect();
+    let id = upload_through_api(&app, "validate", utf8_file(HEADER, &rows)).await;
+    drain_queue(&app, &importer).await;
+    assert_eq!(
+        get_json(&app, &format!("/imports/{id}")).await["status"],
+        "validated"
+    );
+    // The same upload link used again, with other rows: S3 tells the queue, the job refuses it.
+    let other: Vec<[String; 6]> = (0..3).map(|n| new_row("x", "acme", n)).collect();
+    app.bucket
+        .put(
+            &format!("imports/acme/{id}.csv"),
+            "text/csv",
+            utf8_file(HEADER, &other),
+        )
+        .await
+        .expect("uploading again");
+    assert_eq!(drain_queue(&app, &importer).await, 1);
+    assert_eq!(
+        get_json(&app, &format!("/imports/{id}")).await["status"],
+        "validated"
+    );
+    let resp = app
+        .as_admin(Method::POST, &format!("/imports/{id}/apply"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 202);
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "invalid", "{job}");
+    assert_eq!(job["error"]["code"], "file_changed");
+    assert!(user(&app.store, &app.acme.id, "x0000").await.is_none());
+    assert!(user(&app.store, &app.acme.id, "r0000").await.is_none());
+}

@@ -432,6 +432,19 @@ impl Importer {
                 });
             }
         };
+        if let (Some(read), Some(now)) = (job.etag.as_deref(), head.e_tag.as_deref())
+            && unquote(read) != unquote(now)
+        {
+            // Validated as one file, asked to apply another (the upload link was used twice).
+            let problem = ReportedProblem {
+                line: None,
+                column: None,
+                code: "file_changed".into(),
+                message_ja: "検証した後でファイルが置き換えられました。新しいインポートとしてアップロードしてください。".into(),
+                message_en: "The file was replaced after it was validated; upload it as a new import.".into(),
+            };
+            return self.refuse_file(job, problem).await;
+        }
         let apply = job.mode == ImportMode::Apply;
         if apply {
             match self
