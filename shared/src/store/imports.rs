@@ -651,3 +651,71 @@ pub fn decode_plan(bytes: &[u8]) -> Result<Vec<Planned>, StoreError> {
     }
     Ok(changes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DisplayName, Email, LoginId, NewUser, Role, Status, UserId};
+    use chrono::TimeZone as _;
+
+    fn user(n: usize, status: Status) -> User {
+        let login = format!("u{n}");
+        User::new(
+            TenantId::parse("acme").unwrap(),
+            UserId::generate(),
+            NewUser::minimal(
+                LoginId::parse(&login).unwrap(),
+                Email::parse(&format!("{login}@example.com")).unwrap(),
+                DisplayName::parse(&format!("髙橋 ① {n}")).unwrap(),
+                Role::Member,
+            ),
+            status,
+            Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_plan_reads_back_exactly_as_it_was_written() {
+        let before = user(2, Status::Active);
+        let mut after = before.clone();
+        after.name = DisplayName::parse("新しい名前").unwrap();
+        after.status = Status::Suspended;
+        let changes = vec![
+            Planned::Create {
+                line: 2,
+                user: Box::new(user(1, Status::Invited)),
+            },
+            Planned::Update {
+                line: 3,
+                before: Box::new(before),
+                after: Box::new(after),
+            },
+            Planned::Delete {
+                line: 4,
+                user: Box::new(user(3, Status::Suspended)),
+            },
+        ];
+        let encoded = encode_plan(&changes).unwrap();
+        assert_eq!(&encoded[..2], [0x1f, 0x8b], "gzip");
+        assert_eq!(decode_plan(&encoded).unwrap(), changes);
+        assert!(decode_plan(b"not gzip").is_err());
+    }
+
+    #[test]
+    fn chunks_fit_one_transaction_with_the_journal_lock_and_counters() {
+        let creates: Vec<Planned> = (0..100)
+            .map(|n| Planned::Create {
+                line: n + 2,
+                user: Box::new(user(n, Status::Invited)),
+            })
+            .collect();
+        let ranges = chunk_ranges(&creates);
+        assert_eq!(ranges.len(), 4, "{ranges:?}");
+        assert_eq!(ranges[0], 0..32);
+        assert_eq!(ranges[3], 96..100);
+        for r in &ranges {
+            assert!(r.len() * 3 + CHUNK_OVERHEAD <= MAX_TRANSACTION_ITEMS);
+        }
+        assert!(chunk_ranges(&[]).is_empty());
+    }
+}
