@@ -623,12 +623,20 @@ async fn import_routes_refuse_bad_input_and_members() {
         .await
         .expect("request");
     assert_problem(resp, 404, "import_not_found").await;
-    let resp = app
-        .as_admin(Method::GET, "/imports?limit=0")
-        .send()
-        .await
-        .expect("request");
-    assert_problem(resp, 400, "invalid_request").await;
+    for (path, field) in [
+        ("/imports?limit=0", "limit"),
+        ("/imports/template.csv?headers=fr", "headers"),
+        ("/imports/template.csv?lang=ja", "lang"),
+        ("/users/export.csv?encoding=latin1", "encoding"),
+    ] {
+        let resp = app
+            .as_admin(Method::GET, path)
+            .send()
+            .await
+            .expect("request");
+        let body = assert_problem(resp, 400, "invalid_request").await;
+        assert_eq!(body["errors"][0]["field"], field, "{path}: {body}");
+    }
     let member = app
         .create_user(json!({"login_id": "m", "email": "m@acme.example", "name": "M"}))
         .await;

@@ -436,27 +436,41 @@ fn csv_response(filename: &str, content_type: &'static str, body: Vec<u8>) -> Re
     resp
 }
 
-/// `GET /imports/template.csv?headers=en|ja`: an empty import file (UTF-8 with BOM) with every
-/// column, named in English or Japanese.
-pub async fn template(caller: Caller, params: QueryParams) -> Result<Response, ApiError> {
-    ensure_admin(&caller)?;
-    let mut problems = params.unknown(&["headers"]);
-    let japanese = match params.get("headers") {
-        None | Some("en") => false,
-        Some("ja") => true,
+/// The only query parameter `name`, one of two values: `false` for the first (the default),
+/// `true` for the second. Anything else is a 400 naming the parameter.
+fn second_of_two(
+    params: &QueryParams,
+    name: &'static str,
+    code: &'static str,
+    [first, second]: [&str; 2],
+) -> Result<bool, ApiError> {
+    let mut problems = params.unknown(&[name]);
+    let chosen = match params.get(name) {
+        None => false,
+        Some(v) if v == first => false,
+        Some(v) if v == second => true,
         Some(_) => {
             problems.push(FieldProblem::custom(
-                "headers",
-                "headers_invalid",
-                "en か ja を指定してください。",
-                "Must be en or ja.",
+                name,
+                code,
+                &format!("{first} か {second} を指定してください。"),
+                &format!("Must be {first} or {second}."),
             ));
             false
         }
     };
-    if !problems.is_empty() {
-        return Err(ApiError::BadRequest(problems));
+    if problems.is_empty() {
+        Ok(chosen)
+    } else {
+        Err(ApiError::BadRequest(problems))
     }
+}
+
+/// `GET /imports/template.csv?headers=en|ja`: an empty import file (UTF-8 with BOM) with every
+/// column, named in English or Japanese.
+pub async fn template(caller: Caller, params: QueryParams) -> Result<Response, ApiError> {
+    ensure_admin(&caller)?;
+    let japanese = second_of_two(&params, "headers", "headers_invalid", ["en", "ja"])?;
     let mut csv = rollcall::csv::CsvWriter::new();
     csv.row(Column::ALL.iter().map(|c| {
         if japanese {
@@ -480,23 +494,12 @@ pub async fn export_users(
     params: QueryParams,
 ) -> Result<Response, ApiError> {
     ensure_admin(&caller)?;
-    let mut problems = params.unknown(&["encoding"]);
-    let shift_jis = match params.get("encoding") {
-        None | Some("utf-8") => false,
-        Some("shift_jis") => true,
-        Some(_) => {
-            problems.push(FieldProblem::custom(
-                "encoding",
-                "encoding_invalid",
-                "utf-8 か shift_jis を指定してください。",
-                "Must be utf-8 or shift_jis.",
-            ));
-            false
-        }
-    };
-    if !problems.is_empty() {
-        return Err(ApiError::BadRequest(problems));
-    }
+    let shift_jis = second_of_two(
+        &params,
+        "encoding",
+        "encoding_invalid",
+        ["utf-8", "shift_jis"],
+    )?;
     let users = state.store.all_users(&caller.tenant).await?;
     let text = export_csv(&users);
     let (body, content_type) = if shift_jis {
