@@ -110,7 +110,7 @@ fn fixture() -> (String, Directory) {
                     "",
                     "0",
                 ]);
-                users.insert(user.login_id.key(), user);
+                users.insert(user.login_id.key().into_owned(), user);
             }
             _ => {
                 let user = existing(n, &tenant);
@@ -131,7 +131,7 @@ fn fixture() -> (String, Directory) {
                     "",
                     "",
                 ]);
-                users.insert(user.login_id.key(), user);
+                users.insert(user.login_id.key().into_owned(), user);
             }
         }
     }
@@ -142,7 +142,10 @@ fn fixture() -> (String, Directory) {
             active_or_invited: users.len() as u64,
         },
         active_admins: 1,
-        email_owners: users.values().map(|u| (u.email.key(), u.id)).collect(),
+        email_owners: users
+            .values()
+            .map(|u| (u.email.key().into_owned(), u.id))
+            .collect(),
         users,
     };
     (w.finish(), directory)

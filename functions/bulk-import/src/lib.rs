@@ -492,9 +492,9 @@ impl Importer {
         let mut emails = Vec::new();
         for row in &file.rows {
             if let Some((login, action)) = &row.action {
-                logins.push(login.key());
+                logins.push(login.key().into_owned());
                 if let RowAction::New { user, .. } = action {
-                    emails.push(user.email.key());
+                    emails.push(user.email.key().into_owned());
                 }
             }
         }

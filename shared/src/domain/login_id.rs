@@ -76,8 +76,13 @@ impl LoginId {
     }
 
     /// The identity used for uniqueness: lower-cased.
-    pub fn key(&self) -> String {
-        self.0.to_ascii_lowercase()
+    pub fn key(&self) -> std::borrow::Cow<'_, str> {
+        if self.0.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(self.0.to_ascii_lowercase())
+        } else {
+            // Most are lower case already: no copy.
+            std::borrow::Cow::Borrowed(&self.0)
+        }
     }
 }
 

@@ -113,7 +113,7 @@ pub fn check(
         };
         let line = row.line;
         let before = problems.len();
-        let existing = dir.users.get(&login.key());
+        let existing = dir.users.get(login.key().as_ref());
         match action {
             RowAction::New { user, disabled } => {
                 if existing.is_some() {
@@ -125,7 +125,7 @@ pub fn check(
                         "This login id is already taken.",
                     ));
                 }
-                if dir.email_owners.contains_key(&user.email.key()) {
+                if dir.email_owners.contains_key(user.email.key().as_ref()) {
                     problems.push(RowProblem::custom(
                         line,
                         Some(Column::Email),
@@ -423,9 +423,12 @@ mod tests {
             active_admins: users.iter().filter(|u| u.is_active_admin()).count() as u64,
             users: users
                 .iter()
-                .map(|u| (u.login_id.key(), u.clone()))
+                .map(|u| (u.login_id.key().into_owned(), u.clone()))
                 .collect(),
-            email_owners: users.iter().map(|u| (u.email.key(), u.id)).collect(),
+            email_owners: users
+                .iter()
+                .map(|u| (u.email.key().into_owned(), u.id))
+                .collect(),
         }
     }
 

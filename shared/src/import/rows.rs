@@ -428,8 +428,8 @@ impl<'h> RowReader<'h> {
     /// A login id, or an email, on more than one row: every later row is refused, naming the
     /// first.
     fn duplicates(&mut self, rows: &[ParsedRow]) {
-        let mut logins: HashMap<String, usize> = HashMap::with_capacity(rows.len());
-        let mut emails: HashMap<String, usize> = HashMap::with_capacity(rows.len());
+        let mut logins: HashMap<Cow<'_, str>, usize> = HashMap::with_capacity(rows.len());
+        let mut emails: HashMap<Cow<'_, str>, usize> = HashMap::with_capacity(rows.len());
         for row in rows {
             let Some((login, action)) = &row.action else {
                 continue;
@@ -448,12 +448,16 @@ impl<'h> RowReader<'h> {
                 RowAction::Edit(c) => c.email.as_ref(),
                 RowAction::Delete => None,
             };
-            if let Some(email) = email
-                && let Some(first) = emails.insert(email.key(), row.line)
-            {
-                emails.insert(email.key(), first);
-                self.problems
-                    .push(duplicate(row.line, Column::Email, first));
+            if let Some(email) = email {
+                match emails.entry(email.key()) {
+                    Entry::Occupied(first) => {
+                        self.problems
+                            .push(duplicate(row.line, Column::Email, *first.get()));
+                    }
+                    Entry::Vacant(v) => {
+                        v.insert(row.line);
+                    }
+                }
             }
         }
     }

@@ -343,7 +343,7 @@ impl Store {
                 .collect();
             for item in self.batch_get(batch).await? {
                 if let Some(user) = items::user_from_item(item)? {
-                    users.insert(user.login_id.key(), user);
+                    users.insert(user.login_id.key().into_owned(), user);
                 }
             }
         }
