@@ -291,17 +291,12 @@ impl TestApp {
 
     /// Reads an object of this app's bucket as text.
     pub async fn object_text(&self, key: &str) -> String {
-        let out = self
+        let bytes = self
             .bucket
-            .client()
-            .get_object()
-            .bucket(self.bucket.name())
-            .key(key)
-            .send()
+            .get(key)
             .await
-            .unwrap_or_else(|e| panic!("reading {key}: {e:?}"));
-        let bytes = out.body.collect().await.expect("the object's body");
-        String::from_utf8(bytes.into_bytes().to_vec()).expect("UTF-8")
+            .unwrap_or_else(|e| panic!("reading {key}: {e}"));
+        String::from_utf8(bytes).expect("UTF-8")
     }
 
     /// Creates another tenant with its admin.

@@ -78,6 +78,45 @@ impl Bucket {
         Ok(())
     }
 
+    /// Reads a whole object.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, FileError> {
+        let failed = |message: String| FileError {
+            operation: "GetObject",
+            key: key.to_owned(),
+            message,
+        };
+        let out = self
+            .client
+            .get_object()
+            .bucket(self.name.as_ref())
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(body.to_vec())
+    }
+
+    /// Deletes an object (nothing if it is not there).
+    pub async fn delete(&self, key: &str) -> Result<(), FileError> {
+        self.client
+            .delete_object()
+            .bucket(self.name.as_ref())
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| FileError {
+                operation: "DeleteObject",
+                key: key.to_owned(),
+                message: DisplayErrorContext(&e).to_string(),
+            })?;
+        Ok(())
+    }
+
     /// A link that downloads the object (as `filename`) until `ttl` has passed.
     pub async fn presigned_get(
         &self,

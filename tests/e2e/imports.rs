@@ -9,7 +9,7 @@ use reqwest::Method;
 use rollcall::csv::CsvWriter;
 use rollcall::csv::encoding::{EncodingChoice, encode_shift_jis};
 use rollcall::domain::{LoginId, Status, TenantId};
-use rollcall::import::{ImportJob, ImportMode, ImportStatus};
+use rollcall::import::{ImportJob, ImportMode, ImportStatus, Report};
 use rollcall::store::Store;
 use rollcall_e2e::{TestApp, TestTenant, assert_problem, spawn_app};
 use serde_json::json;
@@ -264,13 +264,13 @@ async fn mixed_file_applies(shift_jis: bool) {
     assert_eq!((seats.active, seats.active_or_invited), (1, 1_601));
 
     let report = app
-        .object_text(&format!("{}result.csv", done.reports_prefix()))
+        .object_text(&done.report_key(Report::Result, "csv"))
         .await;
     assert!(report.starts_with('\u{feff}'));
     assert_eq!(report.lines().count(), 2_001);
     assert!(report.contains("\r\n2,NEW,b0000,created,"));
     let validation = app
-        .object_text(&format!("{}validation.csv", done.reports_prefix()))
+        .object_text(&done.report_key(Report::Validation, "csv"))
         .await;
     assert!(validation.contains("\r\n2001,DELETE,a0999,ok,,,\r\n"));
 }
@@ -305,7 +305,7 @@ async fn one_bad_row_among_2000_changes_nothing_and_the_report_names_it() {
     assert_eq!(seats.active_or_invited, 1, "only the admin");
 
     let report = app
-        .object_text(&format!("{}validation.csv", done.reports_prefix()))
+        .object_text(&done.report_key(Report::Validation, "csv"))
         .await;
     let bad: Vec<&str> = report.lines().filter(|l| l.contains(",error,")).collect();
     assert_eq!(bad.len(), 1, "{bad:?}");
@@ -315,7 +315,7 @@ async fn one_bad_row_among_2000_changes_nothing_and_the_report_names_it() {
         bad[0]
     );
     let json: serde_json::Value = serde_json::from_str(
-        &app.object_text(&format!("{}validation.json", done.reports_prefix()))
+        &app.object_text(&done.report_key(Report::Validation, "json"))
             .await,
     )
     .expect("JSON");
@@ -912,18 +912,25 @@ async fn messages_for_no_job_or_another_bucket_are_dropped_and_the_job_is_untouc
     );
 }
 
+/// A job of three NEW rows (login ids `{prefix}0000`…), validated through the API and the
+/// queue; returns its id.
+async fn validated_job(app: &TestApp, importer: &Importer, prefix: &str) -> String {
+    drain_queue(app, importer).await;
+    let rows: Vec<[String; 6]> = (0..3).map(|n| new_row(prefix, "acme", n)).collect();
+    let id = upload_through_api(app, "validate", utf8_file(HEADER, &rows)).await;
+    drain_queue(app, importer).await;
+    assert_eq!(
+        get_json(app, &format!("/imports/{id}")).await["status"],
+        "validated"
+    );
+    id
+}
+
 #[tokio::test]
 async fn an_apply_that_could_not_be_queued_or_whose_file_expired_says_so() {
     let app = spawn_app().await;
     let importer = app.importer();
-    drain_queue(&app, &importer).await;
-    let rows: Vec<[String; 6]> = (0..3).map(|n| new_row("q", "acme", n)).collect();
-    let id = upload_through_api(&app, "validate", utf8_file(HEADER, &rows)).await;
-    drain_queue(&app, &importer).await;
-    assert_eq!(
-        get_json(&app, &format!("/imports/{id}")).await["status"],
-        "validated"
-    );
+    let id = validated_job(&app, &importer, "q").await;
 
     // The queue refuses the apply request: the job is validated again, and can be applied.
     rollcall_e2e::inject_fault("/", &id, 400, "InvalidParameterValue", 1).await;
@@ -1044,14 +1051,7 @@ async fn the_lease_is_renewed_while_a_job_runs_and_a_dead_jobs_lease_expires() {
 async fn a_file_replaced_after_validation_is_not_applied() {
     let app = spawn_app().await;
     let importer = app.importer();
-    drain_queue(&app, &importer).await;
-    let rows: Vec<[String; 6]> = (0..3).map(|n| new_row("r", "acme", n)).collect();
-    let id = upload_through_api(&app, "validate", utf8_file(HEADER, &rows)).await;
-    drain_queue(&app, &importer).await;
-    assert_eq!(
-        get_json(&app, &format!("/imports/{id}")).await["status"],
-        "validated"
-    );
+    let id = validated_job(&app, &importer, "r").await;
     // The same upload link used again, with other rows: S3 tells the queue, the job refuses it.
     let other: Vec<[String; 6]> = (0..3).map(|n| new_row("x", "acme", n)).collect();
     app.bucket

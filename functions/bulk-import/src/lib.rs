@@ -26,8 +26,8 @@ use rollcall::domain::{
 };
 use rollcall::files::Bucket;
 use rollcall::import::{
-    ApplyRequest, Counts, FileProblem, ImportJob, ImportMode, ImportStatus, JobError, Journal,
-    Planned, RowAction, check, parse_file, parse_upload_key,
+    ApplyRequest, FileProblem, ImportJob, ImportMode, ImportStatus, JobError, Journal, Planned,
+    Report, RowAction, check, parse_file, parse_upload_key,
 };
 use rollcall::store::{
     INVITATIONS_PER_CHUNK, SeatCap, Store, StoreError, chunk_ranges, decode_plan, encode_plan,
@@ -39,7 +39,7 @@ use tracing::{info, instrument, warn};
 pub use config::{
     DEFAULT_LOCK_LEASE, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, ImportConfig, MAX_ROWS_CEILING,
 };
-use reports::ReportedProblem;
+use reports::{ReportedProblem, RowKeys};
 
 /// An SQS event, as Lambda's event source mapping delivers it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -172,6 +172,9 @@ pub enum ImportError {
         /// The SDK's description.
         message: String,
     },
+    /// A report could not be written as JSON.
+    #[error("writing a report: {0}")]
+    Report(#[from] serde_json::Error),
     /// A failure injected at a stage.
     #[error("failure injected at {0:?}")]
     Injected(Stage),
@@ -228,14 +231,6 @@ fn invitation(job: &ImportJob, line: usize, user: &User, at: DateTime<Utc>) -> I
     invitation
 }
 
-fn holds_seat(user: Option<&User>, policy: BillingPolicy) -> i8 {
-    user.map_or(0, |u| match u.status {
-        Status::Active => 1,
-        Status::Invited => i8::from(policy.count_invited),
-        Status::Suspended => 0,
-    })
-}
-
 /// Orders changes for writing: rows that free seats first, then the others in file order, so
 /// no chunk needs a seat that a later chunk frees.
 fn order_for_apply(changes: &mut [Planned], policy: BillingPolicy) {
@@ -245,7 +240,8 @@ fn order_for_apply(changes: &mut [Planned], policy: BillingPolicy) {
             Planned::Update { before, after, .. } => (Some(&**before), Some(&**after)),
             Planned::Delete { user, .. } => (Some(&**user), None),
         };
-        holds_seat(after, policy) - holds_seat(before, policy)
+        let seat = |u: Option<&User>| i8::from(u.is_some_and(|u| policy.holds_seat(u.status)));
+        seat(after) - seat(before)
     });
 }
 
@@ -272,9 +268,6 @@ impl Heartbeat {
         Ok(())
     }
 }
-
-/// Per data row: line, operation and login id as written, for the result report.
-type RowKeys = Vec<(usize, String, String)>;
 
 impl Importer {
     /// An importer over `store` and `bucket`.
@@ -477,7 +470,7 @@ impl Importer {
             });
             return self.refuse_file(job, problem).await;
         }
-        let bytes = self.download(&key).await?;
+        let bytes = self.bucket.get(&key).await?;
         let mut file = match parse_file(&bytes, job.encoding, self.config.max_rows) {
             Ok(file) => file,
             Err(problem) => {
@@ -492,9 +485,9 @@ impl Importer {
         let mut emails = Vec::new();
         for row in &file.rows {
             if let Some((login, action)) = &row.action {
-                logins.push(login.key().into_owned());
+                logins.push(login.key());
                 if let RowAction::New { user, .. } = action {
-                    emails.push(user.email.key().into_owned());
+                    emails.push(user.email.key());
                 }
             }
         }
@@ -524,8 +517,8 @@ impl Importer {
             .map(|p| ReportedProblem::of_row(p, Some(header)))
             .collect();
         let counts = plan.as_ref().map(|p| p.counts);
-        let report = reports::validation(job, file.encoding, &file.rows, &reported, counts);
-        self.write_reports(job, reports::VALIDATION, report).await?;
+        let report = reports::validation(job, file.encoding, &file.rows, &reported, counts)?;
+        self.write_reports(job, Report::Validation, report).await?;
 
         let mut invalid_lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
         invalid_lines.dedup();
@@ -563,7 +556,6 @@ impl Importer {
                 encode_plan(&plan.changes)?,
             )
             .await?;
-        self.put_row_keys(job, &rows).await?;
         job.status = ImportStatus::Applying;
         job.applied_at = Some(at);
         job.journal = Journal {
@@ -597,8 +589,8 @@ impl Importer {
         }))
     }
 
-    /// Carries on an apply that a crash or a timeout cut short: the plan and the row list are
-    /// read back, and the journal says which chunks are written.
+    /// Carries on an apply that a crash or a timeout cut short: the plan and the rows of the
+    /// validation report are read back, and the journal says which chunks are written.
     async fn resume(&self, job: &mut ImportJob) -> Result<(), ImportError> {
         match self
             .store
@@ -622,8 +614,10 @@ impl Importer {
             Err(e) => return Err(e.into()),
         }
         info!(journal = ?job.journal, "resuming the apply");
-        let changes = decode_plan(&self.download(&job.plan_key()).await?)?;
-        let rows = self.row_keys(job).await?;
+        let changes = decode_plan(&self.bucket.get(&job.plan_key()).await?)?;
+        let validation = job.report_key(Report::Validation, "json");
+        let rows = reports::rows_of_validation(&self.bucket.get(&validation).await?)
+            .map_err(|e| StoreError::Corrupt(format!("the job's validation report: {e}")))?;
         self.apply(job, changes, rows).await
     }
 
@@ -635,7 +629,11 @@ impl Importer {
         changes: Vec<Planned>,
         rows: RowKeys,
     ) -> Result<(), ImportError> {
-        let at = job.applied_at.unwrap_or_else(|| self.store.clock().now());
+        let (Some(at), Some(counts)) = (job.applied_at, job.counts) else {
+            return Err(
+                StoreError::Corrupt("an applying job without its time or counts".into()).into(),
+            );
+        };
         let (tenant, _) = self.store.tenant_and_seats(&job.tenant).await?;
         let cap = SeatCap {
             limit: tenant.seat_limit,
@@ -678,12 +676,10 @@ impl Importer {
             }
         }
 
-        let counts = count(&changes, rows.len());
         let outcomes = reports::outcomes(&rows, &changes);
         job.status = ImportStatus::Applied;
-        let report = reports::result(job, counts, invited.len(), &outcomes);
-        self.write_reports(job, reports::RESULT, report).await?;
-        job.counts = Some(counts);
+        let report = reports::result(job, counts, invited.len(), &outcomes)?;
+        self.write_reports(job, Report::Result, report).await?;
         job.finished_at = Some(self.store.clock().now());
         self.store.save_import(job).await?;
         info!(
@@ -731,12 +727,15 @@ impl Importer {
         Ok(())
     }
 
-    /// Ends a job that changes nothing: the status, and the lock freed.
+    /// Ends a job that changes nothing: the status, and the lock freed (only a job that
+    /// applies takes it).
     async fn finish(&self, job: &mut ImportJob, status: ImportStatus) -> Result<(), ImportError> {
         job.status = status;
         job.finished_at = Some(self.store.clock().now());
         self.store.save_import(job).await?;
-        self.store.release_import_lock(&job.tenant, &job.id).await?;
+        if job.mode == ImportMode::Apply {
+            self.store.release_import_lock(&job.tenant, &job.id).await?;
+        }
         info!(
             status = status.as_str(),
             problems = job.problems,
@@ -751,96 +750,38 @@ impl Importer {
         job: &mut ImportJob,
         problem: ReportedProblem,
     ) -> Result<(), ImportError> {
-        let report = reports::file_refused(job, &problem);
-        self.write_reports(job, reports::VALIDATION, report).await?;
+        let report = reports::file_refused(job, &problem)?;
+        self.write_reports(job, Report::Validation, report).await?;
         job.error = Some(problem.job_error());
         job.problems = Some(1);
         self.finish(job, ImportStatus::Invalid).await
     }
 
-    /// Writes a report, `{name}.csv` for people and `{name}.json` for programs, under the
-    /// job's `reports/{tid}/{jid}/`.
+    /// Writes a report: CSV for people, JSON for programs.
     async fn write_reports(
         &self,
         job: &ImportJob,
-        name: &str,
+        report: Report,
         (csv, json): (String, Vec<u8>),
     ) -> Result<(), ImportError> {
-        let prefix = job.reports_prefix();
         self.bucket
             .put(
-                &format!("{prefix}{name}.csv"),
+                &job.report_key(report, "csv"),
                 "text/csv; charset=utf-8",
                 csv.into_bytes(),
             )
             .await?;
         self.bucket
-            .put(&format!("{prefix}{name}.json"), "application/json", json)
+            .put(&job.report_key(report, "json"), "application/json", json)
             .await?;
         Ok(())
     }
 
-    async fn download(&self, key: &str) -> Result<Vec<u8>, ImportError> {
-        let failed = |message: String| ImportError::S3 {
-            operation: "GetObject",
-            key: key.to_owned(),
-            message,
-        };
-        let out = self
-            .bucket
-            .client()
-            .get_object()
-            .bucket(self.bucket.name())
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        Ok(body.to_vec())
-    }
-
-    fn row_keys_key(job: &ImportJob) -> String {
-        format!("imports/{}/{}.rows.json", job.tenant, job.id)
-    }
-
-    async fn put_row_keys(&self, job: &ImportJob, rows: &RowKeys) -> Result<(), ImportError> {
-        let body = serde_json::to_vec(rows).map_err(|e| ImportError::S3 {
-            operation: "PutObject",
-            key: Self::row_keys_key(job),
-            message: e.to_string(),
-        })?;
-        self.bucket
-            .put(&Self::row_keys_key(job), "application/json", body)
-            .await?;
-        Ok(())
-    }
-
-    async fn row_keys(&self, job: &ImportJob) -> Result<RowKeys, ImportError> {
-        let bytes = self.download(&Self::row_keys_key(job)).await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            ImportError::Store(StoreError::Corrupt(format!("row list of the job: {e}")))
-        })
-    }
-
-    /// Removes the plan and the row list (they hold copies of users) once the job is over;
-    /// the bucket's lifecycle removes them anyway if this fails.
+    /// Removes the plan (it holds copies of users) once the job is over; the bucket's
+    /// lifecycle removes it anyway if this fails.
     async fn cleanup(&self, job: &ImportJob) {
-        for key in [job.plan_key(), Self::row_keys_key(job)] {
-            let result = self
-                .bucket
-                .client()
-                .delete_object()
-                .bucket(self.bucket.name())
-                .key(&key)
-                .send()
-                .await;
-            if let Err(e) = result {
-                warn!(key, error = %DisplayErrorContext(&e), "could not remove a job's working file");
-            }
+        if let Err(e) = self.bucket.delete(&job.plan_key()).await {
+            warn!(error = %e, "could not remove the job's plan");
         }
     }
 }
@@ -848,20 +789,6 @@ impl Importer {
 /// An ETag without the quotes HeadObject puts around it (S3 events send it bare).
 fn unquote(etag: &str) -> &str {
     etag.trim_matches('"')
-}
-
-/// Counts by kind; rows that wrote nothing are unchanged.
-fn count(changes: &[Planned], rows: usize) -> Counts {
-    let mut counts = Counts::default();
-    for c in changes {
-        match c {
-            Planned::Create { .. } => counts.created += 1,
-            Planned::Update { .. } => counts.updated += 1,
-            Planned::Delete { .. } => counts.deleted += 1,
-        }
-    }
-    counts.unchanged = rows as u64 - counts.created - counts.updated - counts.deleted;
-    counts
 }
 
 /// Decodes an S3 event key: `+` is a space and `%XX` a byte (keys arrive URL-encoded).

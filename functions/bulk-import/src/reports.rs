@@ -9,13 +9,7 @@ use rollcall::domain::{Language, Localized, UserId};
 use rollcall::import::{
     Counts, FileProblem, Header, ImportJob, JobError, ParsedRow, Planned, RowProblem,
 };
-use serde::Serialize;
-
-/// The report written before anything changes: `validation.csv` and `validation.json` under
-/// the job's `reports/{tid}/{jid}/`.
-pub const VALIDATION: &str = "validation";
-/// The report of what an applied job did: `result.csv` and `result.json`.
-pub const RESULT: &str = "result";
+use serde::{Deserialize, Serialize};
 
 /// One problem as reports show it.
 #[derive(Debug, Clone, Serialize)]
@@ -113,7 +107,10 @@ fn operation_text(row: &ParsedRow) -> &str {
 }
 
 /// The validation report of a file refused as a whole.
-pub fn file_refused(job: &ImportJob, problem: &ReportedProblem) -> (String, Vec<u8>) {
+pub fn file_refused(
+    job: &ImportJob,
+    problem: &ReportedProblem,
+) -> Result<(String, Vec<u8>), serde_json::Error> {
     let mut csv = CsvWriter::new();
     csv.row(VALIDATION_HEADER);
     let line = problem.line.map(|l| l.to_string()).unwrap_or_default();
@@ -138,7 +135,7 @@ pub fn file_refused(job: &ImportJob, problem: &ReportedProblem) -> (String, Vec<
         file_problem: Some(problem),
         row_results: Vec::new(),
     };
-    (csv.finish(), to_json(&json))
+    Ok((csv.finish(), serde_json::to_vec(&json)?))
 }
 
 /// The validation report of a file whose rows were read: every row, `ok` or one report line
@@ -149,7 +146,7 @@ pub fn validation(
     rows: &[ParsedRow],
     problems: &[ReportedProblem],
     counts: Option<Counts>,
-) -> (String, Vec<u8>) {
+) -> Result<(String, Vec<u8>), serde_json::Error> {
     let mut by_line: HashMap<usize, Vec<&ReportedProblem>> = HashMap::new();
     for p in problems {
         by_line.entry(p.line.unwrap_or(0)).or_default().push(p);
@@ -203,7 +200,33 @@ pub fn validation(
         file_problem: None,
         row_results,
     };
-    (csv.finish(), to_json(&json))
+    Ok((csv.finish(), serde_json::to_vec(&json)?))
+}
+
+/// Per data row: line, operation and login id as written, for the result report.
+pub type RowKeys = Vec<(usize, String, String)>;
+
+#[derive(Deserialize)]
+struct ValidationRows {
+    row_results: Vec<RowRead>,
+}
+
+#[derive(Deserialize)]
+struct RowRead {
+    line: usize,
+    operation: String,
+    login_id: String,
+}
+
+/// The rows a validation report (`validation.json`, written by [`validation`]) lists: what a
+/// resumed job needs for its result report, without keeping the file's rows anywhere else.
+pub fn rows_of_validation(json: &[u8]) -> Result<RowKeys, serde_json::Error> {
+    let report: ValidationRows = serde_json::from_slice(json)?;
+    Ok(report
+        .row_results
+        .into_iter()
+        .map(|r| (r.line, r.operation, r.login_id))
+        .collect())
 }
 
 /// What one row did.
@@ -223,7 +246,7 @@ pub struct RowOutcome {
 }
 
 /// Per row, what the plan did, in file order.
-pub fn outcomes(rows: &[(usize, String, String)], changes: &[Planned]) -> Vec<RowOutcome> {
+pub fn outcomes(rows: &RowKeys, changes: &[Planned]) -> Vec<RowOutcome> {
     let mut by_line: HashMap<usize, (&'static str, UserId)> = HashMap::new();
     for change in changes {
         let (line, result, id) = match change {
@@ -262,7 +285,7 @@ pub fn result(
     counts: Counts,
     invitations: usize,
     outcomes: &[RowOutcome],
-) -> (String, Vec<u8>) {
+) -> Result<(String, Vec<u8>), serde_json::Error> {
     let mut csv = CsvWriter::new();
     csv.row(["line", "operation", "login_id", "result", "user_id"]);
     for o in outcomes {
@@ -283,10 +306,5 @@ pub fn result(
         invitations,
         row_results: outcomes,
     };
-    (csv.finish(), to_json(&json))
-}
-
-fn to_json(value: &impl Serialize) -> Vec<u8> {
-    // Serialising these plain structures can't fail.
-    serde_json::to_vec(value).unwrap_or_default()
+    Ok((csv.finish(), serde_json::to_vec(&json)?))
 }

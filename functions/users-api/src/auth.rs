@@ -51,6 +51,17 @@ pub struct Caller {
     pub role: Role,
 }
 
+impl Caller {
+    /// Admins only: anyone else gets 403.
+    pub fn ensure_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
 /// Where the keys that verify tokens come from.
 #[derive(Debug, Default)]
 pub struct TokenSettings {

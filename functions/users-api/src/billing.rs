@@ -6,8 +6,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use chrono::{DateTime, SecondsFormat, Utc};
-use rollcall::domain::{BillingMonth, Role, TimeZone, billable_at};
+use rollcall::domain::{BillingMonth, TimeZone, billable_at};
 use rollcall::store::BillingSnapshot;
 use serde::Serialize;
 
@@ -15,6 +14,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::input::QueryParams;
 use crate::problem::{ApiError, FieldProblem};
+use crate::views::rfc3339;
 
 /// How long a link to a list of counted users works.
 pub const LIST_LINK_TTL: Duration = Duration::from_secs(15 * 60);
@@ -103,25 +103,13 @@ pub struct SnapshotList {
     pub items: Vec<SnapshotView>,
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn ensure_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden)
-    }
-}
-
 /// `GET /billing/current`
 pub async fn current(
     State(state): State<AppState>,
     caller: Caller,
     params: QueryParams,
 ) -> Result<Json<CurrentView>, ApiError> {
-    ensure_admin(&caller)?;
+    caller.ensure_admin()?;
     let problems = params.unknown(&[]);
     if !problems.is_empty() {
         return Err(ApiError::BadRequest(problems));
@@ -160,7 +148,7 @@ pub async fn list_snapshots(
     caller: Caller,
     params: QueryParams,
 ) -> Result<Json<SnapshotList>, ApiError> {
-    ensure_admin(&caller)?;
+    caller.ensure_admin()?;
     let mut problems = params.unknown(&["from", "to"]);
     let from = params.parse("from", BillingMonth::parse, &mut problems);
     let to = params.parse("to", BillingMonth::parse, &mut problems);
@@ -224,7 +212,7 @@ pub async fn get_snapshot(
     caller: Caller,
     MonthParam(month): MonthParam,
 ) -> Result<Json<SnapshotView>, ApiError> {
-    ensure_admin(&caller)?;
+    caller.ensure_admin()?;
     let snapshot = state
         .store
         .snapshot(&caller.tenant, month)

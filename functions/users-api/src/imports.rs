@@ -13,11 +13,11 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, SecondsFormat, Utc};
 use rollcall::csv::encoding::{EncodingChoice, FileEncoding, encode_shift_jis};
-use rollcall::domain::{ImportId, Language, Localized, Role};
+use rollcall::domain::{ImportId, Language, Localized};
 use rollcall::import::{
-    ApplyRequest, Column, Counts, ImportJob, ImportMode, ImportStatus, JobRef, Journal, export_csv,
+    ApplyRequest, Column, Counts, ImportJob, ImportMode, ImportStatus, JobRef, Journal, Report,
+    export_csv,
 };
 use serde::Serialize;
 
@@ -25,6 +25,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::input::{Fields, JsonObject, Patch, QueryParams};
 use crate::problem::{ApiError, FieldProblem};
+use crate::views::rfc3339;
 
 /// How long an upload link and a report link work.
 pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
@@ -157,10 +158,6 @@ pub struct ImportView {
     pub reports: Option<ReportLinks>,
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 impl ImportView {
     fn of(job: &ImportJob, lang: Language) -> ImportView {
         ImportView {
@@ -189,14 +186,6 @@ impl ImportView {
             upload: None,
             reports: None,
         }
-    }
-}
-
-fn ensure_admin(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden)
     }
 }
 
@@ -243,7 +232,7 @@ pub async fn create_import(
     Lang(lang): Lang,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    ensure_admin(&caller)?;
+    caller.ensure_admin()?;
     let mut fields = Fields::new(body.map);
     let mode = fields.required_string("mode");
     let encoding = fields.string("encoding");
@@ -287,7 +276,7 @@ pub async fn create_import(
     view.upload = Some(UploadView {
         url,
         method: "PUT",
-        expires_at: rfc3339(now + chrono::Duration::from_std(LINK_TTL).unwrap_or_default()),
+        expires_at: rfc3339(now + LINK_TTL),
     });
     let location = format!("/imports/{}", job.id);
     let mut resp = (StatusCode::CREATED, Json(view)).into_response();
@@ -304,12 +293,12 @@ pub async fn get_import(
     Lang(lang): Lang,
     ImportIdParam(id): ImportIdParam,
 ) -> Result<Json<ImportView>, ApiError> {
-    ensure_admin(&caller)?;
+    caller.ensure_admin()?;
     let job = load(&state, &caller, &id).await?;
     let mut view = ImportView::of(&job, lang);
     let now = state.store.clock().now();
     let mut links = ReportLinks {
-        expires_at: rfc3339(now + chrono::Duration::from_std(LINK_TTL).unwrap_or_default()),
+        expires_at: rfc3339(now + LINK_TTL),
         ..ReportLinks::default()
     };
     let validated = matches!(
@@ -320,19 +309,24 @@ pub async fn get_import(
             | ImportStatus::Applied
             | ImportStatus::Failed
     );
-    let link = |name: &'static str| {
-        let key = format!("{}{name}", job.reports_prefix());
-        let filename = format!("{}-{name}", job.id);
+    let link = |report: Report, format: &'static str| {
+        let key = job.report_key(report, format);
+        let filename = format!("{}-{}.{format}", job.id, report.name());
         let bucket = state.bucket.clone();
-        async move { bucket.presigned_get(&key, &filename, LINK_TTL).await }
+        async move {
+            bucket
+                .presigned_get(&key, &filename, LINK_TTL)
+                .await
+                .map_err(ApiError::internal)
+        }
     };
     if validated {
-        links.validation_csv = Some(link("validation.csv").await.map_err(ApiError::internal)?);
-        links.validation_json = Some(link("validation.json").await.map_err(ApiError::internal)?);
+        links.validation_csv = Some(link(Report::Validation, "csv").await?);
+        links.validation_json = Some(link(Report::Validation, "json").await?);
     }
     if job.status == ImportStatus::Applied && job.journal.chunks > 0 {
-        links.result_csv = Some(link("result.csv").await.map_err(ApiError::internal)?);
-        links.result_json = Some(link("result.json").await.map_err(ApiError::internal)?);
+        links.result_csv = Some(link(Report::Result, "csv").await?);
+        links.result_json = Some(link(Report::Result, "json").await?);
     }
     view.reports = Some(links);
     Ok(Json(view))
@@ -352,7 +346,7 @@ pub async fn list_imports(
     Lang(lang): Lang,
     params: QueryParams,
 ) -> Result<Json<ImportList>, ApiError> {
-    ensure_admin(&caller)?;
+    caller.ensure_admin()?;
     let mut problems = params.unknown(&["limit"]);
     let limit = match params.get("limit") {
         None => DEFAULT_LIST,
@@ -386,7 +380,7 @@ pub async fn apply_import(
     Lang(lang): Lang,
     ImportIdParam(id): ImportIdParam,
 ) -> Result<Response, ApiError> {
-    ensure_admin(&caller)?;
+    caller.ensure_admin()?;
     let queue = state
         .import_queue
         .clone()
@@ -469,7 +463,7 @@ fn second_of_two(
 /// `GET /imports/template.csv?headers=en|ja`: an empty import file (UTF-8 with BOM) with every
 /// column, named in English or Japanese.
 pub async fn template(caller: Caller, params: QueryParams) -> Result<Response, ApiError> {
-    ensure_admin(&caller)?;
+    caller.ensure_admin()?;
     let japanese = second_of_two(&params, "headers", "headers_invalid", ["en", "ja"])?;
     let mut csv = rollcall::csv::CsvWriter::new();
     csv.row(Column::ALL.iter().map(|c| {
@@ -493,7 +487,7 @@ pub async fn export_users(
     caller: Caller,
     params: QueryParams,
 ) -> Result<Response, ApiError> {
-    ensure_admin(&caller)?;
+    caller.ensure_admin()?;
     let shift_jis = second_of_two(
         &params,
         "encoding",

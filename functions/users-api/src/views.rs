@@ -1,6 +1,6 @@
 //! How users look in API responses.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use rollcall::domain::{Invitation, InvitationStatus, InvitationTrigger, User};
 use serde::Serialize;
 
@@ -127,4 +127,9 @@ pub struct UserPage {
     pub items: Vec<UserView>,
     /// The cursor of the next page, if there may be one.
     pub next_cursor: Option<String>,
+}
+
+/// A UTC time as the API writes it: RFC 3339 with milliseconds and `Z`.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

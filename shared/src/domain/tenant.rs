@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DisplayName, Language, PasswordPolicy, RoleCatalogue, TenantId, TimeZone};
+use super::{DisplayName, Language, PasswordPolicy, RoleCatalogue, Status, TenantId, TimeZone};
 
 /// A tenant and its settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +31,18 @@ pub struct Tenant {
 pub struct BillingPolicy {
     /// Whether invited users (who have not set a password) are billable.
     pub count_invited: bool,
+}
+
+impl BillingPolicy {
+    /// Whether a user in `status` holds a seat: active users always, invited ones when the
+    /// tenant bills them.
+    pub fn holds_seat(self, status: Status) -> bool {
+        match status {
+            Status::Active => true,
+            Status::Invited => self.count_invited,
+            Status::Suspended => false,
+        }
+    }
 }
 
 impl Default for BillingPolicy {

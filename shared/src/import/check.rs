@@ -9,9 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::columns::Column;
 use super::rows::{Changes, ParsedFile, RowAction, RowProblem};
-use crate::domain::{
-    BillingPolicy, Language, Localized, SeatUsage, Status, Tenant, User, UserId, ValidityWindow,
-};
+use crate::domain::{Language, Localized, SeatUsage, Status, Tenant, User, UserId, ValidityWindow};
 
 /// The part of the directory a file touches, read (strongly consistent) before checking.
 #[derive(Debug, Clone)]
@@ -78,14 +76,6 @@ pub struct Plan {
     pub counts: Counts,
 }
 
-fn holds_seat(status: Status, policy: BillingPolicy) -> bool {
-    match status {
-        Status::Active => true,
-        Status::Invited => policy.count_invited,
-        Status::Suspended => false,
-    }
-}
-
 /// Checks every row of `file` against `dir`, taking each row's action into the plan (the rows
 /// keep their line, operation and login id for reports). `uploader` is the admin who uploaded the file
 /// (a row touching their own account is refused); `new_id` gives the id of the user a NEW row
@@ -145,7 +135,7 @@ pub fn check(
                     };
                     let created =
                         User::new(dir.tenant.id.clone(), new_id(line), *user, status, now);
-                    if holds_seat(status, policy) {
+                    if policy.holds_seat(status) {
                         seat_takers.push(line);
                     }
                     counts.created += 1;
@@ -171,8 +161,8 @@ pub fn check(
                     continue;
                 }
                 match (
-                    holds_seat(current.status, policy),
-                    holds_seat(after.status, policy),
+                    policy.holds_seat(current.status),
+                    policy.holds_seat(after.status),
                 ) {
                     (false, true) => seat_takers.push(line),
                     (true, false) => seats_freed += 1,
@@ -198,7 +188,7 @@ pub fn check(
                         continue;
                     }
                 };
-                if holds_seat(current.status, policy) {
+                if policy.holds_seat(current.status) {
                     seats_freed += 1;
                 }
                 if current.is_active_admin() {

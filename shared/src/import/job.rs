@@ -118,6 +118,25 @@ impl Journal {
     }
 }
 
+/// A job's reports, each written as CSV (for people) and JSON (for programs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// Every row checked, written before anything changes.
+    Validation,
+    /// What each row did, once the job applied.
+    Result,
+}
+
+impl Report {
+    /// The report's file name without the extension.
+    pub fn name(self) -> &'static str {
+        match self {
+            Report::Validation => "validation",
+            Report::Result => "result",
+        }
+    }
+}
+
 /// One import job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImportJob {
@@ -208,9 +227,15 @@ impl ImportJob {
         upload_key(&self.tenant, &self.id)
     }
 
-    /// The folder of the job's reports: `reports/{tid}/{jid}/`.
-    pub fn reports_prefix(&self) -> String {
-        format!("reports/{}/{}/", self.tenant, self.id)
+    /// The key of one of the job's reports: `reports/{tid}/{jid}/{report}.{format}`, e.g.
+    /// `(Report::Validation, "csv")`.
+    pub fn report_key(&self, report: Report, format: &str) -> String {
+        format!(
+            "reports/{}/{}/{}.{format}",
+            self.tenant,
+            self.id,
+            report.name()
+        )
     }
 
     /// The key of the job's plan, written before the first change and read by a resumed apply.

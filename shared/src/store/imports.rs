@@ -31,6 +31,12 @@ fn num(n: impl ToString) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }
 
+/// When a lease taken at `now` ends (a lease too long for a date ends at once: a
+/// configuration error shows as a lost lock, never as a lock that never ends).
+fn lease_end(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::zero())
+}
+
 fn job_sk(id: &ImportId) -> String {
     format!("IMPORT#{id}")
 }
@@ -201,7 +207,7 @@ impl Store {
         lease: Duration,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::zero());
+        let until = lease_end(now, lease);
         let item = items::Item::from([
             ("pk".into(), AttributeValue::S(keys::tenant_pk(tenant))),
             ("sk".into(), AttributeValue::S(keys::IMPORT_LOCK_SK.into())),
@@ -236,8 +242,7 @@ impl Store {
         job: &ImportId,
         lease: Duration,
     ) -> Result<(), StoreError> {
-        let until = self.clock.now()
-            + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::zero());
+        let until = lease_end(self.clock.now(), lease);
         let result = self
             .client
             .update_item()
@@ -285,11 +290,11 @@ impl Store {
     /// the live users holding the login ids the file names, and the owners of its NEW rows'
     /// emails (login-id and email keys, as `LoginId::key` and `Email::key` give them).
     #[instrument(skip_all, fields(tenant_id = %tenant, logins = logins.len(), emails = emails.len()))]
-    pub async fn import_directory(
+    pub async fn import_directory<S: AsRef<str> + Sync>(
         &self,
         tenant: &TenantId,
-        logins: &[String],
-        emails: &[String],
+        logins: &[S],
+        emails: &[S],
     ) -> Result<Directory, StoreError> {
         let item = self
             .read_item(keys::tenant_pk(tenant), keys::TENANT_SK)
@@ -307,14 +312,14 @@ impl Store {
         for batch in logins.chunks(MAX_BATCH_GET) {
             let batch = batch
                 .iter()
-                .map(|k| items::key(keys::login_claim_pk(tenant, k), keys::CLAIM_SK))
+                .map(|k| items::key(keys::login_claim_pk(tenant, k.as_ref()), keys::CLAIM_SK))
                 .collect();
             claims.extend(self.batch_get(batch).await?);
         }
         for batch in emails.chunks(MAX_BATCH_GET) {
             let batch = batch
                 .iter()
-                .map(|k| items::key(keys::email_claim_pk(tenant, k), keys::CLAIM_SK))
+                .map(|k| items::key(keys::email_claim_pk(tenant, k.as_ref()), keys::CLAIM_SK))
                 .collect();
             claims.extend(self.batch_get(batch).await?);
         }
