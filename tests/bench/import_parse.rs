@@ -146,7 +146,7 @@ fn fixture() -> (String, Directory) {
             .values()
             .map(|u| (u.email.key().into_owned(), u.id))
             .collect(),
-        users,
+        users: users.into_iter().collect(),
     };
     (w.finish(), directory)
 }

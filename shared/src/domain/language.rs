@@ -82,11 +82,11 @@ impl Localized for LanguageError {
 impl FromStr for Language {
     type Err = LanguageError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "ja" => Ok(Language::Ja),
-            "en" => Ok(Language::En),
-            _ => Err(LanguageError),
-        }
+        let s = s.trim();
+        [Language::Ja, Language::En]
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s))
+            .ok_or(LanguageError)
     }
 }
 

@@ -81,12 +81,12 @@ impl Role {
 impl FromStr for Role {
     type Err = RoleError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "admin" => Ok(Role::Admin),
-            "manager" => Ok(Role::Manager),
-            "member" => Ok(Role::Member),
-            _ => Err(RoleError),
-        }
+        // Any case, without a lower-cased copy: import files give one a row.
+        let s = s.trim();
+        [Role::Admin, Role::Manager, Role::Member]
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s))
+            .ok_or(RoleError)
     }
 }
 

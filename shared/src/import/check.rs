@@ -3,7 +3,8 @@
 //! and the seat limit. The result is either every problem, or the plan: for each row, the user
 //! before and after, ready to write.
 
-use std::collections::HashMap;
+// A fast hasher: these maps hold up to a whole file of keys, looked up once a row.
+use foldhash::HashMap;
 
 use chrono::{DateTime, Utc};
 

@@ -2,8 +2,8 @@
 //! row into domain values, collecting every problem of every row with its line and column.
 //! Nothing here reads the directory; [`crate::import::check`] compares the rows with it.
 
+use foldhash::{HashMap, HashMapExt};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
@@ -607,7 +607,7 @@ impl<'a> Cells<'a, '_> {
     fn new_user(&mut self, login: Option<LoginId>) -> Option<RowAction> {
         let name = self.required(Column::Name, DisplayName::parse);
         let email = self.required(Column::Email, Email::parse);
-        let role = match self.optional(Column::Role, |s| s.to_ascii_lowercase().parse::<Role>()) {
+        let role = match self.optional(Column::Role, str::parse::<Role>) {
             None => Some(Role::Member),
             Some(r) => r,
         };
@@ -653,9 +653,7 @@ impl<'a> Cells<'a, '_> {
         let c = Changes {
             name: self.optional(Column::Name, DisplayName::parse).flatten(),
             email: self.optional(Column::Email, Email::parse).flatten(),
-            role: self
-                .optional(Column::Role, |s| s.to_ascii_lowercase().parse::<Role>())
-                .flatten(),
+            role: self.optional(Column::Role, str::parse::<Role>).flatten(),
             app_roles: self
                 .present(Column::AppRoles)
                 .then(|| self.set(Column::AppRoles, |s| AppRoles::parse(&split_set(s))))

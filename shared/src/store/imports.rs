@@ -2,7 +2,7 @@
 //! names, and the journalled apply: every chunk of rows commits in one `TransactWriteItems`
 //! with the job's journal entry, so a redelivered job resumes at the first chunk not written.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::ops::Range;
 use std::time::Duration;
 
