@@ -187,7 +187,8 @@ fn every_route_of_the_router_is_an_api_gateway_route_of_the_function_and_back() 
     assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Runtime"], "provided.al2023");
-    assert_eq!(globals["Architectures"][0], "arm64");
+    assert_eq!(globals["Architectures"][0]["Ref"], "Architecture");
+    assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
     let in_template: BTreeSet<(String, String)> = f["Properties"]["Events"]
         .as_object()
         .unwrap()
@@ -403,4 +404,70 @@ async fn uploads_reach_bulk_import_through_a_queue_that_outwaits_it_as_provision
         })
         .collect();
     assert_eq!(local_rules, rules);
+}
+
+#[test]
+fn every_dead_letter_queue_function_and_failed_import_has_an_alarm() {
+    let t = template();
+    let resources = t["Resources"].as_object().unwrap();
+    let of_type = |ty: &str| -> BTreeSet<String> {
+        resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == ty)
+            .map(|(name, _)| name.clone())
+            .collect()
+    };
+    let alarms: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|r| &r["Properties"])
+        .collect();
+    for alarm in &alarms {
+        assert_eq!(alarm["AlarmActions"][0]["Ref"], "AlarmTopic", "{alarm}");
+        assert_eq!(alarm["TreatMissingData"], "notBreaching", "{alarm}");
+    }
+    let watched = |namespace: &str, metric: &str| -> BTreeSet<String> {
+        alarms
+            .iter()
+            .filter(|a| a["Namespace"] == namespace && a["MetricName"] == metric)
+            .map(|a| {
+                let v = &a["Dimensions"][0]["Value"];
+                v["Ref"]
+                    .as_str()
+                    .or_else(|| v["Fn::GetAtt"][0].as_str())
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    // Every queue that holds failures (every queue but the import queue itself).
+    let mut dead_letters = of_type("AWS::SQS::Queue");
+    dead_letters.remove("ImportQueue");
+    assert_eq!(dead_letters.len(), 3);
+    assert_eq!(
+        watched("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        dead_letters
+    );
+    let functions = of_type("AWS::Serverless::Function");
+    assert_eq!(functions.len(), 4);
+    assert_eq!(watched("AWS/Lambda", "Errors"), functions);
+    assert_eq!(watched("AWS/Lambda", "Throttles"), functions);
+
+    // The failed-import metric counts the line bulk-import writes when a job ends FAILED.
+    let filter = &resources["ImportJobFailuresMetric"]["Properties"];
+    let pattern = filter["FilterPattern"].as_str().unwrap();
+    let message = pattern
+        .split('"')
+        .nth(1)
+        .expect("a quoted message in the pattern");
+    let source =
+        std::fs::read_to_string(workspace_root().join("functions/bulk-import/src/lib.rs")).unwrap();
+    assert_eq!(
+        source.matches(&format!("\"{message}\");")).count(),
+        2,
+        "both ways a job fails log {message:?}"
+    );
+    let metric = &filter["MetricTransformations"][0];
+    assert!(alarms.iter().any(|a| a["Namespace"] == metric["MetricNamespace"]
+        && a["MetricName"] == metric["MetricName"]));
 }

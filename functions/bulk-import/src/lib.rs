@@ -609,6 +609,8 @@ impl Importer {
                 job.status = ImportStatus::Failed;
                 job.finished_at = Some(self.store.clock().now());
                 self.store.save_import(job).await?;
+                // The template's ImportJobFailures metric counts this line.
+                tracing::error!(code = "import_lock_lost", "import job failed");
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
@@ -723,6 +725,8 @@ impl Importer {
         job.status = ImportStatus::Failed;
         job.finished_at = Some(self.store.clock().now());
         self.store.save_import(job).await?;
+        // The template's ImportJobFailures metric counts this line.
+        tracing::error!(code = "apply_failed", "import job failed");
         self.store.release_import_lock(&job.tenant, &job.id).await?;
         Ok(())
     }
