@@ -24,6 +24,8 @@ use users_api::auth::{TokenVerifier, issue_hs256};
 use users_api::imports::ImportQueue;
 use users_api::{AppState, Limits, app};
 
+pub mod runtime_api;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,21 +4,24 @@
 //!
 //! - DynamoDB requests by operation, write requests per created user (target ≤ 0.25) and
 //!   items written per user;
-//! - the peak RSS of the job (the process's high-water mark is reset after the file is made
-//!   and uploaded, so it measures the handler, the SDK clients and the runtime; target ≤ 128 MB);
+//! - the peak RSS of the whole handler (target ≤ 128 MB): a second job on the same kind of
+//!   file, run by the bulk-import release binary itself, as Lambda runs it, against a local
+//!   Lambda Runtime API; its `VmHWM` once it has answered;
 //! - the wall time against moto, with the arithmetic for the same job on AWS.
 //!
 //! `IMPORT_BENCH_ROWS` (default 100,000) changes the size. `make bench` (or
 //! `cargo bench -p rollcall-e2e --bench import_apply`).
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use bulk_import::{BatchResponse, ImportConfig, Importer, MAX_ROWS_CEILING, SqsEvent, SqsMessage};
 use lambda_runtime::{Context, LambdaEvent};
 use rollcall::csv::CsvWriter;
 use rollcall::csv::encoding::EncodingChoice;
 use rollcall::import::{ImportJob, ImportMode, ImportStatus};
-use rollcall_e2e::{machine, spawn_app, write_benchmark_section};
+use rollcall_e2e::runtime_api::{Outcome, RuntimeApi, release_binaries, spawn_function};
+use rollcall_e2e::{TestApp, machine, moto, spawn_app, write_benchmark_section};
 use serde_json::json;
 
 /// The allocator the bulk-import function runs with (see its `main.rs`).
@@ -58,21 +61,6 @@ fn file(rows: usize) -> Vec<u8> {
     w.finish().into_bytes()
 }
 
-/// `VmHWM` (peak resident set) of this process, in KiB.
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
-}
-
-/// Resets the peak to the current resident set (Linux: `5` to `clear_refs`).
-fn reset_peak_rss() {
-    std::fs::write("/proc/self/clear_refs", "5").expect("resetting VmHWM");
-}
-
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "**not met**" }
 }
@@ -82,23 +70,16 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(MAX_ROWS_CEILING);
+    let binaries = release_binaries();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(run(rows));
+    runtime.block_on(run(rows, &binaries.join("bulk-import")));
 }
 
-async fn run(rows: usize) {
-    let app = spawn_app().await;
-    let importer = Importer::new(
-        app.store.clone(),
-        app.bucket.clone(),
-        ImportConfig {
-            max_rows: rows,
-            ..ImportConfig::default()
-        },
-    );
+/// A job in `app`'s tenant `acme`, its file uploaded, and the SQS message of its upload.
+async fn uploaded_job(app: &TestApp, rows: usize) -> (ImportJob, usize, serde_json::Value) {
     let job = ImportJob::new(
         app.acme.id.clone(),
         app.acme.admin.id,
@@ -117,22 +98,64 @@ async fn run(rows: usize) {
         "bucket": {"name": app.bucket.name()},
         "object": {"key": job.upload_key()}
     }}]});
+    let message = json!({"messageId": "bench", "body": body.to_string()});
+    (job, size, message)
+}
+
+/// Runs one job with the release binary against a local Runtime API; returns its peak RSS in
+/// KiB once it has answered.
+async fn peak_rss_of_binary(binary: &std::path::Path, rows: usize) -> u64 {
+    let app = spawn_app().await;
+    let (job, _, message) = uploaded_job(&app, rows).await;
+    let api = RuntimeApi::start().await;
+    let env = HashMap::from([
+        ("TABLE_NAME", app.store.table().to_owned()),
+        ("BUCKET_NAME", app.bucket.name().to_owned()),
+        ("IMPORT_MAX_ROWS", rows.to_string()),
+    ]);
+    let process = spawn_function(binary, &api, &moto().endpoint(), &env);
+    api.push(json!({ "Records": [message] }));
+    let outcome = api
+        .outcome(Duration::from_secs(3_600))
+        .await
+        .expect("the function answered");
+    let peak = process.peak_rss_kib();
+    drop(process);
+    assert!(
+        matches!(&outcome, Outcome::Response(_, r) if r == &json!({"batchItemFailures": []})),
+        "{outcome:?}"
+    );
+    let done = app
+        .store
+        .get_import(&job.tenant, &job.id)
+        .await
+        .expect("job");
+    assert_eq!(done.status, ImportStatus::Applied, "{:?}", done.error);
+    peak
+}
+
+async fn run(rows: usize, binary: &std::path::Path) {
+    let peak = peak_rss_of_binary(binary, rows).await;
+    let app = spawn_app().await;
+    let importer = Importer::new(
+        app.store.clone(),
+        app.bucket.clone(),
+        ImportConfig {
+            max_rows: rows,
+            ..ImportConfig::default()
+        },
+    );
+    let (job, size, message) = uploaded_job(&app, rows).await;
     let event = SqsEvent {
-        records: vec![SqsMessage {
-            message_id: "bench".into(),
-            body: body.to_string(),
-        }],
+        records: vec![serde_json::from_value::<SqsMessage>(message).expect("a message")],
     };
     app.counter.reset();
-    let before = peak_rss_kib();
-    reset_peak_rss();
     let started = Instant::now();
     let response = importer
         .function_handler(LambdaEvent::new(event, Context::default()))
         .await
         .expect("handler");
     let elapsed = started.elapsed();
-    let peak = peak_rss_kib();
     assert_eq!(response, BatchResponse::default());
     let done = app
         .store
@@ -164,12 +187,14 @@ async fn run(rows: usize) {
     let transactions = chunks + invitation_chunks;
     let body = format!(
         "`cargo bench -p rollcall-e2e --bench import_apply`: one job, {rows} NEW rows \
-         ({size_mb:.1} MB, UTF-8 with BOM), through `function_handler` against moto. Measured \
-         {date} on {machine}.\n\n\
+         ({size_mb:.1} MB, UTF-8 with BOM), through `function_handler` against moto, for the \
+         requests and the time; and the same job run by the bulk-import release binary against \
+         a local Lambda Runtime API, for the peak resident set of the whole handler (runtime, \
+         SDK clients, the job). Measured {date} on {machine}.\n\n\
          | figure | value | target |\n|---|---|---|\n\
          | DynamoDB write requests per created user | **{per_user:.4}** ({writes} for {created}) | ≤ 0.25 {requests_verdict} |\n\
          | items written (or condition-checked) per user | {items_per_user:.3} ({items}) | |\n\
-         | peak RSS of the job | **{peak_mb:.1} MB** (process before the job: {before_mb:.1} MB) | ≤ 128 MB {rss_verdict} |\n\
+         | peak RSS of the function process (`VmHWM`) | **{peak_mb:.1} MB** | ≤ 128 MB {rss_verdict} |\n\
          | wall time against moto | {secs:.1} s | |\n\n\
          Requests by operation:\n\n| operation | requests |\n|---|---|\n{table}\n\
          The job wrote {chunks} chunks of rows (up to 97 items each: 32 users × 3 items, \
@@ -196,7 +221,6 @@ async fn run(rows: usize) {
         peak_mb = peak as f64 / 1024.0,
         requests_verdict = verdict(per_user <= 0.25),
         rss_verdict = verdict(peak as f64 / 1024.0 <= 128.0),
-        before_mb = before as f64 / 1024.0,
         secs = elapsed.as_secs_f64(),
         wcu = 2 * items,
         low = transactions as f64 * 0.03,
