@@ -70,7 +70,7 @@ build: $(call tool_stamp,build) tools
 	@if [ "$(ARCH)" != arm64 ] && [ "$(ARCH)" != x86_64 ]; then echo "ARCH is arm64 or x86_64, not $(ARCH)"; exit 1; fi
 	@if [ "$(ARCH)" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
 	  echo "Installing Rust's arm64 Linux target: rustup target add aarch64-unknown-linux-gnu"; \
-	  if ! timeout 300 rustup target add aarch64-unknown-linux-gnu; then \
+	  if ! timeout 120 rustup target add aarch64-unknown-linux-gnu; then \
 	    echo; \
 	    echo "make build: the arm64 target (aarch64-unknown-linux-gnu) can't be installed on this machine:"; \
 	    echo "rustup could not download it. Either install it where rustup can reach its server, or"; \

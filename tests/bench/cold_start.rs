@@ -48,6 +48,11 @@ fn config(function: &str) -> HashMap<&'static str, String> {
     env
 }
 
+/// An ELF file for aarch64 (`e_machine` 183), not one `make build ARCH=x86_64` left.
+fn is_aarch64(elf: &[u8]) -> bool {
+    elf.starts_with(b"\x7fELF") && elf.get(18..20) == Some(&183u16.to_le_bytes()[..])
+}
+
 fn main() {
     let runs: usize = std::env::var("COLD_START_RUNS")
         .ok()
@@ -60,8 +65,8 @@ fn main() {
         .build()
         .expect("runtime");
     let mut table = String::from(
-        "| function | size (stripped) | ≤ 10 MB | cold start, median | fastest | slowest | ≤ 20 ms |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| function | size, x86_64 | size, arm64 (`make build`) | ≤ 10 MB | cold start, median | fastest | slowest | ≤ 20 ms |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for function in FUNCTIONS {
         let binary = dir.join(function);
@@ -89,9 +94,22 @@ fn main() {
         let median = times[runs / 2];
         let mb = size as f64 / 1_048_576.0;
         let verdict = |met: bool| if met { "met" } else { "**not met**" };
+        // What Lambda runs: the arm64 bootstrap `make build` leaves, when it is there.
+        let lambda = dir
+            .parent()
+            .expect("target/")
+            .join("lambda")
+            .join(function)
+            .join("bootstrap");
+        let arm64_mb = std::fs::read(&lambda)
+            .ok()
+            .filter(|elf| is_aarch64(elf))
+            .map(|elf| elf.len() as f64 / 1_048_576.0);
+        let deployed_mb = arm64_mb.unwrap_or(mb);
         table.push_str(&format!(
-            "| {function} | **{mb:.1} MB** | {} | **{:.1} ms** | {:.1} ms | {:.1} ms | {} |\n",
-            verdict(mb <= 10.0),
+            "| {function} | {mb:.1} MB | {} | {} | **{:.1} ms** | {:.1} ms | {:.1} ms | {} |\n",
+            arm64_mb.map_or("(not built)".to_owned(), |m| format!("**{m:.1} MB**")),
+            verdict(deployed_mb <= 10.0),
             ms(median),
             ms(times[0]),
             ms(times[runs - 1]),
@@ -102,7 +120,9 @@ fn main() {
         "`cargo bench -p rollcall-e2e --bench cold_start`: each function's release binary \
          (`cargo build --release`: LTO, one codegen unit, stripped; x86_64 here, where Lambda \
          runs arm64 builds of the same code) started {runs} times against a local Lambda \
-         Runtime API. The time is from starting the process to its first \
+         Runtime API. The size target is judged on the arm64 `bootstrap` that `make build` \
+         makes with cargo-lambda (same profile), which is what is deployed; x86_64 code is \
+         larger. The time is from starting the process to its first \
          `GET /2018-06-01/runtime/invocation/next`: reading the configuration, building the \
          SDK clients and the router, which is what Lambda bills as the init phase.\n\n{table}\n\
          Machine: {}, {}.\n",

@@ -263,11 +263,12 @@ fn main() {
          runs, `cargo bench -p rollcall-e2e --bench import_parse`, with the allocator the \
          function runs with (mimalloc).\n\n{table}\n\
          Where the time goes (each stage's median on its own):\n\n{split}\n\
-         Reading the rows is most of it: each row becomes a dozen small strings and sets \
-         (the domain values, their lower-cased keys for the duplicate check), and checking \
-         copies each edited user twice (before and after). Next steps: keys borrowed when a \
-         value is already lower case, the plan borrowing the users it read, and cells parsed \
-         straight from the text without an owned row.\n\n\
+         Reading the rows is most of it: each row becomes a dozen small strings (the domain \
+         values), and checking copies each edited user twice (before and after). perf (the \
+         bench binary keeps its symbols) puts the rest in the kernel zeroing fresh pages for \
+         those allocations, the CSV scanner, the two duplicate maps and trimming cells. Next \
+         steps: the plan borrowing the users it read, one login id per NEW row, and cells \
+         parsed straight from the text without an owned row.\n\n\
          Machine: {}, {}.\n",
         machine(),
         Utc::now().format("%Y-%m-%d"),

@@ -468,6 +468,10 @@ fn every_dead_letter_queue_function_and_failed_import_has_an_alarm() {
         "both ways a job fails log {message:?}"
     );
     let metric = &filter["MetricTransformations"][0];
-    assert!(alarms.iter().any(|a| a["Namespace"] == metric["MetricNamespace"]
-        && a["MetricName"] == metric["MetricName"]));
+    assert!(
+        alarms
+            .iter()
+            .any(|a| a["Namespace"] == metric["MetricNamespace"]
+                && a["MetricName"] == metric["MetricName"])
+    );
 }
