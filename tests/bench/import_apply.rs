@@ -102,6 +102,17 @@ async fn uploaded_job(app: &TestApp, rows: usize) -> (ImportJob, usize, serde_js
     (job, size, message)
 }
 
+/// The job as stored, which must have applied.
+async fn applied(app: &TestApp, job: &ImportJob) -> ImportJob {
+    let done = app
+        .store
+        .get_import(&job.tenant, &job.id)
+        .await
+        .expect("job");
+    assert_eq!(done.status, ImportStatus::Applied, "{:?}", done.error);
+    done
+}
+
 /// Runs one job with the release binary against a local Runtime API; returns its peak RSS in
 /// KiB once it has answered.
 async fn peak_rss_of_binary(binary: &std::path::Path, rows: usize) -> u64 {
@@ -125,12 +136,7 @@ async fn peak_rss_of_binary(binary: &std::path::Path, rows: usize) -> u64 {
         matches!(&outcome, Outcome::Response(_, r) if r == &json!({"batchItemFailures": []})),
         "{outcome:?}"
     );
-    let done = app
-        .store
-        .get_import(&job.tenant, &job.id)
-        .await
-        .expect("job");
-    assert_eq!(done.status, ImportStatus::Applied, "{:?}", done.error);
+    applied(&app, &job).await;
     peak
 }
 
@@ -157,12 +163,7 @@ async fn run(rows: usize, binary: &std::path::Path) {
         .expect("handler");
     let elapsed = started.elapsed();
     assert_eq!(response, BatchResponse::default());
-    let done = app
-        .store
-        .get_import(&job.tenant, &job.id)
-        .await
-        .expect("job");
-    assert_eq!(done.status, ImportStatus::Applied, "{:?}", done.error);
+    let done = applied(&app, &job).await;
     let created = done.counts.expect("counts").created;
     assert_eq!(created as usize, rows);
 
