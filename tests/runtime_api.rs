@@ -225,7 +225,7 @@ pub struct FunctionProcess {
 impl FunctionProcess {
     /// `VmHWM` (the peak resident set) of the process so far, in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        peak_rss_of(&format!("/proc/{}/status", self.child.id()))
+        peak_rss_of(&format!("/proc/{}/status", self.child.id())).expect("the process's VmHWM")
     }
 }
 
@@ -236,15 +236,17 @@ impl Drop for FunctionProcess {
     }
 }
 
-/// `VmHWM` in a `/proc/…/status` file, in KiB.
-pub fn peak_rss_of(status_path: &str) -> u64 {
-    let status = std::fs::read_to_string(status_path)
-        .unwrap_or_else(|e| panic!("reading {status_path}: {e}"));
+/// `VmHWM` in a `/proc/…/status` file, in KiB; `None` where there is no such file.
+pub fn peak_rss_of(status_path: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(status_path).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM")
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Builds the four functions' release binaries (a no-op when they are current) and returns

@@ -13,18 +13,12 @@ use rollcall::domain::{
     DisplayName, Email, Invitation, InvitationTrigger, LoginId, NewUser, PasswordHash,
     PasswordPolicy, Role, Status, User, UserId,
 };
+use rollcall_e2e::runtime_api::peak_rss_of;
 use rollcall_e2e::{mail_to, spawn_app, unique_address, write_benchmark_section};
 
 /// Peak resident set size of this process so far, in KiB (Linux `VmHWM`).
 fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    peak_rss_of("/proc/self/status")
 }
 
 const USERS: usize = 500;
