@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements-dev.txt | cut -d'
 # Extra arguments for `rollcall dev`, e.g. make dev ARGS="--port 8080".
 ARGS ?=
 
-.PHONY: dev test tools fmt-check clippy unit-and-e2e template-lint bench build clean
+.PHONY: dev demo test tools fmt-check clippy unit-and-e2e template-lint bench build clean
 
 # Where `make build` builds for: arm64 (the template's default) or x86_64.
 ARCH ?= arm64
@@ -42,6 +42,10 @@ tools:
 ## The local stack: moto, the table, tenant `demo` and the API on http://127.0.0.1:3000.
 dev: $(STAMP) tools
 	cargo run --quiet -p rollcall-cli --bin rollcall -- dev --python $(PY) $(ARGS)
+
+## A scripted tour on a fresh local stack of its own, which stops when the tour is over.
+demo: $(STAMP) tools
+	RUST_LOG=$${RUST_LOG:-warn} cargo run --quiet -p rollcall-cli --bin rollcall -- demo --python $(PY)
 
 ## Everything CI checks.
 test: $(STAMP) tools fmt-check clippy template-lint unit-and-e2e

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bulk_import::{ImportConfig, Importer};
 use rollcall::clock::SystemClock;
-use rollcall::domain::{DisplayName, Email, LoginId, Role, TenantId, TimeZone};
+use rollcall::domain::{DisplayName, Email, LoginId, Role, Tenant, TenantId, TimeZone, User};
 use rollcall::store::{Store, schema};
 use secrecy::SecretString;
 use send_invitations::{Sender, SenderConfig, SweepRequest};
@@ -97,97 +97,162 @@ pub async fn run_importer(poller: QueuePoller, importer: Importer) {
     }
 }
 
-/// Runs the local stack until Ctrl-C or `stop_after`.
+/// The local stack, running: moto with the template's resources, the API served on 127.0.0.1,
+/// and send-invitations and bulk-import fed as their event sources would feed them. Dropping it
+/// stops everything.
+pub struct Stack {
+    /// The API's base URL.
+    pub api: String,
+    /// The AWS configuration pointing at moto.
+    pub sdk: aws_config::SdkConfig,
+    /// The table.
+    pub store: Store,
+    /// The bucket.
+    pub bucket: rollcall::files::Bucket,
+    /// The token-signing key the API trusts.
+    pub secret: SecretString,
+    moto: Moto,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Stack {
+    /// Starts moto, provisions the table, bucket, sender identity and import queue, and serves
+    /// the API on 127.0.0.1:`port` (0 picks a free one).
+    pub async fn start(opts: &DevOptions) -> anyhow::Result<Stack> {
+        let python = opts.python.clone();
+        let moto_port = opts.moto_port;
+        let moto = tokio::task::spawn_blocking(move || Moto::start(&python, moto_port))
+            .await
+            .context("starting moto")??;
+        let sdk = local::sdk_config(&moto.endpoint()).await;
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        schema::create_table(&client, &opts.table)
+            .await
+            .context("creating the table")?;
+        let store = Store::new(client, opts.table.clone(), Arc::new(SystemClock));
+        let bucket = local::provision_bucket(&sdk, &opts.bucket)
+            .await
+            .context("creating the bucket")?;
+
+        let secret = signing_key();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
+            .await
+            .with_context(|| format!("listening on 127.0.0.1:{} (try --port)", opts.port))?;
+        let api = format!("http://{}", listener.local_addr()?);
+
+        // Invitation links point at the API's own GET /invitations/{token} locally.
+        local::provision_sender_identity(&sdk, DEV_SENDER_ADDRESS)
+            .await
+            .context("registering the sender identity")?;
+        let sender = Sender::new(
+            store.clone(),
+            aws_sdk_sesv2::Client::new(&sdk),
+            SenderConfig::new(
+                DEV_SENDER_ADDRESS,
+                &api,
+                send_invitations::config::DEFAULT_EXPIRY_HOURS,
+            )?,
+        );
+        let poller = StreamPoller::new(&sdk, &opts.table).await?;
+        let sending = tokio::spawn(run_sender(poller, sender));
+
+        // Uploads to imports/ reach bulk-import through the queue, as on AWS.
+        let queue_url = provision_import_queue(&sdk, &bucket, &format!("{}-imports", opts.table))
+            .await
+            .context("creating the import queue")?;
+        let importer = Importer::new(store.clone(), bucket.clone(), ImportConfig::default());
+        let importing = tokio::spawn(run_importer(
+            QueuePoller::new(&sdk, &queue_url, IMPORT_RETRY_AFTER),
+            importer,
+        ));
+
+        let state = AppState::new(
+            store.clone(),
+            bucket.clone(),
+            TokenVerifier::hs256(&secret),
+            SecretString::from(DEV_CURSOR_SECRET),
+            Limits::default(),
+        )
+        .with_import_queue(ImportQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url));
+        let serving = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app(state)).await {
+                tracing::error!(error = %e, "serving the API failed");
+            }
+        });
+        Ok(Stack {
+            api,
+            sdk,
+            store,
+            bucket,
+            secret,
+            moto,
+            tasks: vec![sending, importing, serving],
+        })
+    }
+
+    /// moto's URL.
+    pub fn moto_endpoint(&self) -> String {
+        self.moto.endpoint()
+    }
+
+    /// Creates a tenant and its first (active) admin, and signs an admin token for
+    /// `token_ttl_seconds`.
+    pub async fn add_tenant(
+        &self,
+        spec: &TenantSpec,
+        admin_login: &str,
+        admin_email: &str,
+        admin_name: &str,
+        token_ttl_seconds: u64,
+    ) -> anyhow::Result<(Tenant, User, String)> {
+        let tenant = bootstrap::create_tenant(&self.store, spec).await?;
+        let admin = bootstrap::create_admin(
+            &self.store,
+            &tenant.id,
+            LoginId::parse(admin_login)?,
+            Email::parse(admin_email)?,
+            DisplayName::parse(admin_name)?,
+        )
+        .await?;
+        let token = issue_hs256(
+            &self.secret,
+            &tenant.id,
+            &admin.id,
+            Role::Admin,
+            token_ttl_seconds,
+        )?;
+        Ok((tenant, admin, token))
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Runs the local stack, with tenant `demo` and its admin, until Ctrl-C or `stop_after`.
 pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
-    let python = opts.python.clone();
-    let moto = tokio::task::spawn_blocking(move || Moto::start(&python, opts.moto_port))
-        .await
-        .context("starting moto")??;
-    let sdk = local::sdk_config(&moto.endpoint()).await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    schema::create_table(&client, &opts.table)
-        .await
-        .context("creating the table")?;
-    let store = Store::new(client, opts.table.clone(), Arc::new(SystemClock));
-    let bucket = local::provision_bucket(&sdk, &opts.bucket)
-        .await
-        .context("creating the bucket")?;
-
-    let tenant = bootstrap::create_tenant(
-        &store,
-        &TenantSpec {
-            id: TenantId::parse("demo")?,
-            name: DisplayName::parse("Demo 株式会社")?,
-            seat_limit: None,
-            time_zone: TimeZone::TOKYO,
-        },
-    )
-    .await?;
-    let admin = bootstrap::create_admin(
-        &store,
-        &tenant.id,
-        LoginId::parse("admin")?,
-        Email::parse("admin@demo.example")?,
-        DisplayName::parse("Demo Admin")?,
-    )
-    .await?;
-
-    let secret = signing_key();
-    let token = issue_hs256(
-        &secret,
-        &tenant.id,
-        &admin.id,
-        Role::Admin,
-        DEV_TOKEN_TTL_SECONDS,
-    )?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
-        .await
-        .with_context(|| format!("listening on 127.0.0.1:{} (try --port)", opts.port))?;
-    let api = format!("http://{}", listener.local_addr()?);
-
-    // Invitation links point at the API's own GET /invitations/{token} locally.
-    local::provision_sender_identity(&sdk, DEV_SENDER_ADDRESS)
-        .await
-        .context("registering the sender identity")?;
-    let sender = Sender::new(
-        store.clone(),
-        aws_sdk_sesv2::Client::new(&sdk),
-        SenderConfig::new(
-            DEV_SENDER_ADDRESS,
-            &api,
-            send_invitations::config::DEFAULT_EXPIRY_HOURS,
-        )?,
-    );
-    let poller = StreamPoller::new(&sdk, &opts.table).await?;
-    let sending = tokio::spawn(run_sender(poller, sender));
-
-    // Uploads to imports/ reach bulk-import through the queue, as on AWS.
-    let queue_url = provision_import_queue(&sdk, &bucket, &format!("{}-imports", opts.table))
-        .await
-        .context("creating the import queue")?;
-    let importer = Importer::new(store.clone(), bucket.clone(), ImportConfig::default());
-    let importing = tokio::spawn(run_importer(
-        QueuePoller::new(&sdk, &queue_url, IMPORT_RETRY_AFTER),
-        importer,
-    ));
-
-    let state = AppState::new(
-        store,
-        bucket,
-        TokenVerifier::hs256(&secret),
-        SecretString::from(DEV_CURSOR_SECRET),
-        Limits::default(),
-    )
-    .with_import_queue(ImportQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url));
-    print_banner(&api, &moto, &opts, &token)?;
-
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown(opts.stop_after))
-        .await
-        .context("serving the API")?;
-    sending.abort();
-    importing.abort();
-    drop(moto);
+    let stack = Stack::start(&opts).await?;
+    let (_, _, token) = stack
+        .add_tenant(
+            &TenantSpec {
+                id: TenantId::parse("demo")?,
+                name: DisplayName::parse("Demo 株式会社")?,
+                seat_limit: None,
+                time_zone: TimeZone::TOKYO,
+            },
+            "admin",
+            "admin@demo.example",
+            "Demo Admin",
+            DEV_TOKEN_TTL_SECONDS,
+        )
+        .await?;
+    print_banner(&stack, &opts, &token)?;
+    shutdown(opts.stop_after).await;
+    drop(stack);
     tracing::info!("local stack stopped");
     Ok(())
 }
@@ -205,8 +270,8 @@ async fn shutdown(stop_after: Option<Duration>) {
     }
 }
 
-fn print_banner(api: &str, moto: &Moto, opts: &DevOptions, token: &str) -> std::io::Result<()> {
-    let moto_url = moto.endpoint();
+fn print_banner(stack: &Stack, opts: &DevOptions, token: &str) -> std::io::Result<()> {
+    let (api, moto_url) = (&stack.api, stack.moto_endpoint());
     let (table, bucket) = (&opts.table, &opts.bucket);
     let body = r#"{"login_id":"taro","email":"taro@demo.example","name":"山田 太郎","department":"営業部"}"#;
     let mut out = std::io::stdout().lock();

@@ -1,12 +1,13 @@
 //! # rollcall-cli
 //!
 //! The `rollcall` command's building blocks, shared with the end-to-end tests: the local stack
-//! ([`local`]), tenant and admin bootstrap ([`bootstrap`]), the development server ([`dev`]),
+//! ([`local`]), tenant and admin bootstrap ([`bootstrap`]), the development server ([`dev`]), the scripted tour ([`demo`]),
 //! the stand-in for the stream event source mapping ([`streams`]) and the mail moto received
 //! ([`mail`]).
 
 pub mod billing;
 pub mod bootstrap;
+pub mod demo;
 pub mod dev;
 pub mod import;
 pub mod local;

@@ -17,6 +17,7 @@ use rollcall::domain::{
 use rollcall::files::Bucket;
 use rollcall::store::Store;
 use rollcall_cli::bootstrap::{self, TenantSpec};
+use rollcall_cli::demo::{self, DemoOptions};
 use rollcall_cli::dev::{self, DevOptions};
 use rollcall_cli::{billing, local, signing_key};
 
@@ -73,7 +74,17 @@ enum Command {
         #[command(subcommand)]
         command: BillingCommand,
     },
-    /// Print a JWT signed with the local HS256 key ($JWT_HS256_SECRET, else the dev key).
+    /// A scripted tour on a fresh local stack that stops by itself: a tenant and admin, a user
+    /// through the API, the invitation mail and accepting it, a CSV validated then applied, and
+    /// the previous month's billing snapshot.
+    Demo {
+        /// The Python with moto installed (default: $ROLLCALL_PYTHON, else .venv/bin/python).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// The CSV file to import.
+        #[arg(long, default_value = "events/bulk-import-sample.csv")]
+        sample: PathBuf,
+    },
     /// Imports a CSV file through the API (create the job, upload, wait) and prints the report;
     /// exits with 1 if the file was refused.
     Import {
@@ -95,6 +106,7 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Print a JWT signed with the local HS256 key ($JWT_HS256_SECRET, else the dev key).
     Token {
         /// The tenant.
         #[arg(long)]
@@ -186,6 +198,14 @@ async fn main() -> anyhow::Result<()> {
                 table,
                 bucket,
                 stop_after: stop_after.map(Duration::from_secs),
+            })
+            .await
+        }
+        Command::Demo { python, sample } => {
+            let root = std::env::current_dir().context("reading the current directory")?;
+            demo::run(DemoOptions {
+                python: python.unwrap_or_else(|| local::python(&root)),
+                sample,
             })
             .await
         }

@@ -1,6 +1,6 @@
 //! The `rollcall` binary itself: `dev` serves the API, mails invitations and stops by itself,
 //! `mail` shows what was sent, `tenant create` and `token` work against a running stack through
-//! the AWS environment variables.
+//! the AWS environment variables, and `demo` tours the product on a stack of its own.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -329,4 +329,55 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
     );
     let again = stack(&["billing", "run", "--month", &month, "--tenant", "acme"]);
     assert_eq!(row(&again)[2], "verified", "{again}");
+}
+
+#[test]
+fn demo_tours_the_product_on_its_own_stack_and_ends_by_itself() {
+    let out = rollcall()
+        .arg("demo")
+        .arg("--python")
+        .arg(local::python(root()))
+        .current_dir(root())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running rollcall demo");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        // 1, 2: the tenant, its admin, two users created through the API and invited.
+        "tenant acme (Acme 株式会社), billed on Asia/Tokyo month ends",
+        "→ 201 Created",
+        "invitation/status          pending",
+        // 3, 4: the mail, its link, and the password set with it.
+        "To:      taro@acme.example",
+        "Subject: 【Acme 株式会社】アカウントへの招待",
+        "\"status\": \"active\"",
+        "taro is now active",
+        // 5: validated, nothing changed.
+        ": validated",
+        "would be created 3, updated 1, deleted 1, unchanged 0",
+        "line,operation,login_id,result,column,message_ja,message_en",
+        "7,DELETE,ichiro,ok,,,",
+        // 6: applied, and the result.
+        ": applied",
+        "created 3, updated 1, deleted 1, unchanged 0",
+        "6,EDIT,taro,updated,",
+        "kenji    髙橋 健二    manager  invited  開発部",
+        // 7: the previous month's snapshot, then this month's count.
+        "acme                     20",
+        "written",
+        "billable                   4",
+        "seats/used                 5",
+        "The tour is over",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("ichiro   "),
+        "ichiro was deleted but is listed:\n{text}"
+    );
 }
