@@ -475,3 +475,130 @@ fn every_dead_letter_queue_function_and_failed_import_has_an_alarm() {
                 && a["MetricName"] == metric["MetricName"])
     );
 }
+
+/// The trigger a sample event of `events/` is shaped for.
+fn sample_trigger(event: &Value) -> &'static str {
+    if event["requestContext"]["http"].is_object() {
+        return "HttpApi";
+    }
+    match event["Records"][0]["eventSource"].as_str() {
+        Some("aws:dynamodb") => "DynamoDB",
+        Some("aws:sqs") => "SQS",
+        _ => "ScheduleV2",
+    }
+}
+
+/// Whether `event` matches an EventBridge-style filter `pattern` (the subset the template
+/// uses: nested objects, lists of literals, and `{"prefix": …}`).
+fn matches_filter(pattern: &Value, event: &Value) -> bool {
+    pattern
+        .as_object()
+        .expect("a pattern is an object")
+        .iter()
+        .all(|(key, want)| {
+            let got = &event[key];
+            match want {
+                Value::Object(_) => matches_filter(want, got),
+                Value::Array(options) => options.iter().any(|o| match o["prefix"].as_str() {
+                    Some(prefix) => got.as_str().is_some_and(|s| s.starts_with(prefix)),
+                    None => o == got,
+                }),
+                _ => panic!("unsupported pattern {want}"),
+            }
+        })
+}
+
+#[test]
+fn every_trigger_of_every_function_has_a_sample_event_that_a_test_runs() {
+    let t = template();
+    let root = workspace_root();
+    let mut samples: Vec<(String, Value)> = std::fs::read_dir(root.join("events"))
+        .expect("events/")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .into_string()
+                .expect("UTF-8")
+        })
+        .filter(|name| name.ends_with(".json"))
+        .map(|name| {
+            let text = std::fs::read_to_string(root.join("events").join(&name)).expect("read");
+            let event = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, event)
+        })
+        .collect();
+    samples.sort_by(|a, b| a.0.cmp(&b.0));
+    let tests: String = std::fs::read_dir(root.join("tests/e2e"))
+        .expect("tests/e2e")
+        .map(|e| std::fs::read_to_string(e.expect("an entry").path()).expect("read"))
+        .collect();
+
+    let mut covered = BTreeSet::new();
+    for (_, resource) in t["Resources"].as_object().expect("resources") {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("every function names its binary");
+        assert!(
+            root.join("functions").join(binary).is_dir(),
+            "{binary} is not under functions/"
+        );
+        let ours: Vec<&(String, Value)> = samples
+            .iter()
+            .filter(|(name, _)| name.starts_with(&format!("{binary}-")))
+            .collect();
+        for (event_name, event) in resource["Properties"]["Events"]
+            .as_object()
+            .expect("every function has events")
+        {
+            let kind = event["Type"].as_str().expect("an event type");
+            let same_kind: Vec<_> = ours
+                .iter()
+                .filter(|(_, sample)| sample_trigger(sample) == kind)
+                .collect();
+            assert!(
+                !same_kind.is_empty(),
+                "{binary}'s {event_name} ({kind}) has no sample in events/"
+            );
+            for (name, sample) in &same_kind {
+                covered.insert(name.clone());
+                // A schedule's sample is the very input the schedule sends, or a re-drive.
+                if let Some(input) = event["Properties"]["Input"].as_str() {
+                    let input: Value = serde_json::from_str(input).expect("Input is JSON");
+                    assert!(
+                        same_kind.iter().any(|(_, s)| *s == input),
+                        "no sample is {event_name}'s input {input}"
+                    );
+                }
+                // A stream sample holds only records the mapping's filter lets through.
+                for filter in event["Properties"]["FilterCriteria"]["Filters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let pattern: Value =
+                        serde_json::from_str(filter["Pattern"].as_str().expect("a pattern"))
+                            .expect("the pattern is JSON");
+                    for record in sample["Records"].as_array().expect("records") {
+                        assert!(
+                            matches_filter(&pattern, record),
+                            "{name}: a record the filter would drop: {record}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for (name, _) in &samples {
+        assert!(
+            covered.contains(name),
+            "{name} matches no function's trigger"
+        );
+        assert!(
+            tests.contains(&format!("\"{name}\"")),
+            "no end-to-end test runs {name}"
+        );
+    }
+}

@@ -30,3 +30,26 @@ pub fn signing_key() -> SecretString {
         rollcall::config::optional("JWT_HS256_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.to_owned()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    /// `events/local.env` is what `cargo lambda watch` runs the functions with against
+    /// `make dev`'s stack; it must name that stack's keys, region, table, bucket and queue.
+    #[test]
+    fn the_sample_environment_is_the_dev_stacks() {
+        let env: BTreeMap<&str, &str> = include_str!("../../../events/local.env")
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| l.split_once('=').expect("KEY=VALUE"))
+            .collect();
+        assert_eq!(env["JWT_HS256_SECRET"], super::DEV_JWT_SECRET);
+        assert_eq!(env["CURSOR_SECRET"], super::DEV_CURSOR_SECRET);
+        assert_eq!(env["AWS_REGION"], crate::local::LOCAL_REGION);
+        assert_eq!(env["SENDER_ADDRESS"], crate::local::DEV_SENDER_ADDRESS);
+        assert_eq!(env["TABLE_NAME"], "rollcall");
+        assert_eq!(env["BUCKET_NAME"], "rollcall-local");
+        assert!(env["IMPORT_QUEUE_URL"].ends_with("/rollcall-imports"));
+    }
+}
