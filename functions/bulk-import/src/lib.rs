@@ -30,7 +30,8 @@ use rollcall::import::{
     Report, RowAction, check, parse_file, parse_upload_key,
 };
 use rollcall::store::{
-    INVITATIONS_PER_CHUNK, SeatCap, Store, StoreError, chunk_ranges, decode_plan, encode_plan,
+    INVITATIONS_PER_CHUNK, PlanChunks, PlanReader, SeatCap, Store, StoreError, chunk_ranges,
+    encode_plan,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -209,18 +210,12 @@ fn derived_ulid(job: &ImportId, at: DateTime<Utc>, purpose: &str, line: usize) -
     ulid::Ulid::from_parts(ms, u128::from_be_bytes(random))
 }
 
-/// The users a plan creates who get an invitation (not those created suspended), with
-/// their lines.
-fn invited(changes: &[Planned]) -> Vec<(usize, &User)> {
-    changes
-        .iter()
-        .filter_map(|c| match c {
-            Planned::Create { line, user } if user.status == Status::Invited => {
-                Some((*line, &**user))
-            }
-            _ => None,
-        })
-        .collect()
+/// The user a change creates who gets an invitation (not one created suspended), with the line.
+fn invited(change: &Planned) -> Option<(usize, &User)> {
+    match change {
+        Planned::Create { line, user } if user.status == Status::Invited => Some((*line, user)),
+        _ => None,
+    }
 }
 
 /// The invitation of a user a job created, with an id derived from the job and the line.
@@ -511,13 +506,36 @@ impl Importer {
             Ok(plan) => (Some(plan), Vec::new()),
             Err(problems) => (None, problems),
         };
+        let counts = plan.as_ref().map(|p| p.counts);
+        // An apply keeps the plan compressed (a few MB for 100,000 users) rather than as users
+        // (about 500 bytes each), before the reports need memory of their own.
+        let planned = match plan {
+            Some(mut plan) if apply => {
+                order_for_apply(&mut plan.changes, directory.tenant.billing);
+                let journal = Journal {
+                    chunks: chunk_ranges(&plan.changes).len() as u32,
+                    chunks_done: 0,
+                    invitation_chunks: plan
+                        .changes
+                        .iter()
+                        .filter_map(invited)
+                        .count()
+                        .div_ceil(INVITATIONS_PER_CHUNK)
+                        as u32,
+                    invitation_chunks_done: 0,
+                };
+                Some((encode_plan(&plan.changes)?, journal))
+            }
+            _ => None,
+        };
+        drop(directory);
         problems.sort_by_key(|p| p.line);
         let reported: Vec<ReportedProblem> = problems
             .iter()
             .map(|p| ReportedProblem::of_row(p, Some(header)))
             .collect();
-        let counts = plan.as_ref().map(|p| p.counts);
         let report = reports::validation(job, file.encoding, &file.rows, &reported, counts)?;
+        drop(reported);
         self.write_reports(job, Report::Validation, report).await?;
 
         let mut invalid_lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
@@ -528,12 +546,12 @@ impl Importer {
         job.problems = Some(problems.len() as u64);
         job.counts = counts;
 
-        let Some(mut plan) = plan else {
+        if counts.is_none() {
             return self.finish(job, ImportStatus::Invalid).await;
-        };
-        if !apply {
-            return self.finish(job, ImportStatus::Validated).await;
         }
+        let Some((plan, journal)) = planned else {
+            return self.finish(job, ImportStatus::Validated).await;
+        };
         let rows: RowKeys = file
             .rows
             .iter()
@@ -547,26 +565,15 @@ impl Importer {
             .collect();
         drop(file);
 
-        order_for_apply(&mut plan.changes, directory.tenant.billing);
-        let invitations = invited(&plan.changes).len();
         self.bucket
-            .put(
-                &job.plan_key(),
-                "application/gzip",
-                encode_plan(&plan.changes)?,
-            )
+            .put(&job.plan_key(), "application/gzip", plan.clone())
             .await?;
         job.status = ImportStatus::Applying;
         job.applied_at = Some(at);
-        job.journal = Journal {
-            chunks: chunk_ranges(&plan.changes).len() as u32,
-            chunks_done: 0,
-            invitation_chunks: invitations.div_ceil(INVITATIONS_PER_CHUNK) as u32,
-            invitation_chunks_done: 0,
-        };
+        job.journal = journal;
         self.store.save_import(job).await?;
         self.failpoints.check(Stage::BeforeFirstWrite)?;
-        self.apply(job, plan.changes, rows).await
+        self.apply(job, &plan, rows).await
     }
 
     /// The uploader must still be an active admin (the file can't touch their own account, so
@@ -616,19 +623,20 @@ impl Importer {
             Err(e) => return Err(e.into()),
         }
         info!(journal = ?job.journal, "resuming the apply");
-        let changes = decode_plan(&self.bucket.get(&job.plan_key()).await?)?;
+        let plan = self.bucket.get(&job.plan_key()).await?;
         let validation = job.report_key(Report::Validation, "json");
         let rows = reports::rows_of_validation(&self.bucket.get(&validation).await?)
             .map_err(|e| StoreError::Corrupt(format!("the job's validation report: {e}")))?;
-        self.apply(job, changes, rows).await
+        self.apply(job, &plan, rows).await
     }
 
     /// Writes the chunks the journal has not, releases the invitations, writes the result
-    /// report, finishes the job and frees the lock.
+    /// report, finishes the job and frees the lock. The plan is read from its compressed form
+    /// a chunk at a time, once for the rows and once for the invitations and the outcomes.
     async fn apply(
         &self,
         job: &mut ImportJob,
-        changes: Vec<Planned>,
+        plan: &[u8],
         rows: RowKeys,
     ) -> Result<(), ImportError> {
         let (Some(at), Some(counts)) = (job.applied_at, job.counts) else {
@@ -641,46 +649,55 @@ impl Importer {
             limit: tenant.seat_limit,
             policy: tenant.billing,
         };
-        let ranges = chunk_ranges(&changes);
         let mut heartbeat = Heartbeat::new(self.config.lock_lease);
-        for range in ranges.iter().skip(job.journal.chunks_done as usize) {
+        let written = job.journal.chunks_done as usize;
+        for chunk in PlanChunks::new(PlanReader::new(plan)).skip(written) {
+            let chunk = chunk?;
             heartbeat.beat(&self.store, job).await?;
-            if let Err(e) = self
-                .store
-                .apply_import_chunk(job, &changes[range.clone()], cap, at)
-                .await
-            {
+            if let Err(e) = self.store.apply_import_chunk(job, &chunk, cap, at).await {
                 return self.apply_failed(job, e).await;
             }
-            if job.journal.chunks_done == 1 && ranges.len() > 1 {
+            if job.journal.chunks_done == 1 && job.journal.chunks > 1 {
                 self.failpoints.check(Stage::MidApply)?;
             }
         }
         self.failpoints.check(Stage::BeforeCommit)?;
 
         // Built a chunk at a time: a large job's invitations are never all in memory.
-        let invited = invited(&changes);
-        for chunk in invited
-            .chunks(INVITATIONS_PER_CHUNK)
-            .skip(job.journal.invitation_chunks_done as usize)
-        {
-            heartbeat.beat(&self.store, job).await?;
-            let invitations: Vec<Invitation> = chunk
-                .iter()
-                .map(|(line, user)| invitation(job, *line, user, at))
-                .collect();
-            if let Err(e) = self
-                .store
-                .release_import_invitations(job, &invitations, at)
-                .await
-            {
-                return self.apply_failed(job, e).await;
+        let mut done: HashMap<usize, (&'static str, UserId)> = HashMap::with_capacity(rows.len());
+        let mut invitations: Vec<Invitation> = Vec::with_capacity(INVITATIONS_PER_CHUNK);
+        let (mut invited_users, mut chunk_index) = (0, 0);
+        let mut changes = PlanReader::new(plan).peekable();
+        while let Some(change) = changes.next() {
+            let change = change?;
+            let (line, result, id) = reports::outcome_of(&change);
+            done.insert(line, (result, id));
+            if let Some((line, user)) = invited(&change) {
+                invitations.push(invitation(job, line, user, at));
+            }
+            let full = invitations.len() == INVITATIONS_PER_CHUNK;
+            if full || (changes.peek().is_none() && !invitations.is_empty()) {
+                invited_users += invitations.len();
+                if chunk_index >= job.journal.invitation_chunks_done as usize {
+                    heartbeat.beat(&self.store, job).await?;
+                    if let Err(e) = self
+                        .store
+                        .release_import_invitations(job, &invitations, at)
+                        .await
+                    {
+                        return self.apply_failed(job, e).await;
+                    }
+                }
+                chunk_index += 1;
+                invitations.clear();
             }
         }
 
-        let outcomes = reports::outcomes(&rows, &changes);
+        let outcomes = reports::outcomes(&rows, &done);
+        drop((rows, done));
         job.status = ImportStatus::Applied;
-        let report = reports::result(job, counts, invited.len(), &outcomes)?;
+        let report = reports::result(job, counts, invited_users, &outcomes)?;
+        drop(outcomes);
         self.write_reports(job, Report::Result, report).await?;
         job.finished_at = Some(self.store.clock().now());
         self.store.save_import(job).await?;
@@ -689,7 +706,7 @@ impl Importer {
             updated = counts.updated,
             deleted = counts.deleted,
             unchanged = counts.unchanged,
-            invitations = invited.len(),
+            invitations = invited_users,
             "import applied"
         );
         self.failpoints.check(Stage::BeforeLockRelease)?;

@@ -245,20 +245,20 @@ pub struct RowOutcome {
     pub user_id: Option<UserId>,
 }
 
-/// Per row, what the plan did, in file order.
-pub fn outcomes(rows: &RowKeys, changes: &[Planned]) -> Vec<RowOutcome> {
-    let mut by_line: HashMap<usize, (&'static str, UserId)> = HashMap::new();
-    for change in changes {
-        let (line, result, id) = match change {
-            Planned::Create { line, user } => (*line, "created", user.id),
-            Planned::Update { line, after, .. } => (*line, "updated", after.id),
-            Planned::Delete { line, user } => (*line, "deleted", user.id),
-        };
-        by_line.insert(line, (result, id));
+/// What a change does to its row: the line, `created`, `updated` or `deleted`, and the user.
+pub fn outcome_of(change: &Planned) -> (usize, &'static str, UserId) {
+    match change {
+        Planned::Create { line, user } => (*line, "created", user.id),
+        Planned::Update { line, after, .. } => (*line, "updated", after.id),
+        Planned::Delete { line, user } => (*line, "deleted", user.id),
     }
+}
+
+/// Per row, what the plan did (`done`, by line, from [`outcome_of`]), in file order.
+pub fn outcomes(rows: &RowKeys, done: &HashMap<usize, (&'static str, UserId)>) -> Vec<RowOutcome> {
     rows.iter()
         .map(|(line, operation, login_id)| {
-            let done = by_line.get(line);
+            let done = done.get(line);
             RowOutcome {
                 line: *line,
                 operation: operation.clone(),

@@ -622,19 +622,27 @@ pub fn encode_plan(changes: &[Planned]) -> Result<Vec<u8>, StoreError> {
     out.finish().map_err(failed)
 }
 
-/// Reads a plan written by [`encode_plan`].
-pub fn decode_plan(bytes: &[u8]) -> Result<Vec<Planned>, StoreError> {
-    use std::io::BufRead;
-    let mut changes = Vec::new();
-    let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(bytes));
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let line = line.map_err(|e| StoreError::Corrupt(format!("plan: {e}")))?;
-        if line.is_empty() {
-            continue;
+/// Reads a plan written by [`encode_plan`] one change at a time, so that applying a plan holds
+/// its compressed bytes and one chunk of users, never every user at once.
+pub struct PlanReader<'a> {
+    lines: std::io::Split<std::io::BufReader<flate2::read::GzDecoder<&'a [u8]>>>,
+    line: usize,
+}
+
+impl<'a> PlanReader<'a> {
+    /// A reader of the plan `bytes`.
+    pub fn new(bytes: &'a [u8]) -> PlanReader<'a> {
+        use std::io::BufRead;
+        PlanReader {
+            lines: std::io::BufReader::new(flate2::read::GzDecoder::new(bytes)).split(b'\n'),
+            line: 0,
         }
-        let entry: PlanEntry = serde_json::from_slice(&line)
-            .map_err(|e| StoreError::Corrupt(format!("plan line {}: {e}", i + 1)))?;
-        changes.push(match entry {
+    }
+
+    fn change(&self, text: &[u8]) -> Result<Planned, StoreError> {
+        let entry: PlanEntry = serde_json::from_slice(text)
+            .map_err(|e| StoreError::Corrupt(format!("plan line {}: {e}", self.line)))?;
+        Ok(match entry {
             PlanEntry::Create { line, user } => Planned::Create {
                 line,
                 user: live(user)?,
@@ -652,9 +660,70 @@ pub fn decode_plan(bytes: &[u8]) -> Result<Vec<Planned>, StoreError> {
                 line,
                 user: live(user)?,
             },
-        });
+        })
     }
-    Ok(changes)
+}
+
+impl Iterator for PlanReader<'_> {
+    type Item = Result<Planned, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let text = match self.lines.next()? {
+                Ok(text) => text,
+                Err(e) => return Some(Err(StoreError::Corrupt(format!("plan: {e}")))),
+            };
+            self.line += 1;
+            if !text.is_empty() {
+                return Some(self.change(&text));
+            }
+        }
+    }
+}
+
+/// Reads a whole plan written by [`encode_plan`].
+pub fn decode_plan(bytes: &[u8]) -> Result<Vec<Planned>, StoreError> {
+    PlanReader::new(bytes).collect()
+}
+
+/// Groups changes, read one at a time, into the chunks [`chunk_ranges`] describes.
+pub struct PlanChunks<I> {
+    changes: I,
+    next: Option<Planned>,
+}
+
+impl<I: Iterator<Item = Result<Planned, StoreError>>> PlanChunks<I> {
+    /// Chunks of `changes`.
+    pub fn new(changes: I) -> PlanChunks<I> {
+        PlanChunks {
+            changes,
+            next: None,
+        }
+    }
+}
+
+impl<I: Iterator<Item = Result<Planned, StoreError>>> Iterator for PlanChunks<I> {
+    type Item = Result<Vec<Planned>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let budget = MAX_TRANSACTION_ITEMS - CHUNK_OVERHEAD;
+        let mut chunk: Vec<Planned> = self.next.take().into_iter().collect();
+        let mut used: usize = chunk.iter().map(items_of).sum();
+        for change in self.changes.by_ref() {
+            let change = match change {
+                Ok(change) => change,
+                Err(e) => return Some(Err(e)),
+            };
+            let n = items_of(&change);
+            if used + n > budget && !chunk.is_empty() {
+                self.next = Some(change);
+                break;
+            }
+            used += n;
+            chunk.push(change);
+        }
+        (!chunk.is_empty()).then_some(Ok(chunk))
+    }
 }
 
 #[cfg(test)]
@@ -704,6 +773,10 @@ mod tests {
         assert_eq!(&encoded[..2], [0x1f, 0x8b], "gzip");
         assert_eq!(decode_plan(&encoded).unwrap(), changes);
         assert!(decode_plan(b"not gzip").is_err());
+        let mut corrupt = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut corrupt, b"\n{\"op\": \"create\"}\n").unwrap();
+        let e = decode_plan(&corrupt.finish().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("plan line 2"), "{e}");
     }
 
     #[test]
@@ -722,5 +795,41 @@ mod tests {
             assert!(r.len() * 3 + CHUNK_OVERHEAD <= MAX_TRANSACTION_ITEMS);
         }
         assert!(chunk_ranges(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_plan_read_a_change_at_a_time_splits_into_the_same_chunks() {
+        let mut changes: Vec<Planned> = Vec::new();
+        for n in 0..250 {
+            changes.push(match n % 4 {
+                0 | 1 => Planned::Create {
+                    line: n + 2,
+                    user: Box::new(user(n, Status::Invited)),
+                },
+                2 => Planned::Update {
+                    line: n + 2,
+                    before: Box::new(user(n, Status::Active)),
+                    after: Box::new(user(n, Status::Suspended)),
+                },
+                _ => Planned::Delete {
+                    line: n + 2,
+                    user: Box::new(user(n, Status::Active)),
+                },
+            });
+        }
+        let encoded = encode_plan(&changes).unwrap();
+        let chunks: Vec<Vec<Planned>> = PlanChunks::new(PlanReader::new(&encoded))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let ranges = chunk_ranges(&changes);
+        assert!(ranges.len() > 3, "{ranges:?}");
+        assert_eq!(chunks.len(), ranges.len());
+        for (chunk, range) in chunks.iter().zip(ranges) {
+            assert_eq!(chunk.as_slice(), &changes[range]);
+        }
+        assert_eq!(
+            PlanChunks::new(PlanReader::new(&encode_plan(&[]).unwrap())).count(),
+            0
+        );
     }
 }

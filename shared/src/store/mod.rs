@@ -29,7 +29,8 @@ use crate::domain::{Email, Invitation, LoginId, SeatUsage, Tenant, TenantId, Use
 pub use billing::{BillingMember, BillingSnapshot, Members, SnapshotWrite};
 pub use cursor::{CursorError, CursorSigner};
 pub use imports::{
-    IMPORT_RETENTION_DAYS, INVITATIONS_PER_CHUNK, SeatCap, chunk_ranges, decode_plan, encode_plan,
+    IMPORT_RETENTION_DAYS, INVITATIONS_PER_CHUNK, PlanChunks, PlanReader, SeatCap, chunk_ranges,
+    decode_plan, encode_plan,
 };
 pub use invitations::{
     INVITATION_RETENTION_DAYS, REDRIVE_AFTER_MINUTES, TOKEN_RETENTION_DAYS, TokenRecord,
