@@ -92,11 +92,36 @@ async fn download(http: &reqwest::Client, link: &str) -> anyhow::Result<String> 
     Ok(text.trim_start_matches('\u{feff}').replace("\r\n", "\n"))
 }
 
+/// The API as the tour's admin calls it.
+struct Admin {
+    http: reqwest::Client,
+    api: String,
+    token: String,
+}
+
+impl Admin {
+    fn request(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(&self.token)
+    }
+
+    /// `GET {api}{path}`'s JSON body; an error status is an error.
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let resp = self.request(path).send().await?.error_for_status()?;
+        Ok(resp.json().await?)
+    }
+
+    /// `GET {api}{path}`, printed with [`show`].
+    async fn show_get(&self, path: &str, pointers: &[&str]) -> anyhow::Result<Value> {
+        println!("\n  GET {}{path}", self.api);
+        show(self.request(path).send().await?, pointers).await
+    }
+}
+
 /// Runs `rollcall import` for the sample and prints its report and the CSV report `report_key`.
 async fn import_sample(
-    stack: &Stack,
-    http: &reqwest::Client,
-    token: &str,
+    admin: &Admin,
     sample: &Path,
     validate: bool,
     report_key: &str,
@@ -104,8 +129,8 @@ async fn import_sample(
     let outcome = import::run(
         sample,
         &ImportOptions {
-            api: stack.api.clone(),
-            token: token.to_owned(),
+            api: admin.api.clone(),
+            token: admin.token.clone(),
             validate,
             encoding: "auto".into(),
             timeout: WAIT,
@@ -121,19 +146,12 @@ async fn import_sample(
     if !outcome.succeeded() {
         bail!("the sample import ended {}", outcome.status);
     }
-    let job: Value = http
-        .get(format!("{}/imports/{}", stack.api, outcome.id))
-        .bearer_auth(token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let job = admin.get(&format!("/imports/{}", outcome.id)).await?;
     let link = job["reports"][report_key]
         .as_str()
         .with_context(|| format!("the job has no {report_key} link"))?;
     println!("\n  {}:\n", report_key.replace('_', "."));
-    indented(&download(http, link).await?);
+    indented(&download(&admin.http, link).await?);
     Ok(())
 }
 
@@ -163,7 +181,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         1,
         "A tenant and its first admin (what `rollcall tenant create` does)",
     );
-    let (tenant, admin, token) = stack
+    let (tenant, first_admin, token) = stack
         .add_tenant(
             &TenantSpec {
                 id: TenantId::parse(TENANT)?,
@@ -185,8 +203,13 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     );
     println!(
         "  admin {} (login id {}), and a 1-hour admin token for the calls below",
-        admin.id, admin.login_id
+        first_admin.id, first_admin.login_id
     );
+    let admin = Admin {
+        http: http.clone(),
+        api: api.to_owned(),
+        token,
+    };
 
     step(
         2,
@@ -202,7 +225,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         println!("  POST {api}/users {body}");
         let created = show(
             http.post(format!("{api}/users"))
-                .bearer_auth(&token)
+                .bearer_auth(&admin.token)
                 .json(&body)
                 .send()
                 .await?,
@@ -263,14 +286,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         &[],
     )
     .await?;
-    let taro: Value = http
-        .get(format!("{api}/users/{}", ids[0]))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let taro = admin.get(&format!("/users/{}", ids[0])).await?;
     println!(
         "  GET {api}/users/{}: taro is now {}",
         ids[0],
@@ -286,19 +302,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     );
     indented(sample_text.trim_start_matches('\u{feff}'));
     println!("\n  rollcall import {} --validate\n", opts.sample.display());
-    import_sample(&stack, &http, &token, &opts.sample, true, "validation_csv").await?;
+    import_sample(&admin, &opts.sample, true, "validation_csv").await?;
 
     step(6, "Apply it: all rows or none, then the result report");
     println!("  rollcall import {}\n", opts.sample.display());
-    import_sample(&stack, &http, &token, &opts.sample, false, "result_csv").await?;
-    let users: Value = http
-        .get(format!("{api}/users"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    import_sample(&admin, &opts.sample, false, "result_csv").await?;
+    let users = admin.get("/users").await?;
     println!("\n  GET {api}/users now lists:\n");
     for u in users["items"].as_array().into_iter().flatten() {
         let cell = |k: &str| u[k].as_str().unwrap_or("").to_owned();
@@ -329,40 +338,34 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     )
     .await?;
     indented(&billing::render(&report, stack.bucket.name()));
-    println!("\n  GET {api}/billing/snapshots/{month}");
-    show(
-        http.get(format!("{api}/billing/snapshots/{month}"))
-            .bearer_auth(&token)
-            .send()
-            .await?,
-        &[
-            "/month",
-            "/time_zone",
-            "/counted_at",
-            "/count",
-            "/count_invited",
-        ],
-    )
-    .await?;
+    admin
+        .show_get(
+            &format!("/billing/snapshots/{month}"),
+            &[
+                "/month",
+                "/time_zone",
+                "/counted_at",
+                "/count",
+                "/count_invited",
+            ],
+        )
+        .await?;
     println!(
         "\n  Everyone above was created this month, after {month} ended in Tokyo, so its \
          count is 0.\n  This month's count so far, as next month's snapshot will take it:"
     );
-    println!("\n  GET {api}/billing/current");
-    show(
-        http.get(format!("{api}/billing/current"))
-            .bearer_auth(&token)
-            .send()
-            .await?,
-        &[
-            "/month",
-            "/as_of",
-            "/billable",
-            "/seats/used",
-            "/seats/limit",
-        ],
-    )
-    .await?;
+    admin
+        .show_get(
+            "/billing/current",
+            &[
+                "/month",
+                "/as_of",
+                "/billable",
+                "/seats/used",
+                "/seats/limit",
+            ],
+        )
+        .await?;
 
     drop(stack);
     println!("\nThe tour is over and the local stack has stopped. `make dev` keeps one running.");
