@@ -27,7 +27,7 @@ use rollcall_e2e::{machine, write_benchmark_section};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ROWS: usize = 100_000;
-const RUNS: usize = 7;
+const RUNS: usize = 15;
 
 const FAMILY: [&str; 8] = [
     "山田", "佐藤", "髙橋", "鈴木", "田中", "渡辺", "伊藤", "中村",
@@ -151,8 +151,8 @@ fn fixture() -> (String, Directory) {
     (w.finish(), directory)
 }
 
-/// Median time of decode + parse + check over `RUNS` runs.
-fn measure(bytes: &[u8], directory: &Directory) -> Duration {
+/// The median and the fastest time of decode + parse + check over `RUNS` runs.
+fn measure(bytes: &[u8], directory: &Directory) -> (Duration, Duration) {
     let now = Utc::now();
     let mut times: Vec<Duration> = (0..RUNS)
         .map(|_| {
@@ -165,7 +165,7 @@ fn measure(bytes: &[u8], directory: &Directory) -> Duration {
         })
         .collect();
     times.sort();
-    times[RUNS / 2]
+    (times[RUNS / 2], times[0])
 }
 
 /// Median times of the stages for one file: decoding, splitting into CSV records, reading the
@@ -227,7 +227,7 @@ fn main() {
     )
     .expect("the fixture is Shift_JIS-clean");
     let mut table = String::from(
-        "| encoding | file size | median time | rows/s | target |\n|---|---|---|---|---|\n",
+        "| encoding | file size | median time | rows/s (median) | fastest run | target (median) |\n|---|---|---|---|---|---|\n",
     );
     let mut split = String::from(
         "| encoding | decode | CSV records | rows read (with decode and records) | check |\n|---|---|---|---|---|\n",
@@ -242,13 +242,14 @@ fn main() {
             ms(rows),
             ms(checking)
         ));
-        let t = measure(bytes, &directory);
+        let (t, fastest) = measure(bytes, &directory);
         let rate = ROWS as f64 / t.as_secs_f64();
         table.push_str(&format!(
-            "| {label} | {:.1} MB | {:.0} ms | {:.0} | ≥ 1,000,000 {} |\n",
+            "| {label} | {:.1} MB | {} | {rate:.0} | {} ({:.0} rows/s) | ≥ 1,000,000 {} |\n",
             bytes.len() as f64 / 1_000_000.0,
-            t.as_secs_f64() * 1000.0,
-            rate,
+            ms(t),
+            ms(fastest),
+            ROWS as f64 / fastest.as_secs_f64(),
             if rate >= 1_000_000.0 {
                 "met"
             } else {

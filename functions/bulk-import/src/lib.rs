@@ -559,7 +559,7 @@ impl Importer {
                 (
                     r.line,
                     r.operation.map_or("", |o| o.as_str()).to_owned(),
-                    r.login_text.clone(),
+                    r.login_text.as_str().to_owned(),
                 )
             })
             .collect();

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 pub mod encoding;
 mod reader;
 
-pub use reader::{CsvError, CsvErrorKind, Record, Records};
+pub use reader::{CsvError, CsvErrorKind, Record, Records, is_blank};
 
 /// The UTF-8 byte-order mark.
 pub const BOM: &str = "\u{feff}";
@@ -43,10 +43,12 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 /// }
 /// ```
 pub fn restore(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if formula_like(rest) => rest,
-        _ => cell,
+    // A byte test first: import files read every cell through here.
+    if cell.as_bytes().first() != Some(&b'\'') {
+        return cell;
     }
+    let rest = &cell[1..];
+    if formula_like(rest) { rest } else { cell }
 }
 
 /// Builds a CSV document in memory.

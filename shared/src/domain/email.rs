@@ -1,6 +1,7 @@
 //! Email addresses: a pragmatic subset of RFC 5321 that real mail systems deliver to, compared
 //! case-insensitively (the identity used for uniqueness is the lower-cased address).
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -48,7 +49,7 @@ impl Localized for EmailError {
 /// ignore case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Email(String);
+pub struct Email(CompactString);
 
 const LOCAL_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~.";
 
@@ -62,18 +63,18 @@ impl Email {
     /// assert_eq!(e.key(), "taro.yamada@example.co.jp");
     /// ```
     pub fn parse(s: &str) -> Result<Self, EmailError> {
-        let s = s.trim();
+        let s = super::trim(s);
         if s.is_empty() {
             return Err(EmailError::Empty);
         }
-        if s.chars().count() > 254 {
+        if super::longer_than(s, 254) {
             return Err(EmailError::TooLong);
         }
         let (local, domain) = s.rsplit_once('@').ok_or(EmailError::Syntax)?;
         if !valid_local(local) || !valid_domain(domain) {
             return Err(EmailError::Syntax);
         }
-        Ok(Email(s.to_owned()))
+        Ok(Email(CompactString::from(s)))
     }
 
     /// The address as given.
@@ -84,7 +85,7 @@ impl Email {
     /// The identity used for uniqueness: the address lower-cased.
     pub fn key(&self) -> std::borrow::Cow<'_, str> {
         if self.0.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(self.0.to_ascii_lowercase())
+            std::borrow::Cow::Owned(self.0.as_str().to_ascii_lowercase())
         } else {
             // Most are lower case already: no copy.
             std::borrow::Cow::Borrowed(&self.0)
@@ -98,23 +99,31 @@ fn valid_local(local: &str) -> bool {
         && !local.ends_with('.')
         && !local.contains("..")
         && local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c))
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || LOCAL_SPECIALS.as_bytes().contains(&b))
 }
 
 fn valid_domain(domain: &str) -> bool {
-    let labels: Vec<&str> = domain.split('.').collect();
-    labels.len() >= 2
+    // Label by label, without collecting them: every NEW row of an import has an address.
+    let mut labels = 0;
+    let mut last = "";
+    for label in domain.split('.') {
+        let ok = (1..=63).contains(&label.len())
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok {
+            return false;
+        }
+        labels += 1;
+        last = label;
+    }
+    labels >= 2
         && domain.len() <= 253
-        && labels.iter().all(|l| {
-            (1..=63).contains(&l.len())
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()))
+        && last.len() >= 2
+        && !last.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl PartialEq for Email {
@@ -133,7 +142,7 @@ impl TryFrom<String> for Email {
 
 impl From<Email> for String {
     fn from(e: Email) -> String {
-        e.0
+        e.0.into_string()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Identifiers: tenants (chosen by people, so validated), users and invitations (ULIDs, so
 //! that sorting by id is sorting by creation).
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -45,7 +46,7 @@ impl Localized for IdError {
 /// A tenant: one customer organisation. Lower-case, DNS-label-like, never contains `#`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct TenantId(String);
+pub struct TenantId(CompactString);
 
 impl TenantId {
     /// Parses a tenant id.
@@ -59,7 +60,7 @@ impl TenantId {
             .next()
             .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if ok_len && ok_chars && ok_start {
-            Ok(TenantId(s.to_owned()))
+            Ok(TenantId(CompactString::from(s)))
         } else {
             Err(IdError::Tenant)
         }
@@ -80,7 +81,7 @@ impl TryFrom<String> for TenantId {
 
 impl From<TenantId> for String {
     fn from(t: TenantId) -> String {
-        t.0
+        t.0.into_string()
     }
 }
 

@@ -82,7 +82,7 @@ impl Localized for LanguageError {
 impl FromStr for Language {
     type Err = LanguageError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
+        let s = super::trim(s);
         [Language::Ja, Language::En]
             .into_iter()
             .find(|l| l.as_str().eq_ignore_ascii_case(s))

@@ -1,6 +1,7 @@
 //! Login ids: what a member types to sign in, distinct from the email address. Unique per
 //! tenant ignoring case, so `Taro` and `taro` can't be two people.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -49,12 +50,12 @@ impl Localized for LoginIdError {
 /// A login id: 1–64 of ASCII letters, digits and `. _ - @`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct LoginId(String);
+pub struct LoginId(CompactString);
 
 impl LoginId {
     /// Parses a login id, trimming surrounding white space.
     pub fn parse(s: &str) -> Result<Self, LoginIdError> {
-        let s = s.trim();
+        let s = super::trim(s);
         if s.is_empty() {
             return Err(LoginIdError::Empty);
         }
@@ -62,12 +63,12 @@ impl LoginId {
             return Err(LoginIdError::TooLong);
         }
         if !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
         {
             return Err(LoginIdError::Characters);
         }
-        Ok(LoginId(s.to_owned()))
+        Ok(LoginId(CompactString::from(s)))
     }
 
     /// The login id as given.
@@ -78,7 +79,7 @@ impl LoginId {
     /// The identity used for uniqueness: lower-cased.
     pub fn key(&self) -> std::borrow::Cow<'_, str> {
         if self.0.bytes().any(|b| b.is_ascii_uppercase()) {
-            std::borrow::Cow::Owned(self.0.to_ascii_lowercase())
+            std::borrow::Cow::Owned(self.0.as_str().to_ascii_lowercase())
         } else {
             // Most are lower case already: no copy.
             std::borrow::Cow::Borrowed(&self.0)
@@ -102,7 +103,7 @@ impl TryFrom<String> for LoginId {
 
 impl From<LoginId> for String {
     fn from(l: LoginId) -> String {
-        l.0
+        l.0.into_string()
     }
 }
 

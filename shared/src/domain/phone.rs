@@ -1,6 +1,7 @@
 //! Phone numbers as people write them in Japan and elsewhere: `03-1234-5678`,
 //! `+81 90 1234 5678`, `(03) 1234-5678`, full-width digits from Excel included.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use unicode_normalization::UnicodeNormalization;
@@ -45,26 +46,28 @@ impl Localized for PhoneError {
 /// A phone number, kept as written after NFKC normalisation (full-width digits become ASCII).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Phone(String);
+pub struct Phone(CompactString);
 
 impl Phone {
     /// Parses a phone number.
     pub fn parse(s: &str) -> Result<Self, PhoneError> {
-        let s = s.trim();
+        let s = super::trim(s);
         // NFKC leaves ASCII as it is.
-        let s: String = if s.is_ascii() {
-            s.to_owned()
+        let s: CompactString = if s.is_ascii() {
+            CompactString::from(s)
         } else {
             s.nfkc().collect()
         };
-        let body = s.strip_prefix('+').unwrap_or(&s);
+        let body = s.as_bytes();
+        let body = body.strip_prefix(b"+").unwrap_or(body);
+        // Bytes: anything outside ASCII is refused either way.
         if !body
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')'))
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'(' | b')'))
         {
             return Err(PhoneError::Characters);
         }
-        let digits = body.chars().filter(char::is_ascii_digit).count();
+        let digits = body.iter().filter(|b| b.is_ascii_digit()).count();
         if !(6..=15).contains(&digits) {
             return Err(PhoneError::Digits);
         }
@@ -86,7 +89,7 @@ impl TryFrom<String> for Phone {
 
 impl From<Phone> for String {
     fn from(p: Phone) -> String {
-        p.0
+        p.0.into_string()
     }
 }
 

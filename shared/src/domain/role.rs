@@ -82,7 +82,7 @@ impl FromStr for Role {
     type Err = RoleError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         // Any case, without a lower-cased copy: import files give one a row.
-        let s = s.trim();
+        let s = super::trim(s);
         [Role::Admin, Role::Manager, Role::Member]
             .into_iter()
             .find(|r| r.as_str().eq_ignore_ascii_case(s))

@@ -1,6 +1,7 @@
 //! Sets of names attached to a user: application roles (checked against the tenant's role
 //! catalogue) and groups.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -54,17 +55,17 @@ const MAX_ENTRIES: usize = 50;
 /// The name of an application role, e.g. `sales:viewer`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct AppRole(String);
+pub struct AppRole(CompactString);
 
 impl AppRole {
     /// Parses an app role name.
     pub fn parse(s: &str) -> Result<Self, SetError> {
-        let s = s.trim();
+        let s = super::trim(s);
         let ok = (1..=64).contains(&s.len())
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
         if ok {
-            Ok(AppRole(s.to_owned()))
+            Ok(AppRole(CompactString::from(s)))
         } else {
             Err(SetError::AppRoleName)
         }
@@ -84,7 +85,7 @@ impl TryFrom<String> for AppRole {
 }
 impl From<AppRole> for String {
     fn from(r: AppRole) -> String {
-        r.0
+        r.0.into_string()
     }
 }
 impl fmt::Display for AppRole {
@@ -96,16 +97,18 @@ impl fmt::Display for AppRole {
 /// A group a user belongs to, e.g. `営業部`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Group(String);
+pub struct Group(CompactString);
 
 impl Group {
     /// Parses a group name.
     pub fn parse(s: &str) -> Result<Self, SetError> {
-        let s = s.trim();
-        let n = s.chars().count();
-        let ok = (1..=100).contains(&n) && !s.chars().any(|c| c.is_control() || c == '|');
+        let s = super::trim(s);
+        let ok = !s.is_empty()
+            && !super::longer_than(s, 100)
+            && !super::has_control(s, false)
+            && !s.contains('|');
         if ok {
-            Ok(Group(s.to_owned()))
+            Ok(Group(CompactString::from(s)))
         } else {
             Err(SetError::GroupName)
         }
@@ -125,7 +128,7 @@ impl TryFrom<String> for Group {
 }
 impl From<Group> for String {
     fn from(g: Group) -> String {
-        g.0
+        g.0.into_string()
     }
 }
 
@@ -138,10 +141,15 @@ macro_rules! name_set {
 
         impl $name {
             /// Parses names, dropping duplicates; at most 50.
-            pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, SetError> {
+            pub fn parse<I>(names: I) -> Result<Self, SetError>
+            where
+                I: IntoIterator,
+                I::Item: AsRef<str>,
+            {
                 // Sorted and without repeats, as a set; one allocation, where a B-tree set
                 // takes a node of eleven entries for every user (imports hold thousands).
-                let mut set = Vec::with_capacity(names.len());
+                let names = names.into_iter();
+                let mut set = Vec::with_capacity(names.size_hint().0);
                 for n in names {
                     set.push($item::parse(n.as_ref())?);
                 }
@@ -167,7 +175,7 @@ macro_rules! name_set {
         impl TryFrom<Vec<String>> for $name {
             type Error = SetError;
             fn try_from(v: Vec<String>) -> Result<Self, Self::Error> {
-                $name::parse(&v)
+                $name::parse(v)
             }
         }
 

@@ -2,6 +2,7 @@
 //! bounded in characters (not bytes: a Japanese name is three bytes a character), and free of
 //! control characters that would break CSV files, mail headers or logs.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use unicode_normalization::UnicodeNormalization;
@@ -47,20 +48,53 @@ impl Localized for TextError {
     }
 }
 
-fn bounded(s: &str, max: usize, allow_newlines: bool) -> Result<String, TextError> {
-    let s = s.trim();
+/// [`str::trim`], without looking at characters when the text starts and ends with a visible
+/// ASCII character (most cells of an import file do, and every field is trimmed).
+pub(crate) fn trim(s: &str) -> &str {
+    let visible = |b: &u8| (b'!'..=b'~').contains(b);
+    let bytes = s.as_bytes();
+    match (
+        bytes.first().is_some_and(visible),
+        bytes.last().is_some_and(visible),
+    ) {
+        (true, true) => s,
+        (true, false) => s.trim_end(),
+        (false, true) => s.trim_start(),
+        (false, false) => s.trim(),
+    }
+}
+
+/// Whether `s` holds a control character (Unicode category Cc: U+0000–U+001F, U+007F and
+/// U+0080–U+009F), other than line breaks and tabs when `allow_newlines`. Works on the UTF-8
+/// bytes: the C1 controls are the only characters encoded as `C2 80`–`C2 9F`.
+pub(crate) fn has_control(s: &str, allow_newlines: bool) -> bool {
+    let bytes = s.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| match b {
+        b'\n' | b'\r' | b'\t' => !allow_newlines,
+        0..=0x1f | 0x7f => true,
+        0xc2 => bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
+        _ => false,
+    })
+}
+
+/// Whether `s` has more than `max` characters. Counts them only when it has more than `max`
+/// bytes: most fields are far below their limit.
+pub(crate) fn longer_than(s: &str, max: usize) -> bool {
+    s.len() > max && s.chars().count() > max
+}
+
+fn bounded(s: &str, max: usize, allow_newlines: bool) -> Result<CompactString, TextError> {
+    let s = trim(s);
     if s.is_empty() {
         return Err(TextError::Empty);
     }
-    if s.chars().count() > max {
+    if longer_than(s, max) {
         return Err(TextError::TooLong { max });
     }
-    if s.chars()
-        .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\r' || c == '\t')))
-    {
+    if has_control(s, allow_newlines) {
         return Err(TextError::Control);
     }
-    Ok(s.to_owned())
+    Ok(CompactString::from(s))
 }
 
 macro_rules! text_type {
@@ -68,7 +102,7 @@ macro_rules! text_type {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        pub struct $name(CompactString);
 
         impl $name {
             /// The most characters this field holds.
@@ -94,7 +128,7 @@ macro_rules! text_type {
 
         impl From<$name> for String {
             fn from(v: $name) -> String {
-                v.0
+                v.0.into_string()
             }
         }
 
@@ -171,6 +205,20 @@ mod tests {
                 prop_assert!(!n.as_str().chars().any(char::is_control));
                 prop_assert!(n.as_str().chars().count() <= 100);
                 prop_assert_eq!(n.as_str().trim(), n.as_str());
+            }
+        }
+
+        #[test]
+        fn the_fast_checks_agree_with_the_character_by_character_ones(s in "[ \t\r\n\u{3000}a\x00\u{85}\u{9f}\u{a0}髙]{0,6}|\\PC{0,12}|\\p{Cc}{0,3}") {
+            prop_assert_eq!(trim(&s), s.trim());
+            for newlines in [false, true] {
+                let slow = s.chars().any(|c| {
+                    c.is_control() && !(newlines && matches!(c, '\n' | '\r' | '\t'))
+                });
+                prop_assert_eq!(has_control(&s, newlines), slow);
+            }
+            for max in [0, 1, 3, 5] {
+                prop_assert_eq!(longer_than(&s, max), s.chars().count() > max);
             }
         }
 

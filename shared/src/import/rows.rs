@@ -7,13 +7,14 @@ use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use compact_str::CompactString;
 
 use super::columns::{Column, Header, HeaderProblem};
 use crate::csv::encoding::{DecodeError, EncodingChoice, FileEncoding, decode};
-use crate::csv::{CsvError, CsvErrorKind, Records, restore};
+use crate::csv::{CsvError, CsvErrorKind, Records, is_blank, restore};
 use crate::domain::{
     AppRoles, DisplayName, Email, Groups, Language, Localized, LoginId, NewUser, Notes, Phone,
-    Role, SetError, ShortText, ValidityWindow,
+    Role, SetError, ShortText, ValidityWindow, trim,
 };
 
 /// What a row does.
@@ -40,7 +41,7 @@ impl Operation {
 
     /// Reads an operation in any case, or its Japanese name (`新規`, `編集`, `削除`…).
     pub fn parse(s: &str) -> Option<Operation> {
-        let s = s.trim();
+        let s = trim(s);
         if s.eq_ignore_ascii_case("new") {
             return Some(Operation::New);
         }
@@ -163,7 +164,7 @@ pub struct ParsedRow {
     /// The operation, if the row names a valid one.
     pub operation: Option<Operation>,
     /// The login id cell as written (trimmed), for reports.
-    pub login_text: String,
+    pub login_text: CompactString,
     /// The login id and the action, if the row has no problem of its own.
     pub action: Option<(LoginId, RowAction)>,
 }
@@ -301,29 +302,30 @@ pub fn parse_file(
 ) -> Result<ParsedFile, FileProblem> {
     let decoded = decode(bytes, encoding)?;
     let mut records = Records::new(&decoded.text);
-    let header = loop {
-        match records.next() {
+    let mut cells = Vec::new();
+    loop {
+        match records.read_into(&mut cells) {
             None => return Err(FileProblem::Empty),
-            Some(r) => {
-                let r = r?;
-                if !r.is_blank() {
-                    break r;
+            Some(line) => {
+                line?;
+                if !is_blank(&cells) {
+                    break;
                 }
             }
         }
-    };
-    let header = Header::parse(&header.cells).map_err(FileProblem::Header)?;
+    }
+    let header = Header::parse(&cells).map_err(FileProblem::Header)?;
     let mut reader = RowReader::new(&header);
     let mut rows = Vec::new();
-    for record in records {
-        let record = record?;
-        if record.is_blank() {
+    while let Some(line) = records.read_into(&mut cells) {
+        let line = line?;
+        if is_blank(&cells) {
             continue;
         }
         if rows.len() == max_rows {
             return Err(FileProblem::TooManyRows { limit: max_rows });
         }
-        rows.push(reader.row(record.line, &record.cells));
+        rows.push(reader.row(line, &cells));
     }
     if rows.is_empty() {
         return Err(FileProblem::NoRows);
@@ -406,7 +408,7 @@ impl<'h> RowReader<'h> {
             };
             row.problem(Column::Operation, code, ja, en);
         }
-        let login_text = row.text(Column::LoginId).to_owned();
+        let login_text = CompactString::from(row.text(Column::LoginId));
         let login = row.required(Column::LoginId, LoginId::parse);
         let action = match operation {
             Some(Operation::New) => row.new_user(login.clone()),
@@ -496,7 +498,7 @@ impl<'a> Cells<'a, '_> {
     fn text(&self, column: Column) -> &'a str {
         self.positions[column as usize]
             .and_then(|i| self.cells.get(i))
-            .map_or("", |c| restore(c).trim())
+            .map_or("", |c| trim(restore(c)))
     }
 
     fn present(&self, column: Column) -> bool {
@@ -611,8 +613,8 @@ impl<'a> Cells<'a, '_> {
             None => Some(Role::Member),
             Some(r) => r,
         };
-        let app_roles = self.set(Column::AppRoles, |s| AppRoles::parse(&split_set(s)));
-        let groups = self.set(Column::Groups, |s| Groups::parse(&split_set(s)));
+        let app_roles = self.set(Column::AppRoles, |s| AppRoles::parse(split_set(s)));
+        let groups = self.set(Column::Groups, |s| Groups::parse(split_set(s)));
         let organization = self.optional(Column::Organization, ShortText::parse);
         let department = self.optional(Column::Department, ShortText::parse);
         let phone = self.optional(Column::Phone, Phone::parse);
@@ -656,11 +658,11 @@ impl<'a> Cells<'a, '_> {
             role: self.optional(Column::Role, str::parse::<Role>).flatten(),
             app_roles: self
                 .present(Column::AppRoles)
-                .then(|| self.set(Column::AppRoles, |s| AppRoles::parse(&split_set(s))))
+                .then(|| self.set(Column::AppRoles, |s| AppRoles::parse(split_set(s))))
                 .flatten(),
             groups: self
                 .present(Column::Groups)
-                .then(|| self.set(Column::Groups, |s| Groups::parse(&split_set(s))))
+                .then(|| self.set(Column::Groups, |s| Groups::parse(split_set(s))))
                 .flatten(),
             organization: self.clearable(Column::Organization, ShortText::parse),
             department: self.clearable(Column::Department, ShortText::parse),
@@ -686,11 +688,10 @@ impl<'a> Cells<'a, '_> {
 }
 
 /// The names of a multi-valued cell: separated by `|` or line breaks, trimmed, blanks dropped.
-pub fn split_set(cell: &str) -> Vec<&str> {
+pub fn split_set(cell: &str) -> impl Iterator<Item = &str> {
     cell.split(['|', '\n', '\r'])
-        .map(str::trim)
+        .map(trim)
         .filter(|s| !s.is_empty())
-        .collect()
 }
 
 /// The text is not a date and time as import files write them.
@@ -715,9 +716,59 @@ impl Localized for DateTimeError {
 /// (`2026/4/1 9:00`), seconds with an optional fraction, `T` before the time, or no time
 /// (midnight).
 pub fn parse_datetime(s: &str) -> Result<DateTime<Utc>, DateTimeError> {
-    let s = s.trim();
+    let s = trim(s);
+    match exported_datetime(s.as_bytes()) {
+        Some(t) => Ok(t),
+        None => any_datetime(s),
+    }
+}
+
+/// `yyyy/mm/dd hh:mm` exactly (`-` and `T` allowed where [`any_datetime`] allows them), read
+/// byte by byte: the form exports write and most files keep. `None` for anything else,
+/// including dates that don't exist, which [`any_datetime`] then refuses.
+fn exported_datetime(s: &[u8]) -> Option<DateTime<Utc>> {
+    let &[
+        y0,
+        y1,
+        y2,
+        y3,
+        s1,
+        m0,
+        m1,
+        s2,
+        d0,
+        d1,
+        b' ' | b'T',
+        h0,
+        h1,
+        b':',
+        n0,
+        n1,
+    ] = s
+    else {
+        return None;
+    };
+    if !matches!(s1, b'/' | b'-') || !matches!(s2, b'/' | b'-') {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let date = NaiveDate::from_ymd_opt(
+        number(&[y0, y1, y2, y3])? as i32,
+        number(&[m0, m1])?,
+        number(&[d0, d1])?,
+    )?;
+    let time = NaiveTime::from_hms_opt(number(&[h0, h1])?, number(&[n0, n1])?, 0)?;
+    Some(NaiveDateTime::new(date, time).and_utc())
+}
+
+/// Every form [`parse_datetime`] accepts, from trimmed text.
+fn any_datetime(s: &str) -> Result<DateTime<Utc>, DateTimeError> {
     let (date, time) = match s.split_once([' ', 'T']) {
-        Some((d, t)) => (d, Some(t.trim())),
+        Some((d, t)) => (d, Some(trim(t))),
         None => (s, None),
     };
     let mut parts = date.split(['/', '-']);
@@ -998,6 +1049,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_byte_by_byte_reading_agrees_with_the_general_one(s in "[0-9]{4}[/-](0[0-9]|1[0-3])[/-]([0-2][0-9]|3[0-2])[ T]([01][0-9]|2[0-5]):[0-6][0-9]") {
+            let general = any_datetime(&s);
+            match exported_datetime(s.as_bytes()) {
+                Some(t) => prop_assert_eq!(Ok(t), general),
+                None => prop_assert_eq!(general, Err(DateTimeError)),
+            }
+        }
+
         #[test]
         fn written_times_read_back_exactly(ms in 0i64..4_102_444_800_000) {
             let t = DateTime::from_timestamp_millis(ms).unwrap();
