@@ -26,15 +26,14 @@ use rollcall::domain::{
 };
 use rollcall::files::Bucket;
 use rollcall::import::{
-    ApplyRequest, FileProblem, ImportJob, ImportMode, ImportStatus, JobError, Journal, Planned,
-    Report, RowAction, check, parse_file, parse_upload_key,
+    ApplyRequest, DerivedIds, FileProblem, ImportJob, ImportMode, ImportStatus, JobError, Journal,
+    Planned, Report, RowAction, check, derived_ulid, parse_file, parse_upload_key,
 };
 use rollcall::store::{
     INVITATIONS_PER_CHUNK, PlanChunks, PlanReader, SeatCap, Store, StoreError, chunk_ranges,
     encode_plan,
 };
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tracing::{info, instrument, warn};
 
 pub use config::{
@@ -198,16 +197,6 @@ pub struct Importer {
     bucket: Bucket,
     config: ImportConfig,
     failpoints: Failpoints,
-}
-
-/// A derived id: the apply time in the timestamp, and 80 bits of SHA-256 of the job, what the
-/// id is for and the line, so a resumed or repeated job computes the same ids.
-fn derived_ulid(job: &ImportId, at: DateTime<Utc>, purpose: &str, line: usize) -> ulid::Ulid {
-    let digest = Sha256::digest(format!("{job}/{purpose}/{line}").as_bytes());
-    let mut random = [0u8; 16];
-    random[6..].copy_from_slice(&digest[..10]);
-    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-    ulid::Ulid::from_parts(ms, u128::from_be_bytes(random))
 }
 
 /// The user a change creates who gets an invitation (not one created suspended), with the line.
@@ -486,7 +475,7 @@ impl Importer {
                 }
             }
         }
-        let directory = self
+        let mut directory = self
             .store
             .import_directory(&job.tenant, &logins, &emails)
             .await?;
@@ -498,9 +487,14 @@ impl Importer {
 
         let at = self.store.clock().now();
         let job_id = job.id;
-        let checked = check(&mut file, &directory, Some(&job.created_by), at, |line| {
-            UserId::from_ulid(derived_ulid(&job_id, at, "user", line))
-        });
+        let user_ids = DerivedIds::new(&job_id, at, "user");
+        let checked = check(
+            &mut file,
+            &mut directory,
+            Some(&job.created_by),
+            at,
+            |line| UserId::from_ulid(user_ids.of_line(line)),
+        );
         let header = &file.header;
         let (plan, mut problems) = match checked {
             Ok(plan) => (Some(plan), Vec::new()),
@@ -851,20 +845,5 @@ mod tests {
         );
         assert_eq!(decode_key("100%"), "100%");
         assert_eq!(decode_key("%zz"), "%zz");
-    }
-
-    #[test]
-    fn derived_ids_depend_on_job_purpose_and_line_only() {
-        let job = ImportId::generate();
-        let at = Utc::now();
-        let a = derived_ulid(&job, at, "user", 2);
-        assert_eq!(a, derived_ulid(&job, at, "user", 2));
-        assert_ne!(a, derived_ulid(&job, at, "user", 3));
-        assert_ne!(a, derived_ulid(&job, at, "invite", 2));
-        assert_ne!(a, derived_ulid(&ImportId::generate(), at, "user", 2));
-        assert_eq!(
-            a.timestamp_ms(),
-            u64::try_from(at.timestamp_millis()).unwrap()
-        );
     }
 }

@@ -84,7 +84,7 @@ impl Email {
 
     /// The identity used for uniqueness: the address lower-cased.
     pub fn key(&self) -> std::borrow::Cow<'_, str> {
-        if self.0.bytes().any(|b| b.is_ascii_uppercase()) {
+        if super::has_ascii_uppercase(&self.0) {
             std::borrow::Cow::Owned(self.0.as_str().to_ascii_lowercase())
         } else {
             // Most are lower case already: no copy.
@@ -94,36 +94,35 @@ impl Email {
 }
 
 fn valid_local(local: &str) -> bool {
-    (1..=64).contains(&local.len())
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || LOCAL_SPECIALS.as_bytes().contains(&b))
+    let bytes = local.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && bytes[0] != b'.'
+        && bytes[bytes.len() - 1] != b'.'
+        && !bytes.windows(2).any(|w| w == b"..")
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || LOCAL_SPECIALS.as_bytes().contains(b))
 }
 
 fn valid_domain(domain: &str) -> bool {
-    // Label by label, without collecting them: every NEW row of an import has an address.
+    // Label by label, on the bytes, without collecting them: every NEW row of an import has
+    // an address.
     let mut labels = 0;
-    let mut last = "";
-    for label in domain.split('.') {
+    let mut last: &[u8] = b"";
+    for label in domain.as_bytes().split(|&b| b == b'.') {
         let ok = (1..=63).contains(&label.len())
-            && !label.starts_with('-')
-            && !label.ends_with('-')
+            && !label.starts_with(b"-")
+            && !label.ends_with(b"-")
             && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok {
             return false;
         }
         labels += 1;
         last = label;
     }
-    labels >= 2
-        && domain.len() <= 253
-        && last.len() >= 2
-        && !last.bytes().all(|b| b.is_ascii_digit())
+    labels >= 2 && domain.len() <= 253 && last.len() >= 2 && !last.iter().all(u8::is_ascii_digit)
 }
 
 impl PartialEq for Email {
@@ -180,6 +179,10 @@ mod tests {
             "a..b@example.com",
             ".a@example.com",
             "a@-example.com",
+            "a.@example.com",
+            "a@example-.com",
+            "a@example..com",
+            "a@.example.com",
             "a@example.123",
             "a b@example.com",
             "山田@example.jp",

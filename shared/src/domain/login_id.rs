@@ -78,7 +78,7 @@ impl LoginId {
 
     /// The identity used for uniqueness: lower-cased.
     pub fn key(&self) -> std::borrow::Cow<'_, str> {
-        if self.0.bytes().any(|b| b.is_ascii_uppercase()) {
+        if super::has_ascii_uppercase(&self.0) {
             std::borrow::Cow::Owned(self.0.as_str().to_ascii_lowercase())
         } else {
             // Most are lower case already: no copy.

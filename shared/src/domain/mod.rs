@@ -39,7 +39,7 @@ pub use sets::{AppRole, AppRoles, Group, Groups, RoleCatalogue, SetError, Unknow
 pub use status::{Status, StatusError, TransitionError};
 pub use tenant::{BillingPolicy, SeatUsage, Tenant};
 pub use text::{DisplayName, Notes, ShortText, TextError, search_key};
-pub(crate) use text::{has_control, longer_than, trim};
+pub(crate) use text::{has_ascii_uppercase, has_control, longer_than, trim};
 pub use time::{TimeZone, TimeZoneError, ValidityError, ValidityWindow};
 pub use user::{NewUser, StateChange, User, UserState};
 

@@ -3,6 +3,7 @@
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -146,10 +147,10 @@ macro_rules! name_set {
                 I: IntoIterator,
                 I::Item: AsRef<str>,
             {
-                // Sorted and without repeats, as a set; one allocation, where a B-tree set
-                // takes a node of eleven entries for every user (imports hold thousands).
-                let names = names.into_iter();
-                let mut set = Vec::with_capacity(names.size_hint().0);
+                // Sorted and without repeats, as a set, in one allocation of the right size
+                // (gathered on the stack first), where a B-tree set takes a node of eleven
+                // entries for every user (imports hold thousands).
+                let mut set: SmallVec<[$item; 4]> = SmallVec::new();
                 for n in names {
                     set.push($item::parse(n.as_ref())?);
                 }
@@ -158,7 +159,9 @@ macro_rules! name_set {
                 if set.len() > MAX_ENTRIES {
                     return Err(SetError::TooMany);
                 }
-                Ok($name(set.into_boxed_slice()))
+                let mut exact = Vec::with_capacity(set.len());
+                exact.extend(set);
+                Ok($name(exact.into_boxed_slice()))
             }
 
             /// The names, sorted.

@@ -48,15 +48,25 @@ impl Localized for TextError {
     }
 }
 
-/// [`str::trim`], without looking at characters when the text starts and ends with a visible
-/// ASCII character (most cells of an import file do, and every field is trimmed).
+/// [`str::trim`], without decoding characters when the text plainly starts and ends with one
+/// that is not white space: a visible ASCII character, or a three-byte one from U+3000 up
+/// other than U+3000 itself (kana, kanji, full-width forms: the only white space from U+3000
+/// up is U+3000, the ideographic space). Most cells of an import file are one or the other,
+/// and every field is trimmed.
 pub(crate) fn trim(s: &str) -> &str {
-    let visible = |b: &u8| (b'!'..=b'~').contains(b);
-    let bytes = s.as_bytes();
-    match (
-        bytes.first().is_some_and(visible),
-        bytes.last().is_some_and(visible),
-    ) {
+    let b = s.as_bytes();
+    let n = b.len();
+    if n == 0 {
+        return s;
+    }
+    let visible = |c: u8| (b'!'..=b'~').contains(&c);
+    // A three-byte character from U+3000 up (lead byte E3–EF) that is not U+3000 (E3 80 80).
+    let wide = |lead: u8, second: u8, third: u8| {
+        (0xe3..=0xef).contains(&lead) && (lead, second, third) != (0xe3, 0x80, 0x80)
+    };
+    let clean_start = visible(b[0]) || (n >= 3 && wide(b[0], b[1], b[2]));
+    let clean_end = visible(b[n - 1]) || (n >= 3 && wide(b[n - 3], b[n - 2], b[n - 1]));
+    match (clean_start, clean_end) {
         (true, true) => s,
         (true, false) => s.trim_end(),
         (false, true) => s.trim_start(),
@@ -64,17 +74,43 @@ pub(crate) fn trim(s: &str) -> &str {
     }
 }
 
+/// Whether `s` has an ASCII capital letter, eight bytes at a time: adding `0x3f` to a byte's
+/// low seven bits sets its top bit from `A` (0x41) up, adding `0x25` from `[` (0x5b) up, and
+/// neither sum carries into the next byte.
+pub(crate) fn has_ascii_uppercase(s: &str) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.as_bytes().chunks_exact(8);
+    let mut found = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let low = x & LOW7;
+        let from_a = low + 0x3f3f_3f3f_3f3f_3f3f;
+        let past_z = low + 0x2525_2525_2525_2525;
+        found |= from_a & !past_z & !x & HIGHS;
+    }
+    found != 0 || chunks.remainder().iter().any(u8::is_ascii_uppercase)
+}
+
 /// Whether `s` holds a control character (Unicode category Cc: U+0000–U+001F, U+007F and
 /// U+0080–U+009F), other than line breaks and tabs when `allow_newlines`. Works on the UTF-8
 /// bytes: the C1 controls are the only characters encoded as `C2 80`–`C2 9F`.
 pub(crate) fn has_control(s: &str, allow_newlines: bool) -> bool {
     let bytes = s.as_bytes();
-    bytes.iter().enumerate().any(|(i, &b)| match b {
-        b'\n' | b'\r' | b'\t' => !allow_newlines,
-        0..=0x1f | 0x7f => true,
-        0xc2 => bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
-        _ => false,
-    })
+    // First a pass over every byte without stopping early, which the compiler turns into
+    // vector code: most text has no byte that could start a control character.
+    let suspect = bytes.iter().fold(false, |suspect, &b| {
+        suspect | (b < 0x20) | (b == 0x7f) | (b == 0xc2)
+    });
+    suspect
+        && bytes.iter().enumerate().any(|(i, &b)| match b {
+            b'\n' | b'\r' | b'\t' => !allow_newlines,
+            0..=0x1f | 0x7f => true,
+            0xc2 => bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
+            _ => false,
+        })
 }
 
 /// Whether `s` has more than `max` characters. Counts them only when it has more than `max`
@@ -209,8 +245,9 @@ mod tests {
         }
 
         #[test]
-        fn the_fast_checks_agree_with_the_character_by_character_ones(s in "[ \t\r\n\u{3000}a\x00\u{85}\u{9f}\u{a0}髙]{0,6}|\\PC{0,12}|\\p{Cc}{0,3}") {
+        fn the_fast_checks_agree_with_the_character_by_character_ones(s in "[ \t\r\n\u{3000}aAZ@\\[\x00\u{85}\u{9f}\u{a0}\u{c1}\u{da}髙]{0,20}|\\PC{0,12}|\\p{Cc}{0,3}") {
             prop_assert_eq!(trim(&s), s.trim());
+            prop_assert_eq!(has_ascii_uppercase(&s), s.bytes().any(|b| b.is_ascii_uppercase()));
             for newlines in [false, true] {
                 let slow = s.chars().any(|c| {
                     c.is_control() && !(newlines && matches!(c, '\n' | '\r' | '\t'))

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 
 use super::columns::Column;
 use super::rows::{Changes, ParsedFile, RowAction, RowProblem};
-use crate::domain::{Language, Localized, SeatUsage, Status, Tenant, User, UserId, ValidityWindow};
+use crate::domain::{
+    Language, Localized, RoleCatalogue, SeatUsage, Status, Tenant, User, UserId, ValidityWindow,
+};
 
 /// The part of the directory a file touches, read (strongly consistent) before checking.
 #[derive(Debug, Clone)]
@@ -21,8 +23,9 @@ pub struct Directory {
     pub seats: SeatUsage,
     /// Its count of active admins.
     pub active_admins: u64,
-    /// The live users whose login ids the file names, by login-id key.
-    pub users: HashMap<String, User>,
+    /// The live users whose login ids the file names, by login-id key. Boxed: a user the
+    /// file edits or deletes moves into the plan as it is.
+    pub users: HashMap<String, Box<User>>,
     /// The owners of the emails that NEW rows name, by email key.
     pub email_owners: HashMap<String, UserId>,
 }
@@ -78,12 +81,13 @@ pub struct Plan {
 }
 
 /// Checks every row of `file` against `dir`, taking each row's action into the plan (the rows
-/// keep their line, operation and login id for reports). `uploader` is the admin who uploaded the file
+/// keep their line, operation and login id for reports), and the users that EDIT and DELETE
+/// rows name out of `dir` (the plan holds them as they were read). `uploader` is the admin who uploaded the file
 /// (a row touching their own account is refused); `new_id` gives the id of the user a NEW row
 /// on a line creates, so that the same file always plans the same ids.
 pub fn check(
     file: &mut ParsedFile,
-    dir: &Directory,
+    dir: &mut Directory,
     uploader: Option<&UserId>,
     now: DateTime<Utc>,
     mut new_id: impl FnMut(usize) -> UserId,
@@ -104,10 +108,10 @@ pub fn check(
         };
         let line = row.line;
         let before = problems.len();
-        let existing = dir.users.get(login.key().as_ref());
+        let key = login.key();
         match action {
             RowAction::New { user, disabled } => {
-                if existing.is_some() {
+                if dir.users.contains_key(key.as_ref()) {
                     problems.push(RowProblem::custom(
                         line,
                         Some(Column::LoginId),
@@ -147,14 +151,15 @@ pub fn check(
                 }
             }
             RowAction::Edit(c) => {
-                let current = match target(line, existing, uploader) {
+                let current = match target(line, dir.users.remove(key.as_ref()), uploader) {
                     Ok(u) => u,
                     Err(p) => {
                         problems.push(p);
                         continue;
                     }
                 };
-                let Some(after) = edited(line, current, &c, dir, &mut problems) else {
+                let catalogue = &dir.tenant.role_catalogue;
+                let Some(after) = edited(line, &current, *c, catalogue, &mut problems) else {
                     continue;
                 };
                 if after == *current {
@@ -177,12 +182,12 @@ pub fn check(
                 counts.updated += 1;
                 changes.push(Planned::Update {
                     line,
-                    before: Box::new(current.clone()),
+                    before: current,
                     after: Box::new(after),
                 });
             }
             RowAction::Delete => {
-                let current = match target(line, existing, uploader) {
+                let current = match target(line, dir.users.remove(key.as_ref()), uploader) {
                     Ok(u) => u,
                     Err(p) => {
                         problems.push(p);
@@ -198,7 +203,7 @@ pub fn check(
                 counts.deleted += 1;
                 changes.push(Planned::Delete {
                     line,
-                    user: Box::new(current.clone()),
+                    user: current,
                 });
             }
         }
@@ -241,11 +246,11 @@ pub fn check(
 }
 
 /// The user an EDIT or DELETE row names: it must exist and not be the uploader.
-fn target<'d>(
+fn target(
     line: usize,
-    existing: Option<&'d User>,
+    existing: Option<Box<User>>,
     uploader: Option<&UserId>,
-) -> Result<&'d User, RowProblem> {
+) -> Result<Box<User>, RowProblem> {
     match existing {
         None => Err(RowProblem::custom(
             line,
@@ -298,8 +303,8 @@ impl Localized for SeatsExceeded {
 fn edited(
     line: usize,
     current: &User,
-    c: &Changes,
-    dir: &Directory,
+    c: Changes,
+    catalogue: &RoleCatalogue,
     problems: &mut Vec<RowProblem>,
 ) -> Option<User> {
     let before = problems.len();
@@ -315,32 +320,32 @@ fn edited(
             "An import can't change an email address; change it on the user's page.",
         ));
     }
-    if let Some(name) = &c.name {
-        after.name = name.clone();
+    if let Some(name) = c.name {
+        after.name = name;
     }
     if let Some(role) = c.role {
         after.role = role;
     }
-    if let Some(roles) = &c.app_roles {
-        if let Err(e) = dir.tenant.role_catalogue.check(roles) {
+    if let Some(roles) = c.app_roles {
+        if let Err(e) = catalogue.check(&roles) {
             problems.push(RowProblem::new(line, Some(Column::AppRoles), &e));
         }
-        after.app_roles = roles.clone();
+        after.app_roles = roles;
     }
-    if let Some(groups) = &c.groups {
-        after.groups = groups.clone();
+    if let Some(groups) = c.groups {
+        after.groups = groups;
     }
-    if let Some(v) = &c.organization {
-        after.organization = v.clone();
+    if let Some(v) = c.organization {
+        after.organization = v;
     }
-    if let Some(v) = &c.department {
-        after.department = v.clone();
+    if let Some(v) = c.department {
+        after.department = v;
     }
-    if let Some(v) = &c.phone {
-        after.phone = v.clone();
+    if let Some(v) = c.phone {
+        after.phone = v;
     }
-    if let Some(v) = &c.notes {
-        after.notes = v.clone();
+    if let Some(v) = c.notes {
+        after.notes = v;
     }
     if let Some(v) = c.language {
         after.language = v;
@@ -414,7 +419,7 @@ mod tests {
             active_admins: users.iter().filter(|u| u.is_active_admin()).count() as u64,
             users: users
                 .iter()
-                .map(|u| (u.login_id.key().into_owned(), u.clone()))
+                .map(|u| (u.login_id.key().into_owned(), Box::new(u.clone())))
                 .collect(),
             email_owners: users
                 .iter()
@@ -429,7 +434,9 @@ mod tests {
         uploader: Option<&UserId>,
     ) -> Result<Plan, Vec<RowProblem>> {
         let mut file = parse_file(text.as_bytes(), EncodingChoice::Auto, 100).unwrap();
-        check(&mut file, dir, uploader, now(), |_| UserId::generate())
+        check(&mut file, &mut dir.clone(), uploader, now(), |_| {
+            UserId::generate()
+        })
     }
 
     fn codes(problems: &[RowProblem]) -> Vec<(usize, &'static str)> {
@@ -478,6 +485,50 @@ mod tests {
             "hanako@example.com",
             "same email, any case"
         );
+    }
+
+    #[test]
+    fn the_users_a_file_edits_or_deletes_move_from_the_directory_into_the_plan() {
+        let admin = user("boss", Role::Admin, Status::Active);
+        let mut dir = directory(&[
+            admin.clone(),
+            user("hanako", Role::Member, Status::Active),
+            user("jiro", Role::Member, Status::Invited),
+        ]);
+        let mut file = parse_file(
+            b"operation,login_id,name\r\nEDIT,hanako,Hanako Sato\r\nDELETE,jiro,\r\n",
+            EncodingChoice::Auto,
+            100,
+        )
+        .unwrap();
+        let plan = check(&mut file, &mut dir, Some(&admin.id), now(), |_| {
+            UserId::generate()
+        })
+        .unwrap();
+        let mut left: Vec<&String> = dir.users.keys().collect();
+        left.sort();
+        assert_eq!(left, vec!["boss"]);
+        let Planned::Update { before, after, .. } = &plan.changes[0] else {
+            panic!("an update")
+        };
+        assert_eq!(before.name.as_str(), "hanako");
+        assert_eq!(after.name.as_str(), "Hanako Sato");
+        assert!(
+            matches!(&plan.changes[1], Planned::Delete { user, .. } if user.login_id.as_str() == "jiro")
+        );
+    }
+
+    #[test]
+    fn a_user_named_on_two_rows_is_refused_once_as_a_duplicate() {
+        let admin = user("boss", Role::Admin, Status::Active);
+        let dir = directory(&[admin.clone(), user("hanako", Role::Member, Status::Active)]);
+        let problems = run(
+            "operation,login_id,name\r\nEDIT,hanako,A\r\nDELETE,Hanako,\r\n",
+            &dir,
+            Some(&admin.id),
+        )
+        .unwrap_err();
+        assert_eq!(codes(&problems), vec![(3, "duplicate_in_file")]);
     }
 
     #[test]

@@ -8,6 +8,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt::{self, Write as _};
+use ulid::Ulid;
 
 use super::check::Counts;
 use crate::csv::encoding::{EncodingChoice, FileEncoding};
@@ -261,6 +264,54 @@ pub struct JobRef {
     pub job: ImportId,
 }
 
+/// The ids a job derives for its rows: the apply time in the timestamp, and 80 bits of SHA-256
+/// of `{job}/{purpose}/{line}`, so a resumed or repeated job computes the same ids. The hash of
+/// the text before the line is computed once; each line adds only its number (a file creates
+/// up to 100,000 users).
+#[derive(Clone)]
+pub struct DerivedIds {
+    prefix: Sha256,
+    ms: u64,
+}
+
+impl DerivedIds {
+    /// The ids `job` derives for `purpose` (`user`, `invite`) at `at`.
+    pub fn new(job: &ImportId, at: DateTime<Utc>, purpose: &str) -> DerivedIds {
+        let mut prefix = Hashing(Sha256::new());
+        // Writing into a hash can't fail.
+        let _ = write!(prefix, "{job}/{purpose}/");
+        DerivedIds {
+            prefix: prefix.0,
+            ms: u64::try_from(at.timestamp_millis()).unwrap_or(0),
+        }
+    }
+
+    /// The id of `line`.
+    pub fn of_line(&self, line: usize) -> Ulid {
+        let mut hashing = Hashing(self.prefix.clone());
+        let _ = write!(hashing, "{line}");
+        let digest = hashing.0.finalize();
+        let mut random = [0u8; 16];
+        random[6..].copy_from_slice(&digest[..10]);
+        Ulid::from_parts(self.ms, u128::from_be_bytes(random))
+    }
+}
+
+/// Text written into a hash.
+struct Hashing(Sha256);
+
+impl fmt::Write for Hashing {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The id `job` derives for `purpose` on `line` (see [`DerivedIds`]).
+pub fn derived_ulid(job: &ImportId, at: DateTime<Utc>, purpose: &str, line: usize) -> Ulid {
+    DerivedIds::new(job, at, purpose).of_line(line)
+}
+
 /// `imports/{tid}/{jid}.csv`.
 pub fn upload_key(tenant: &TenantId, id: &ImportId) -> String {
     format!("imports/{tenant}/{id}.csv")
@@ -278,6 +329,28 @@ pub fn parse_upload_key(key: &str) -> Option<(TenantId, ImportId)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_ids_depend_on_job_purpose_and_line_only() {
+        let job = ImportId::generate();
+        let at = Utc::now();
+        let a = derived_ulid(&job, at, "user", 2);
+        assert_eq!(a, derived_ulid(&job, at, "user", 2));
+        assert_ne!(a, derived_ulid(&job, at, "user", 3));
+        assert_ne!(a, derived_ulid(&job, at, "invite", 2));
+        assert_ne!(a, derived_ulid(&ImportId::generate(), at, "user", 2));
+        assert_eq!(
+            a.timestamp_ms(),
+            u64::try_from(at.timestamp_millis()).unwrap()
+        );
+        // The random part is the first 80 bits of SHA-256 of the text.
+        let digest = Sha256::digest(format!("{job}/user/2").as_bytes());
+        assert_eq!(
+            a.random().to_be_bytes()[6..],
+            digest[..10],
+            "{a} from {digest:x?}"
+        );
+    }
 
     #[test]
     fn upload_keys_round_trip_and_nothing_else_is_a_job() {

@@ -13,8 +13,8 @@ pub use check::{Counts, Directory, Plan, Planned, check};
 pub use columns::{Column, Header, HeaderProblem, header_key};
 pub use export::export_csv;
 pub use job::{
-    ApplyRequest, ImportJob, ImportMode, ImportStatus, JobError, JobRef, Journal, Report,
-    parse_upload_key, upload_key,
+    ApplyRequest, DerivedIds, ImportJob, ImportMode, ImportStatus, JobError, JobRef, Journal,
+    Report, derived_ulid, parse_upload_key, upload_key,
 };
 pub use rows::{
     Changes, Clearable, DateTimeError, FileProblem, Operation, ParsedFile, ParsedRow, RowAction,

@@ -2,9 +2,7 @@
 //! row into domain values, collecting every problem of every row with its line and column.
 //! Nothing here reads the directory; [`crate::import::check`] compares the rows with it.
 
-use foldhash::{HashMap, HashMapExt};
 use std::borrow::Cow;
-use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use compact_str::CompactString;
@@ -315,8 +313,12 @@ pub fn parse_file(
         }
     }
     let header = Header::parse(&cells).map_err(FileProblem::Header)?;
-    let mut reader = RowReader::new(&header);
-    let mut rows = Vec::new();
+    // About one row a line end (more only if quoted cells hold line breaks): room for them
+    // all at once, rather than growing a 100,000-row vector and two maps step by step.
+    let expected = decoded.text.bytes().filter(|&b| b == b'\n').count();
+    let expected = expected.min(max_rows);
+    let mut reader = RowReader::new(&header, expected);
+    let mut rows = Vec::with_capacity(expected);
     while let Some(line) = records.read_into(&mut cells) {
         let line = line?;
         if is_blank(&cells) {
@@ -325,13 +327,12 @@ pub fn parse_file(
         if rows.len() == max_rows {
             return Err(FileProblem::TooManyRows { limit: max_rows });
         }
-        rows.push(reader.row(line, &cells));
+        rows.push(reader.row(rows.len(), line, &cells));
     }
     if rows.is_empty() {
         return Err(FileProblem::NoRows);
     }
-    reader.duplicates(&rows);
-    let problems = reader.finish();
+    let problems = reader.finish(&mut rows);
     Ok(ParsedFile {
         encoding: decoded.encoding,
         header,
@@ -345,10 +346,15 @@ struct RowReader<'h> {
     header: &'h Header,
     positions: [Option<usize>; Column::ALL.len()],
     problems: Vec<RowProblem>,
+    /// The hash of each acting row's login-id key, and of its email's, with the row's index:
+    /// sorted once every row is read, equal keys end up side by side (see
+    /// [`RowReader::duplicates`]).
+    logins: Vec<(u64, u32)>,
+    emails: Vec<(u64, u32)>,
 }
 
 impl<'h> RowReader<'h> {
-    fn new(header: &'h Header) -> Self {
+    fn new(header: &'h Header, rows: usize) -> Self {
         let mut positions = [None; Column::ALL.len()];
         for (i, c) in header.columns().iter().enumerate() {
             positions[*c as usize] = Some(i);
@@ -357,15 +363,19 @@ impl<'h> RowReader<'h> {
             header,
             positions,
             problems: Vec::new(),
+            logins: Vec::with_capacity(rows),
+            emails: Vec::with_capacity(rows),
         }
     }
 
-    fn finish(mut self) -> Vec<RowProblem> {
+    fn finish(mut self, rows: &mut [ParsedRow]) -> Vec<RowProblem> {
+        self.duplicates(rows);
         self.problems.sort_by_key(|p| p.line);
         self.problems
     }
 
-    fn row(&mut self, line: usize, cells: &[Cow<'_, str>]) -> ParsedRow {
+    /// Reads the row that will be `rows[index]`.
+    fn row(&mut self, index: usize, line: usize, cells: &[Cow<'_, str>]) -> ParsedRow {
         let before = self.problems.len();
         if cells.len() > self.header.columns().len() {
             self.problems.push(RowProblem::custom(
@@ -416,53 +426,95 @@ impl<'h> RowReader<'h> {
             Some(Operation::Delete) | None => Some(RowAction::Delete),
         };
         let clean = self.problems.len() == before;
+        let action = match (clean, operation, login, action) {
+            (true, Some(_), Some(login), Some(action)) => {
+                self.remember(index, &login, &action);
+                Some((login, action))
+            }
+            _ => None,
+        };
         ParsedRow {
             line,
             operation,
             login_text,
-            action: match (clean, operation, login, action) {
-                (true, Some(_), Some(login), Some(action)) => Some((login, action)),
-                _ => None,
-            },
+            action,
+        }
+    }
+
+    /// Notes the hashes of the user an acting row names, by login id and by email, while
+    /// the row is still in the cache.
+    fn remember(&mut self, index: usize, login: &LoginId, action: &RowAction) {
+        // Row counts are bounded by the row limit, far below u32::MAX.
+        let index = index as u32;
+        self.logins.push((key_hash(&login.key()), index));
+        if let Some(email) = email_of(action) {
+            self.emails.push((key_hash(&email.key()), index));
         }
     }
 
     /// A login id, or an email, on more than one row: every later row is refused, naming the
-    /// first.
-    fn duplicates(&mut self, rows: &[ParsedRow]) {
-        let mut logins: HashMap<Cow<'_, str>, usize> = HashMap::with_capacity(rows.len());
-        let mut emails: HashMap<Cow<'_, str>, usize> = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let Some((login, action)) = &row.action else {
-                continue;
-            };
-            match logins.entry(login.key()) {
-                Entry::Occupied(first) => {
-                    self.problems
-                        .push(duplicate(row.line, Column::LoginId, *first.get()));
-                }
-                Entry::Vacant(v) => {
-                    v.insert(row.line);
-                }
+    /// first, and loses its action (it is not compared with the directory: the first row
+    /// with that user is). The hashes are sorted, so rows with the same key are side by side
+    /// (a scan of a few megabytes in order, where a map of every key is read all over).
+    fn duplicates(&mut self, rows: &mut [ParsedRow]) {
+        /// The key of `column` (login id or email) that `row` names.
+        fn key(row: &ParsedRow, column: Column) -> Option<Cow<'_, str>> {
+            let (login, action) = row.action.as_ref()?;
+            match column {
+                Column::Email => email_of(action).map(Email::key),
+                _ => Some(login.key()),
             }
-            let email = match action {
-                RowAction::New { user, .. } => Some(&user.email),
-                RowAction::Edit(c) => c.email.as_ref(),
-                RowAction::Delete => None,
-            };
-            if let Some(email) = email {
-                match emails.entry(email.key()) {
-                    Entry::Occupied(first) => {
+        }
+        let mut refused = Vec::new();
+        for (hashes, column) in [
+            (&mut self.logins, Column::LoginId),
+            (&mut self.emails, Column::Email),
+        ] {
+            hashes.sort_unstable();
+            for run in hashes
+                .chunk_by(|a, b| a.0 == b.0)
+                .filter(|run| run.len() > 1)
+            {
+                // In row order; a later row repeats the first earlier one with the same key
+                // (equal hashes of different keys are possible, if unlikely).
+                for (k, &(_, later)) in run.iter().enumerate().skip(1) {
+                    let later = &rows[later as usize];
+                    let first = run[..k]
+                        .iter()
+                        .map(|&(_, i)| &rows[i as usize])
+                        .find(|row| key(row, column) == key(later, column));
+                    if let Some(first) = first {
                         self.problems
-                            .push(duplicate(row.line, Column::Email, *first.get()));
-                    }
-                    Entry::Vacant(v) => {
-                        v.insert(row.line);
+                            .push(duplicate(later.line, column, first.line));
+                        refused.push(later.line);
                     }
                 }
             }
         }
+        if !refused.is_empty() {
+            refused.sort_unstable();
+            for row in rows.iter_mut() {
+                if refused.binary_search(&row.line).is_ok() {
+                    row.action = None;
+                }
+            }
+        }
     }
+}
+
+/// The email a row names, if it names one.
+fn email_of(action: &RowAction) -> Option<&Email> {
+    match action {
+        RowAction::New { user, .. } => Some(&user.email),
+        RowAction::Edit(c) => c.email.as_ref(),
+        RowAction::Delete => None,
+    }
+}
+
+/// A key's hash, the same in every run.
+fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    foldhash::fast::FixedState::default().hash_one(key)
 }
 
 fn duplicate(line: usize, column: Column, first: usize) -> RowProblem {
@@ -689,8 +741,14 @@ impl<'a> Cells<'a, '_> {
 
 /// The names of a multi-valued cell: separated by `|` or line breaks, trimmed, blanks dropped.
 pub fn split_set(cell: &str) -> impl Iterator<Item = &str> {
-    cell.split(['|', '\n', '\r'])
-        .map(trim)
+    // Split on the bytes: the separators are ASCII, so every piece is whole characters.
+    cell.as_bytes()
+        .split(|b| matches!(b, b'|' | b'\n' | b'\r'))
+        .scan(0, move |start, piece| {
+            let text = &cell[*start..*start + piece.len()];
+            *start += piece.len() + 1;
+            Some(trim(text))
+        })
         .filter(|s| !s.is_empty())
 }
 
@@ -969,6 +1027,13 @@ mod tests {
             ]
         );
         assert!(f.problems[0].message_en.contains("line 2"));
+        let acting: Vec<usize> = f
+            .rows
+            .iter()
+            .filter(|r| r.action.is_some())
+            .map(|r| r.line)
+            .collect();
+        assert_eq!(acting, vec![2], "only the first row of each user acts");
     }
 
     #[test]
@@ -1049,6 +1114,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn set_cells_split_on_bars_and_line_breaks(cell in "[a 営|\r\n\u{3000}-]{0,16}") {
+            let expected: Vec<&str> = cell
+                .split(['|', '\n', '\r'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            prop_assert_eq!(split_set(&cell).collect::<Vec<_>>(), expected);
+        }
+
         #[test]
         fn the_byte_by_byte_reading_agrees_with_the_general_one(s in "[0-9]{4}[/-](0[0-9]|1[0-3])[/-]([0-2][0-9]|3[0-2])[ T]([01][0-9]|2[0-5]):[0-6][0-9]") {
             let general = any_datetime(&s);
