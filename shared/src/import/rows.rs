@@ -313,10 +313,10 @@ pub fn parse_file(
         }
     }
     let header = Header::parse(&cells).map_err(FileProblem::Header)?;
-    // About one row a line end (more only if quoted cells hold line breaks): room for them
-    // all at once, rather than growing a 100,000-row vector and two maps step by step.
-    let expected = decoded.text.bytes().filter(|&b| b == b'\n').count();
-    let expected = expected.min(max_rows);
+    // Room for the rows at once, rather than growing a 100,000-row vector step by step. A row
+    // that names a user takes well over 64 bytes, so this is seldom short; room reserved and
+    // never written takes no memory.
+    let expected = (decoded.text.len() / 64).min(max_rows);
     let mut reader = RowReader::new(&header, expected);
     let mut rows = Vec::with_capacity(expected);
     while let Some(line) = records.read_into(&mut cells) {
