@@ -20,7 +20,7 @@ use rollcall::domain::{
     DisplayName, Email, ImportId, LoginId, NewUser, Role, SeatUsage, Status, Tenant, TenantId,
     User, UserId,
 };
-use rollcall::import::{Column, DerivedIds, Directory, check, parse_file};
+use rollcall::import::{Column, Creating, DerivedIds, Directory, ParsedFile, check, parse_file};
 use rollcall_e2e::{machine, write_benchmark_section};
 
 /// The allocator the bulk-import function runs with (see its `main.rs`).
@@ -176,23 +176,29 @@ fn fixture(filled: Filled) -> (String, Directory) {
     (w.finish(), directory)
 }
 
-/// The ids of the users a file creates, derived as bulk-import derives them.
-fn new_id(at: chrono::DateTime<Utc>) -> impl FnMut(usize) -> UserId {
+/// Reads a file as bulk-import does: the users its NEW rows create belong to the directory's
+/// tenant, with ids derived from a job (SHA-256 a user).
+fn read(bytes: &[u8], directory: &Directory) -> ParsedFile {
+    let at = Utc::now();
     let ids = DerivedIds::new(&ImportId::generate(), at, "user");
-    move |line| UserId::from_ulid(ids.of_line(line))
+    let creating = Creating {
+        tenant: &directory.tenant.id,
+        at,
+        ids: &|line| UserId::from_ulid(ids.of_line(line)),
+    };
+    parse_file(bytes, EncodingChoice::Auto, ROWS, creating).expect("a valid file")
 }
 
 /// The median and the fastest time of decode + parse + check over `RUNS` runs. Each run checks
 /// against a copy of the directory (check takes the users it plans out of it), made before the
 /// clock starts; what a run made is dropped after it stops.
 fn measure(bytes: &[u8], directory: &Directory) -> (Duration, Duration) {
-    let now = Utc::now();
     let mut times: Vec<Duration> = (0..RUNS)
         .map(|_| {
             let mut dir = directory.clone();
             let started = Instant::now();
-            let mut file = parse_file(bytes, EncodingChoice::Auto, ROWS).expect("a valid file");
-            let plan = check(&mut file, &mut dir, None, now, new_id(now)).expect("no problems");
+            let mut file = read(bytes, directory);
+            let plan = check(&mut file, &mut dir, None).expect("no problems");
             let elapsed = started.elapsed();
             assert_eq!(plan.changes.len(), ROWS);
             elapsed
@@ -218,16 +224,16 @@ fn timed<T>(mut f: impl FnMut() -> T) -> Duration {
 }
 
 /// Median times of the stages for one file: decoding, splitting into CSV records, reading the
-/// rows (decode and records included), and checking against the directory.
+/// rows (decode and records included; NEW rows build their users), and checking against the
+/// directory.
 fn stages(bytes: &[u8], directory: &Directory) -> [Duration; 4] {
     let decoded = decode(bytes, EncodingChoice::Auto).expect("decodes");
-    let now = Utc::now();
     let mut checking = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
-        let mut file = parse_file(bytes, EncodingChoice::Auto, ROWS).expect("parses");
+        let mut file = read(bytes, directory);
         let mut dir = directory.clone();
         let started = Instant::now();
-        let plan = check(&mut file, &mut dir, None, now, new_id(now)).expect("no problems");
+        let plan = check(&mut file, &mut dir, None).expect("no problems");
         checking.push(started.elapsed());
         drop(plan);
     }
@@ -244,7 +250,7 @@ fn stages(bytes: &[u8], directory: &Directory) -> [Duration; 4] {
             }
             count
         }),
-        timed(|| parse_file(bytes, EncodingChoice::Auto, ROWS).expect("parses")),
+        timed(|| read(bytes, directory)),
         checking[RUNS / 2],
     ]
 }
@@ -265,9 +271,8 @@ fn main() {
         for (_, utf8, sjis, directory) in &files {
             for bytes in [utf8, sjis] {
                 let mut dir = directory.clone();
-                let mut file = parse_file(bytes, EncodingChoice::Auto, ROWS).expect("a valid file");
-                let now = Utc::now();
-                let plan = check(&mut file, &mut dir, None, now, new_id(now)).expect("no problems");
+                let mut file = read(bytes, directory);
+                let plan = check(&mut file, &mut dir, None).expect("no problems");
                 assert_eq!(plan.changes.len(), ROWS);
             }
         }
@@ -311,7 +316,7 @@ fn main() {
         "Decode + parse + check of one {ROWS}-row file held in memory, single-threaded: 70 % NEW, \
          20 % EDIT, 10 % DELETE rows with Japanese names and groups, checked against a directory \
          holding the users the EDIT and DELETE rows name, with user ids derived as bulk-import \
-         derives them (SHA-256). Two files: the target's (100,000 rows, about 10 MB: a phone on \
+         derives them (SHA-256) as the NEW rows are read. Two files: the target's (100,000 rows, about 10 MB: a phone on \
          every other row, a validity window on one NEW row in ten), and one with every column \
          filled (about 15 MB). Median and fastest of {RUNS} runs, `cargo bench -p rollcall-e2e \
          --bench import_parse`, with the allocator the function runs with (mimalloc).\n\n\
@@ -322,12 +327,12 @@ fn main() {
          quiet and missed when it is busy. Both files take about the \
          same time: the cost is per row, not per byte. perf (the bench binary keeps its \
          symbols; `IMPORT_PARSE_PROFILE=1` makes one pass for a profiler) puts it in memory \
-         more than in reading: the kernel zeroing fresh pages for the users the plan holds \
-         (a created user is built twice, once as read and once as planned), then the CSV \
-         scanner and the rows' domain values. What made it faster: domain strings inline \
-         (up to 24 bytes, no allocation), cells and sets split on bytes, duplicates found by \
-         sorting hashes rather than in maps read at random, and the users that EDIT and \
-         DELETE rows name moved into the plan rather than copied.\n\n\
+         more than in reading: the kernel zeroing fresh pages for the users the plan holds, \
+         then the CSV scanner and the rows' domain values. What made it faster: domain \
+         strings inline (up to 24 bytes, no allocation), cells and sets split on bytes, \
+         duplicates found by sorting hashes rather than in maps read at random, a NEW row \
+         building its user once, as it is read, and the users that EDIT and DELETE rows \
+         name moved into the plan rather than copied.\n\n\
          Machine: {}, {}.\n",
         machine(),
         Utc::now().format("%Y-%m-%d"),

@@ -26,8 +26,8 @@ use rollcall::domain::{
 };
 use rollcall::files::Bucket;
 use rollcall::import::{
-    ApplyRequest, DerivedIds, FileProblem, ImportJob, ImportMode, ImportStatus, JobError, Journal,
-    Planned, Report, RowAction, check, derived_ulid, parse_file, parse_upload_key,
+    ApplyRequest, Creating, DerivedIds, FileProblem, ImportJob, ImportMode, ImportStatus, JobError,
+    Journal, Planned, Report, RowAction, check, derived_ulid, parse_file, parse_upload_key,
 };
 use rollcall::store::{
     INVITATIONS_PER_CHUNK, PlanChunks, PlanReader, SeatCap, Store, StoreError, chunk_ranges,
@@ -455,7 +455,16 @@ impl Importer {
             return self.refuse_file(job, problem).await;
         }
         let bytes = self.bucket.get(&key).await?;
-        let mut file = match parse_file(&bytes, job.encoding, self.config.max_rows) {
+        // The job's time: when its users are created, and part of their ids.
+        let at = self.store.clock().now();
+        let job_id = job.id;
+        let user_ids = DerivedIds::new(&job_id, at, "user");
+        let creating = Creating {
+            tenant: &job.tenant,
+            at,
+            ids: &|line| UserId::from_ulid(user_ids.of_line(line)),
+        };
+        let mut file = match parse_file(&bytes, job.encoding, self.config.max_rows, creating) {
             Ok(file) => file,
             Err(problem) => {
                 return self
@@ -470,7 +479,7 @@ impl Importer {
         for row in &file.rows {
             if let Some((login, action)) = &row.action {
                 logins.push(login.key());
-                if let RowAction::New { user, .. } = action {
+                if let RowAction::New(user) = action {
                     emails.push(user.email.key());
                 }
             }
@@ -485,16 +494,7 @@ impl Importer {
             return self.refuse_file(job, problem).await;
         }
 
-        let at = self.store.clock().now();
-        let job_id = job.id;
-        let user_ids = DerivedIds::new(&job_id, at, "user");
-        let checked = check(
-            &mut file,
-            &mut directory,
-            Some(&job.created_by),
-            at,
-            |line| UserId::from_ulid(user_ids.of_line(line)),
-        );
+        let checked = check(&mut file, &mut directory, Some(&job.created_by));
         let header = &file.header;
         let (plan, mut problems) = match checked {
             Ok(plan) => (Some(plan), Vec::new()),

@@ -6,8 +6,6 @@
 // A fast hasher: these maps hold up to a whole file of keys, looked up once a row.
 use foldhash::HashMap;
 
-use chrono::{DateTime, Utc};
-
 use super::columns::Column;
 use super::rows::{Changes, ParsedFile, RowAction, RowProblem};
 use crate::domain::{
@@ -81,16 +79,13 @@ pub struct Plan {
 }
 
 /// Checks every row of `file` against `dir`, taking each row's action into the plan (the rows
-/// keep their line, operation and login id for reports), and the users that EDIT and DELETE
-/// rows name out of `dir` (the plan holds them as they were read). `uploader` is the admin who uploaded the file
-/// (a row touching their own account is refused); `new_id` gives the id of the user a NEW row
-/// on a line creates, so that the same file always plans the same ids.
+/// keep their line, operation and login id for reports): the users NEW rows create as they
+/// were read, and the users that EDIT and DELETE rows name out of `dir`. `uploader` is the
+/// admin who uploaded the file (a row touching their own account is refused).
 pub fn check(
     file: &mut ParsedFile,
     dir: &mut Directory,
     uploader: Option<&UserId>,
-    now: DateTime<Utc>,
-    mut new_id: impl FnMut(usize) -> UserId,
 ) -> Result<Plan, Vec<RowProblem>> {
     let mut problems = file.problems.clone();
     let mut changes = Vec::with_capacity(file.rows.len());
@@ -110,7 +105,7 @@ pub fn check(
         let before = problems.len();
         let key = login.key();
         match action {
-            RowAction::New { user, disabled } => {
+            RowAction::New(user) => {
                 if dir.users.contains_key(key.as_ref()) {
                     problems.push(RowProblem::custom(
                         line,
@@ -133,21 +128,11 @@ pub fn check(
                     problems.push(RowProblem::new(line, Some(Column::AppRoles), &e));
                 }
                 if problems.len() == before {
-                    let status = if disabled {
-                        Status::Suspended
-                    } else {
-                        Status::Invited
-                    };
-                    let created =
-                        User::new(dir.tenant.id.clone(), new_id(line), *user, status, now);
-                    if policy.holds_seat(status) {
+                    if policy.holds_seat(user.status) {
                         seat_takers.push(line);
                     }
                     counts.created += 1;
-                    changes.push(Planned::Create {
-                        line,
-                        user: Box::new(created),
-                    });
+                    changes.push(Planned::Create { line, user });
                 }
             }
             RowAction::Edit(c) => {
@@ -378,7 +363,8 @@ mod tests {
         AppRole, DisplayName, Email, LoginId, NewUser, Role, RoleCatalogue, TenantId,
     };
     use crate::import::parse_file;
-    use chrono::TimeZone as _;
+    use crate::import::rows::creating_for_tests as creating;
+    use chrono::{DateTime, TimeZone as _, Utc};
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 21, 3, 0, 0).unwrap()
@@ -433,10 +419,8 @@ mod tests {
         dir: &Directory,
         uploader: Option<&UserId>,
     ) -> Result<Plan, Vec<RowProblem>> {
-        let mut file = parse_file(text.as_bytes(), EncodingChoice::Auto, 100).unwrap();
-        check(&mut file, &mut dir.clone(), uploader, now(), |_| {
-            UserId::generate()
-        })
+        let mut file = parse_file(text.as_bytes(), EncodingChoice::Auto, 100, creating()).unwrap();
+        check(&mut file, &mut dir.clone(), uploader)
     }
 
     fn codes(problems: &[RowProblem]) -> Vec<(usize, &'static str)> {
@@ -499,12 +483,10 @@ mod tests {
             b"operation,login_id,name\r\nEDIT,hanako,Hanako Sato\r\nDELETE,jiro,\r\n",
             EncodingChoice::Auto,
             100,
+            creating(),
         )
         .unwrap();
-        let plan = check(&mut file, &mut dir, Some(&admin.id), now(), |_| {
-            UserId::generate()
-        })
-        .unwrap();
+        let plan = check(&mut file, &mut dir, Some(&admin.id)).unwrap();
         let mut left: Vec<&String> = dir.users.keys().collect();
         left.sort();
         assert_eq!(left, vec!["boss"]);

@@ -6,13 +6,14 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use compact_str::CompactString;
+use std::fmt;
 
 use super::columns::{Column, Header, HeaderProblem};
 use crate::csv::encoding::{DecodeError, EncodingChoice, FileEncoding, decode};
 use crate::csv::{CsvError, CsvErrorKind, Records, is_blank, restore};
 use crate::domain::{
     AppRoles, DisplayName, Email, Groups, Language, Localized, LoginId, NewUser, Notes, Phone,
-    Role, SetError, ShortText, ValidityWindow, trim,
+    Role, SetError, ShortText, Status, TenantId, User, UserId, ValidityWindow, trim,
 };
 
 /// What a row does.
@@ -141,13 +142,9 @@ pub struct Changes {
 /// A row turned into what it asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowAction {
-    /// Create this user, suspended if `disabled`.
-    New {
-        /// The user.
-        user: Box<NewUser>,
-        /// Whether the user starts suspended (and gets no invitation).
-        disabled: bool,
-    },
+    /// Create this user: invited, or suspended if the row says `disabled` (then no invitation
+    /// is sent). Built as the row is read, so that the plan takes it as it is.
+    New(Box<User>),
     /// Change the user with the row's login id.
     Edit(Box<Changes>),
     /// Delete the user with the row's login id.
@@ -291,12 +288,35 @@ impl Localized for FileProblem {
     }
 }
 
+/// What NEW rows need to build the users they create.
+#[derive(Clone, Copy)]
+pub struct Creating<'a> {
+    /// The tenant the file is imported into.
+    pub tenant: &'a TenantId,
+    /// The job's time: when the users are created.
+    pub at: DateTime<Utc>,
+    /// The id of the user that the NEW row on a line creates (the same file always plans the
+    /// same ids).
+    pub ids: &'a dyn Fn(usize) -> UserId,
+}
+
+impl fmt::Debug for Creating<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Creating")
+            .field("tenant", self.tenant)
+            .field("at", &self.at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Reads a whole import file: decode, CSV, header, rows. A problem with the file as a whole
-/// is an `Err`; problems of single rows are listed in the result.
+/// is an `Err`; problems of single rows are listed in the result. A NEW row without problems
+/// of its own holds the user it creates, built with `creating`.
 pub fn parse_file(
     bytes: &[u8],
     encoding: EncodingChoice,
     max_rows: usize,
+    creating: Creating<'_>,
 ) -> Result<ParsedFile, FileProblem> {
     let decoded = decode(bytes, encoding)?;
     let mut records = Records::new(&decoded.text);
@@ -317,7 +337,7 @@ pub fn parse_file(
     // that names a user takes well over 64 bytes, so this is seldom short; room reserved and
     // never written takes no memory.
     let expected = (decoded.text.len() / 64).min(max_rows);
-    let mut reader = RowReader::new(&header, expected);
+    let mut reader = RowReader::new(&header, expected, creating);
     let mut rows = Vec::with_capacity(expected);
     while let Some(line) = records.read_into(&mut cells) {
         let line = line?;
@@ -344,6 +364,7 @@ pub fn parse_file(
 /// Reads rows against a header, collecting problems and watching for duplicates.
 struct RowReader<'h> {
     header: &'h Header,
+    creating: Creating<'h>,
     positions: [Option<usize>; Column::ALL.len()],
     problems: Vec<RowProblem>,
     /// The hash of each acting row's login-id key, and of its email's, with the row's index:
@@ -354,13 +375,14 @@ struct RowReader<'h> {
 }
 
 impl<'h> RowReader<'h> {
-    fn new(header: &'h Header, rows: usize) -> Self {
+    fn new(header: &'h Header, rows: usize, creating: Creating<'h>) -> Self {
         let mut positions = [None; Column::ALL.len()];
         for (i, c) in header.columns().iter().enumerate() {
             positions[*c as usize] = Some(i);
         }
         RowReader {
             header,
+            creating,
             positions,
             problems: Vec::new(),
             logins: Vec::with_capacity(rows),
@@ -399,6 +421,7 @@ impl<'h> RowReader<'h> {
             cells,
             positions: &self.positions,
             problems: &mut self.problems,
+            clean: before,
         };
         let op_text = row.text(Column::Operation);
         let operation = Operation::parse(op_text);
@@ -421,7 +444,7 @@ impl<'h> RowReader<'h> {
         let login_text = CompactString::from(row.text(Column::LoginId));
         let login = row.required(Column::LoginId, LoginId::parse);
         let action = match operation {
-            Some(Operation::New) => row.new_user(login.clone()),
+            Some(Operation::New) => row.new_user(login.clone(), self.creating),
             Some(Operation::Edit) => row.changes(),
             Some(Operation::Delete) | None => Some(RowAction::Delete),
         };
@@ -505,7 +528,7 @@ impl<'h> RowReader<'h> {
 /// The email a row names, if it names one.
 fn email_of(action: &RowAction) -> Option<&Email> {
     match action {
-        RowAction::New { user, .. } => Some(&user.email),
+        RowAction::New(user) => Some(&user.email),
         RowAction::Edit(c) => c.email.as_ref(),
         RowAction::Delete => None,
     }
@@ -542,6 +565,8 @@ struct Cells<'a, 'p> {
     cells: &'a [Cow<'a, str>],
     positions: &'a [Option<usize>; Column::ALL.len()],
     problems: &'p mut Vec<RowProblem>,
+    /// How many problems there were before this row: more, and the row is refused.
+    clean: usize,
 }
 
 impl<'a> Cells<'a, '_> {
@@ -658,7 +683,7 @@ impl<'a> Cells<'a, '_> {
         }
     }
 
-    fn new_user(&mut self, login: Option<LoginId>) -> Option<RowAction> {
+    fn new_user(&mut self, login: Option<LoginId>, creating: Creating<'_>) -> Option<RowAction> {
         let name = self.required(Column::Name, DisplayName::parse);
         let email = self.required(Column::Email, Email::parse);
         let role = match self.optional(Column::Role, str::parse::<Role>) {
@@ -675,24 +700,38 @@ impl<'a> Cells<'a, '_> {
         let (from, till) = self.validity();
         let disabled = self.disabled().unwrap_or(false);
         let validity = self.window(from.flatten(), till.flatten());
-        Some(RowAction::New {
-            user: Box::new(NewUser {
-                login_id: login?,
-                email: email?,
-                name: name?,
-                role: role?,
-                app_roles: app_roles?,
-                groups: groups?,
-                organization: organization.flatten(),
-                department: department.flatten(),
-                phone: phone.flatten(),
-                notes: notes.flatten(),
-                language: language.flatten(),
-                time_zone: None,
-                validity: validity?,
-            }),
-            disabled,
-        })
+        if self.problems.len() != self.clean {
+            // Refused: no user to build.
+            return None;
+        }
+        let new = NewUser {
+            login_id: login?,
+            email: email?,
+            name: name?,
+            role: role?,
+            app_roles: app_roles?,
+            groups: groups?,
+            organization: organization.flatten(),
+            department: department.flatten(),
+            phone: phone.flatten(),
+            notes: notes.flatten(),
+            language: language.flatten(),
+            time_zone: None,
+            validity: validity?,
+        };
+        let status = if disabled {
+            Status::Suspended
+        } else {
+            Status::Invited
+        };
+        let id = (creating.ids)(self.line);
+        Some(RowAction::New(Box::new(User::new(
+            creating.tenant.clone(),
+            id,
+            new,
+            status,
+            creating.at,
+        ))))
     }
 
     fn window(
@@ -895,6 +934,19 @@ pub fn format_datetime(t: DateTime<Utc>) -> String {
     }
 }
 
+/// Users created by the tests' files: tenant `acme`, created 2026-11-21 03:00 UTC, fresh ids.
+#[cfg(test)]
+pub(crate) fn creating_for_tests() -> Creating<'static> {
+    use chrono::TimeZone as _;
+    static TENANT: std::sync::LazyLock<TenantId> =
+        std::sync::LazyLock::new(|| TenantId::parse("acme").expect("a tenant id"));
+    Creating {
+        tenant: &TENANT,
+        at: Utc.with_ymd_and_hms(2026, 11, 21, 3, 0, 0).unwrap(),
+        ids: &|_| UserId::generate(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -906,7 +958,13 @@ mod tests {
     const HEADER: &str = "operation,login_id,name,email,role,app_roles,groups,organization,department,phone,notes,language,valid_from,valid_till,disabled\r\n";
 
     fn parse(text: &str) -> ParsedFile {
-        parse_file(text.as_bytes(), EncodingChoice::Auto, 2_000).unwrap()
+        parse_file(
+            text.as_bytes(),
+            EncodingChoice::Auto,
+            2_000,
+            creating_for_tests(),
+        )
+        .unwrap()
     }
 
     fn codes(f: &ParsedFile) -> Vec<(usize, Option<&'static str>, &'static str)> {
@@ -926,11 +984,12 @@ mod tests {
         let f = parse(&text);
         assert!(f.problems.is_empty(), "{:?}", f.problems);
         assert_eq!(f.rows.len(), 3);
-        let (login, RowAction::New { user, disabled }) = f.rows[0].action.clone().unwrap() else {
+        let (login, RowAction::New(user)) = f.rows[0].action.clone().unwrap() else {
             panic!("a NEW row")
         };
         assert_eq!(login.as_str(), "taro");
-        assert!(!disabled);
+        assert_eq!(user.status, Status::Invited, "not disabled: invited");
+        assert_eq!(user.tenant.as_str(), "acme");
         assert_eq!(user.email.as_str(), "Taro@Example.com");
         assert_eq!(user.role, Role::Admin);
         assert_eq!(
@@ -1058,7 +1117,15 @@ mod tests {
 
     #[test]
     fn problems_with_the_whole_file_name_what_and_where() {
-        let p = |text: &str| parse_file(text.as_bytes(), EncodingChoice::Auto, 2).unwrap_err();
+        let p = |text: &str| {
+            parse_file(
+                text.as_bytes(),
+                EncodingChoice::Auto,
+                2,
+                creating_for_tests(),
+            )
+            .unwrap_err()
+        };
         assert_eq!(p(""), FileProblem::Empty);
         assert_eq!(p("\r\n\r\n"), FileProblem::Empty);
         assert_eq!(p("operation,login_id\r\n,,\r\n"), FileProblem::NoRows);
@@ -1078,9 +1145,9 @@ mod tests {
     fn shift_jis_files_with_japanese_headers_are_read() {
         let text = "操作,ログインID,氏名,メールアドレス,部署\r\nNEW,takahashi,髙橋 ①,t@example.com,営業～東京\r\n";
         let bytes = encode_shift_jis(text).unwrap();
-        let f = parse_file(&bytes, EncodingChoice::Auto, 10).unwrap();
+        let f = parse_file(&bytes, EncodingChoice::Auto, 10, creating_for_tests()).unwrap();
         assert_eq!(f.encoding, FileEncoding::ShiftJis);
-        let Some((_, RowAction::New { user, .. })) = &f.rows[0].action else {
+        let Some((_, RowAction::New(user))) = &f.rows[0].action else {
             panic!("a NEW row")
         };
         assert_eq!(user.name.as_str(), "髙橋 ①");
@@ -1162,13 +1229,13 @@ mod tests {
                 &from_text, "", "0",
             ]);
             let text = w.finish();
-            let f = parse_file(text.as_bytes(), EncodingChoice::Auto, 10).unwrap();
+            let f = parse_file(text.as_bytes(), EncodingChoice::Auto, 10, creating_for_tests()).unwrap();
             prop_assert!(f.problems.is_empty(), "{:?}", f.problems);
-            let Some((l, RowAction::New { user, disabled })) = f.rows[0].action.clone() else {
+            let Some((l, RowAction::New(user))) = f.rows[0].action.clone() else {
                 panic!("a NEW row")
             };
             prop_assert_eq!(l.as_str(), login.as_str());
-            prop_assert!(!disabled);
+            prop_assert_eq!(user.status, Status::Invited);
             prop_assert_eq!(user.name.as_str(), name.as_str());
             prop_assert_eq!(user.email.as_str(), email.as_str());
             prop_assert_eq!(user.role, role);
