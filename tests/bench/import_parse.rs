@@ -322,7 +322,7 @@ fn main() {
          --bench import_parse`, with the allocator the function runs with (mimalloc).\n\n\
          {table}\n\
          Where the time goes (each stage's median on its own):\n\n{split}\n\
-         This machine is shared: the same binary measures between about 90 and 160 ms a file \
+         This machine is shared: the same binary measures between about 85 and 160 ms a file \
          from one run of the bench to the next, so the target is met when the machine is \
          quiet and missed when it is busy. Both files take about the \
          same time: the cost is per row, not per byte. perf (the bench binary keeps its \
