@@ -27,7 +27,7 @@ use rollcall::domain::{
 use rollcall::files::Bucket;
 use rollcall::import::{
     ApplyRequest, Creating, DerivedIds, FileProblem, ImportJob, ImportMode, ImportStatus, JobError,
-    Journal, Planned, Report, RowAction, check, derived_ulid, parse_file, parse_upload_key,
+    Journal, Planned, Report, RowAction, check, parse_file, parse_upload_key,
 };
 use rollcall::store::{
     INVITATIONS_PER_CHUNK, PlanChunks, PlanReader, SeatCap, Store, StoreError, chunk_ranges,
@@ -208,10 +208,16 @@ fn invited(change: &Planned) -> Option<(usize, &User)> {
 }
 
 /// The invitation of a user a job created, with an id derived from the job and the line.
-fn invitation(job: &ImportJob, line: usize, user: &User, at: DateTime<Utc>) -> Invitation {
+fn invitation(
+    job: &ImportJob,
+    ids: &DerivedIds,
+    line: usize,
+    user: &User,
+    at: DateTime<Utc>,
+) -> Invitation {
     let mut invitation =
         Invitation::new(user, InvitationTrigger::Created, Some(job.created_by), at);
-    invitation.id = InvitationId::from_ulid(derived_ulid(&job.id, at, "invite", line));
+    invitation.id = InvitationId::from_ulid(ids.of_line(line));
     invitation
 }
 
@@ -662,12 +668,13 @@ impl Importer {
         let mut invitations: Vec<Invitation> = Vec::with_capacity(INVITATIONS_PER_CHUNK);
         let (mut invited_users, mut chunk_index) = (0, 0);
         let mut changes = PlanReader::new(plan).peekable();
+        let invitation_ids = DerivedIds::new(&job.id, at, "invite");
         while let Some(change) = changes.next() {
             let change = change?;
             let (line, result, id) = reports::outcome_of(&change);
             done.insert(line, (result, id));
             if let Some((line, user)) = invited(&change) {
-                invitations.push(invitation(job, line, user, at));
+                invitations.push(invitation(job, &invitation_ids, line, user, at));
             }
             let full = invitations.len() == INVITATIONS_PER_CHUNK;
             if full || (changes.peek().is_none() && !invitations.is_empty()) {

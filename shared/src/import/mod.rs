@@ -14,7 +14,7 @@ pub use columns::{Column, Header, HeaderProblem, header_key};
 pub use export::export_csv;
 pub use job::{
     ApplyRequest, DerivedIds, ImportJob, ImportMode, ImportStatus, JobError, JobRef, Journal,
-    Report, derived_ulid, parse_upload_key, upload_key,
+    Report, parse_upload_key, upload_key,
 };
 pub use rows::{
     Changes, Clearable, Creating, DateTimeError, FileProblem, Operation, ParsedFile, ParsedRow,

@@ -421,7 +421,7 @@ impl<'h> RowReader<'h> {
             cells,
             positions: &self.positions,
             problems: &mut self.problems,
-            clean: before,
+            problems_before: before,
         };
         let op_text = row.text(Column::Operation);
         let operation = Operation::parse(op_text);
@@ -500,8 +500,8 @@ impl<'h> RowReader<'h> {
             {
                 // In row order; a later row repeats the first earlier one with the same key
                 // (equal hashes of different keys are possible, if unlikely).
-                for (k, &(_, later)) in run.iter().enumerate().skip(1) {
-                    let later = &rows[later as usize];
+                for (k, &(_, index)) in run.iter().enumerate().skip(1) {
+                    let later = &rows[index as usize];
                     let first = run[..k]
                         .iter()
                         .map(|&(_, i)| &rows[i as usize])
@@ -509,18 +509,13 @@ impl<'h> RowReader<'h> {
                     if let Some(first) = first {
                         self.problems
                             .push(duplicate(later.line, column, first.line));
-                        refused.push(later.line);
+                        refused.push(index as usize);
                     }
                 }
             }
         }
-        if !refused.is_empty() {
-            refused.sort_unstable();
-            for row in rows.iter_mut() {
-                if refused.binary_search(&row.line).is_ok() {
-                    row.action = None;
-                }
-            }
+        for index in refused {
+            rows[index].action = None;
         }
     }
 }
@@ -566,7 +561,7 @@ struct Cells<'a, 'p> {
     positions: &'a [Option<usize>; Column::ALL.len()],
     problems: &'p mut Vec<RowProblem>,
     /// How many problems there were before this row: more, and the row is refused.
-    clean: usize,
+    problems_before: usize,
 }
 
 impl<'a> Cells<'a, '_> {
@@ -700,7 +695,7 @@ impl<'a> Cells<'a, '_> {
         let (from, till) = self.validity();
         let disabled = self.disabled().unwrap_or(false);
         let validity = self.window(from.flatten(), till.flatten());
-        if self.problems.len() != self.clean {
+        if self.problems.len() != self.problems_before {
             // Refused: no user to build.
             return None;
         }
