@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements-dev.txt | cut -d'
 # Extra arguments for `rollcall dev`, e.g. make dev ARGS="--port 8080".
 ARGS ?=
 
-.PHONY: dev demo test tools fmt-check clippy unit-and-e2e template-lint bench build clean
+.PHONY: dev demo test tools fmt-check clippy unit-and-e2e other-dates template-lint bench build clean
 
 # Where `make build` builds for: arm64 (the template's default) or x86_64.
 ARCH ?= arm64
@@ -48,7 +48,8 @@ demo: $(STAMP) tools
 	RUST_LOG=$${RUST_LOG:-warn} cargo run --quiet -p rollcall-cli --bin rollcall -- demo --python $(PY)
 
 ## Everything CI checks.
-test: $(STAMP) tools fmt-check clippy template-lint unit-and-e2e
+test: $(STAMP) tools fmt-check clippy template-lint unit-and-e2e other-dates
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.txt target/other-dates-output.txt
 
 fmt-check:
 	cargo fmt --all --check
@@ -61,6 +62,33 @@ unit-and-e2e: $(STAMP)
 	@mkdir -p target
 	set -o pipefail; ROLLCALL_PYTHON=$(abspath $(PY)) cargo test --workspace 2>&1 | tee target/test-output.txt
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.txt
+
+# The CLI and demo tests again, as whole processes on other dates through libfaketime (Debian's
+# libfaketime, installed when missing): hours before and after a JST month end, and a leap day.
+# libfaketime starts each process's clock at the given time when that process starts, so these
+# runs stay hours away from the boundary; the exact boundaries are tested in-process on the
+# injected clock. Monotonic time stays real (tokio's timers stall otherwise).
+OTHER_DATES := 2027-01-31T09:00:00 2027-01-31T21:00:00 2028-02-29T03:00:00
+faketime_lib = ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1
+
+other-dates: $(STAMP)
+	@if [ -z "$$($(faketime_lib))" ]; then \
+	  echo "Installing libfaketime (Debian's package) for the tests on other dates"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q libfaketime >/dev/null || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q libfaketime >/dev/null; }; \
+	  else sudo apt-get install -y -q libfaketime >/dev/null; fi; \
+	fi
+	@test -n "$$($(faketime_lib))" || { echo "libfaketime is missing and could not be installed: apt-get install libfaketime"; exit 1; }
+	@mkdir -p target && : > target/other-dates-output.txt
+	@set -o pipefail; lib=$$($(faketime_lib)); \
+	bin=$$(cargo test -p rollcall-cli --test cli --no-run --message-format=json 2>/dev/null \
+	  | $(PY) -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable") and m["target"]["name"] == "cli"][0])'); \
+	for at in $(OTHER_DATES); do \
+	  echo "== the CLI and demo tests on $$at UTC (libfaketime)"; \
+	  TZ=UTC LD_PRELOAD=$$lib FAKETIME="@$${at/T/ }" FAKETIME_DONT_FAKE_MONOTONIC=1 \
+	    ROLLCALL_TEST_DATE=$${at%T*} ROLLCALL_PYTHON=$(abspath $(PY)) $$bin 2>&1 \
+	    | tee -a target/other-dates-output.txt || exit 1; \
+	done
 
 template-lint: $(STAMP) $(call tool_stamp,sam) $(call tool_stamp,checkov)
 	$(VENV)/bin/cfn-lint infra/template.yaml

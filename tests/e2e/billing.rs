@@ -101,9 +101,16 @@ fn listed_logins(csv: &str) -> Vec<String> {
     logins
 }
 
-#[tokio::test]
-async fn jst_month_end_boundaries_are_exact_to_the_millisecond() {
-    let (app, clock) = app_at(jst(10, 1, 9, 0, 0, 0)).await;
+/// A month's end in Tokyo, exact to the millisecond, for the month `month`: users deleted,
+/// suspended and created in the last millisecond of the month and the first of the next, and
+/// validity windows ending just before and exactly at the end.
+async fn month_end_boundaries_are_exact_to_the_millisecond(month: &str) {
+    let month = BillingMonth::parse(month).unwrap();
+    let tokyo = TimeZone::TOKYO;
+    let end = month.end(tokyo);
+    let last_ms = end - Duration::milliseconds(1);
+    let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (app, clock) = app_at(month.start(tokyo) + Duration::hours(9)).await;
     let acme = app.acme.clone();
     let deleted_before = create(&app, &acme, "deleted-before", json!({})).await;
     let deleted_after = create(&app, &acme, "deleted-after", json!({})).await;
@@ -112,18 +119,18 @@ async fn jst_month_end_boundaries_are_exact_to_the_millisecond() {
         &app,
         &acme,
         "window-ended",
-        json!({"valid_till": "2026-10-31T12:00:00+09:00"}),
+        json!({"valid_till": iso(end - Duration::hours(12))}),
     )
     .await;
     create(
         &app,
         &acme,
         "window-to-the-end",
-        json!({"valid_till": "2026-11-01T00:00:00+09:00"}),
+        json!({"valid_till": iso(end)}),
     )
     .await;
 
-    clock.set(jst(10, 31, 23, 59, 59, 999));
+    clock.set(last_ms);
     let (s, _) = call(
         &app,
         &acme,
@@ -142,7 +149,7 @@ async fn jst_month_end_boundaries_are_exact_to_the_millisecond() {
     assert_eq!(s, 200, "{body}");
     create(&app, &acme, "created-at-the-end", json!({})).await;
 
-    clock.set(jst(11, 1, 0, 0, 0, 0));
+    clock.set(end);
     let (s, _) = call(
         &app,
         &acme,
@@ -154,19 +161,19 @@ async fn jst_month_end_boundaries_are_exact_to_the_millisecond() {
     create(&app, &acme, "created-after", json!({})).await;
 
     // Too early: the month has ended but not settled.
-    clock.set(jst(11, 1, 0, 1, 0, 0));
-    let early = run(&app, json!({"month": "2026-10"})).await;
+    clock.set(end + Duration::minutes(1));
+    let early = run(&app, json!({"month": month.to_string()})).await;
     assert_eq!(run_of(&early, &acme.id).outcome, Outcome::NotClosed);
 
-    clock.set(jst(11, 1, 0, 5, 0, 0));
+    clock.set(end + Duration::minutes(5));
     let report = run(&app, json!({})).await;
     let acme_run = run_of(&report, &acme.id);
     assert_eq!(acme_run.outcome, Outcome::Written, "{report:?}");
-    assert_eq!(acme_run.month, Some(october()));
+    assert_eq!(acme_run.month, Some(month));
     assert_eq!(acme_run.count, Some(4), "{report:?}");
 
     let list = app
-        .object_text(&format!("billing/{}/2026-10.csv", acme.id))
+        .object_text(&format!("billing/{}/{month}.csv", acme.id))
         .await;
     assert_eq!(
         listed_logins(&list),
@@ -178,17 +185,47 @@ async fn jst_month_end_boundaries_are_exact_to_the_millisecond() {
         ]
     );
     // Times in the list are in the tenant's zone.
-    assert!(list.contains("2026-11-01T00:00:00.000+09:00"), "{list}");
+    let next_start = format!("{}-01T00:00:00.000+09:00", month.next());
+    assert!(list.contains(&next_start), "{list}");
 
-    let (s, snap) = call(&app, &acme, Method::GET, "/billing/snapshots/2026-10").await;
+    let (s, snap) = call(
+        &app,
+        &acme,
+        Method::GET,
+        &format!("/billing/snapshots/{month}"),
+    )
+    .await;
     assert_eq!(s, 200, "{snap}");
     assert_eq!(snap["count"], 4);
-    assert_eq!(snap["counted_at"], "2026-10-31T23:59:59.999+09:00");
+    let last_day = last_ms.with_timezone(&tokyo.tz()).format("%Y-%m-%d");
+    assert_eq!(snap["counted_at"], format!("{last_day}T23:59:59.999+09:00"));
     assert_eq!(snap["time_zone"], "Asia/Tokyo");
     let url = snap["users_url"].as_str().expect("a link to the list");
     let fetched = app.http.get(url).send().await.unwrap();
     assert_eq!(fetched.status(), 200);
     assert_eq!(fetched.text().await.unwrap(), list);
+}
+
+#[tokio::test]
+async fn jst_month_end_boundaries_are_exact_to_the_millisecond() {
+    month_end_boundaries_are_exact_to_the_millisecond("2026-10").await;
+}
+
+/// January 2027 ends at 2027-01-31T15:00:00Z: the last millisecond billed is 14:59:59.999.
+#[tokio::test]
+async fn a_january_month_end_is_exact_across_the_new_year() {
+    month_end_boundaries_are_exact_to_the_millisecond("2027-01").await;
+}
+
+/// February 2028 has 29 days: it ends at 2028-02-29T15:00:00Z.
+#[tokio::test]
+async fn a_leap_february_ends_after_its_twenty_ninth_day() {
+    let feb = BillingMonth::parse("2028-02").unwrap();
+    assert_eq!(
+        feb.end(TimeZone::TOKYO),
+        Utc.with_ymd_and_hms(2028, 2, 29, 15, 0, 0).unwrap()
+    );
+    month_end_boundaries_are_exact_to_the_millisecond("2028-02").await;
 }
 
 #[tokio::test]

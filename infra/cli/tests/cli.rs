@@ -381,3 +381,43 @@ fn demo_tours_the_product_on_its_own_stack_and_ends_by_itself() {
         "ichiro was deleted but is listed:\n{text}"
     );
 }
+
+/// `make test` runs this file again under libfaketime on other dates (`make other-dates`),
+/// with the date it set in `ROLLCALL_TEST_DATE`: the clock of this process and of the
+/// `rollcall` it starts must read that date, or those runs would prove nothing. In the
+/// ordinary run there is no date to check.
+#[test]
+fn the_clock_reads_the_date_the_run_was_given() {
+    use base64::Engine as _;
+    let Ok(expected) = std::env::var("ROLLCALL_TEST_DATE") else {
+        return;
+    };
+    let expected = chrono::NaiveDate::parse_from_str(&expected, "%Y-%m-%d")
+        .expect("ROLLCALL_TEST_DATE is yyyy-mm-dd");
+    assert_eq!(chrono::Utc::now().date_naive(), expected, "this process");
+
+    let out = rollcall()
+        .args([
+            "token",
+            "--tenant",
+            "acme",
+            "--sub",
+            "01J0000000000000000000000A",
+            "--role",
+            "admin",
+        ])
+        .output()
+        .expect("rollcall token");
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap();
+    let payload = token.trim().split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let iat = claims["iat"].as_i64().expect("iat");
+    let issued = chrono::DateTime::from_timestamp(iat, 0).unwrap();
+    assert_eq!(issued.date_naive(), expected, "the rollcall it started");
+}

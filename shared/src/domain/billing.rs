@@ -352,6 +352,49 @@ mod tests {
     }
 
     #[test]
+    fn month_ends_and_validity_windows_hold_on_other_dates() {
+        let policy = BillingPolicy::default();
+        // (month, its end in UTC): a JST year end, a month end in the middle of the night in
+        // UTC, and a leap February.
+        for (month, end) in [
+            (
+                "2026-12",
+                Utc.with_ymd_and_hms(2026, 12, 31, 15, 0, 0).unwrap(),
+            ),
+            (
+                "2027-01",
+                Utc.with_ymd_and_hms(2027, 1, 31, 15, 0, 0).unwrap(),
+            ),
+            (
+                "2028-02",
+                Utc.with_ymd_and_hms(2028, 2, 29, 15, 0, 0).unwrap(),
+            ),
+        ] {
+            let m = BillingMonth::parse(month).unwrap();
+            assert_eq!(m.end(tokyo()), end, "{month}");
+            let last = end - Duration::milliseconds(1);
+            assert_eq!(m.billing_instant(tokyo()), last, "{month}");
+            assert_eq!(BillingMonth::containing(last, tokyo()), m, "{month}");
+            assert_eq!(BillingMonth::containing(end, tokyo()), m.next(), "{month}");
+            assert_eq!(BillingMonth::last_closed(end, tokyo()), m, "{month}");
+            assert_eq!(BillingMonth::last_closed(last, tokyo()), m.previous());
+
+            let created = entry(m.start(tokyo()), UserState::Active);
+            let window = |from, till| {
+                [StateChange {
+                    valid_from: from,
+                    valid_till: till,
+                    ..created.clone()
+                }]
+            };
+            assert!(billable_at(&window(None, Some(end)), last, policy));
+            assert!(!billable_at(&window(None, Some(last)), last, policy));
+            assert!(billable_at(&window(Some(last), None), last, policy));
+            assert!(!billable_at(&window(Some(end), None), last, policy));
+        }
+    }
+
+    #[test]
     fn invited_users_count_unless_the_policy_excludes_them() {
         let t = october().billing_instant(tokyo());
         let invited = [entry(jst(2026, 10, 1, 0, 0, 0, 0), UserState::Invited)];
