@@ -318,3 +318,121 @@ async fn random_query_strings_never_get_a_500() {
         assert!([200, 400].contains(&status), "{path} -> {status} {body}");
     }
 }
+
+#[tokio::test]
+async fn an_empty_optional_field_means_none_and_is_never_called_required() {
+    let app = spawn_app().await;
+    let created = app
+        .create_user(json!({
+            "login_id": "blank", "email": "blank@acme.example", "name": "Blank",
+            "organization": "", "department": " ", "notes": "", "phone": "",
+            "valid_from": "", "valid_till": "", "time_zone": "", "language": ""
+        }))
+        .await;
+    for field in ["organization", "department", "notes", "phone", "valid_till"] {
+        assert!(created[field].is_null(), "{field}: {created}");
+    }
+    // On an edit, "" clears a value as null does.
+    let id = created["id"].as_str().unwrap();
+    let resp = app
+        .as_admin(Method::PATCH, &format!("/users/{id}"))
+        .json(&json!({"department": "営業部"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = app
+        .as_admin(Method::PATCH, &format!("/users/{id}"))
+        .json(&json!({"department": ""}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = rollcall_e2e::status_and_json(resp).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["department"].is_null(), "{body}");
+    // A required field stays required.
+    let resp = app
+        .as_admin(Method::POST, "/users")
+        .json(&json!({"login_id": "nameless", "email": "nameless@acme.example", "name": ""}))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(resp, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "name", "{problem}");
+    assert_eq!(problem["errors"][0]["code"], "required", "{problem}");
+}
+
+#[tokio::test]
+async fn a_token_naming_a_tenant_that_does_not_exist_gets_tenant_not_found() {
+    let app = spawn_app().await;
+    let ghost = rollcall::domain::TenantId::parse("ghost-tenant").unwrap();
+    let token = rollcall_e2e::token(
+        &ghost,
+        &rollcall::domain::UserId::generate(),
+        rollcall::domain::Role::Admin,
+    );
+    for path in [
+        "/users",
+        "/users?status=active&sort=created",
+        "/users?email=someone@example.com",
+        "/users?login_id=someone",
+        "/imports",
+        "/billing/snapshots",
+        "/billing/snapshots?from=2026-01&to=2026-03",
+        "/billing/current",
+    ] {
+        let resp = app.request(Method::GET, path, &token).send().await.unwrap();
+        assert_problem(resp, 404, "tenant_not_found").await;
+    }
+}
+
+#[tokio::test]
+async fn names_that_spoof_and_bodies_that_name_a_member_twice_are_refused() {
+    let app = spawn_app().await;
+    for (name, code) in [
+        ("\u{200B}\u{200C}\u{200D}", "invisible_only"),
+        ("admin\u{202E}gpj.exe", "bidi_control"),
+        ("\u{2067}Taro", "bidi_control"),
+        ("Taro\u{E0041}", "hidden_character"),
+        ("Taro\u{FFFF}", "hidden_character"),
+    ] {
+        let resp = app
+            .as_admin(Method::POST, "/users")
+            .json(&json!({"login_id": "spoof", "email": "spoof@acme.example", "name": name}))
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(resp, 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], "name", "{problem}");
+        assert_eq!(problem["errors"][0]["code"], code, "{name:?}: {problem}");
+    }
+    // The same rule for departments and notes, and through the import.
+    let resp = app
+        .as_admin(Method::POST, "/users")
+        .json(&json!({"login_id": "spoof", "email": "spoof@acme.example", "name": "Taro", "department": "\u{202E}部業営"}))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(resp, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "department", "{problem}");
+    // Real names are unaffected.
+    app.create_user(
+        json!({"login_id": "real", "email": "real@acme.example", "name": "髙橋 健二 👩\u{200D}💻"}),
+    )
+    .await;
+
+    let resp = app
+        .as_admin(Method::POST, "/users")
+        .header("content-type", "application/json")
+        .body(r#"{"login_id":"a","login_id":"b","email":"ab@acme.example","name":"AB"}"#)
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(resp, 400, "invalid_json").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("login_id")),
+        "{problem}"
+    );
+}

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::DurationRound as _;
+
 use bulk_import::{BatchResponse, ImportConfig, Importer, SqsEvent, SqsMessage, Stage};
 use lambda_runtime::{Context, LambdaEvent};
 use reqwest::Method;
@@ -661,10 +663,14 @@ async fn import_routes_refuse_bad_input_and_members() {
 async fn export_then_edit_then_reimport_round_trips_and_neutralises_formulas() {
     let app = spawn_app().await;
     let importer = app.importer();
+    // A window ending a year from now, on the minute (the export writes minutes).
+    let till = (app.store.clock().now() + chrono::Duration::days(365))
+        .duration_trunc(chrono::Duration::minutes(1))
+        .unwrap();
     app.create_user(json!({
         "login_id": "formula", "email": "formula@acme.example", "name": "=SUM(A1)",
         "department": "+81", "notes": "@home", "groups": ["-x", "髙"],
-        "valid_till": "2027-03-31T15:00:00Z"
+        "valid_till": till.to_rfc3339()
     }))
     .await;
     for n in 0..3 {
@@ -680,17 +686,43 @@ async fn export_then_edit_then_reimport_round_trips_and_neutralises_formulas() {
     assert_eq!(resp.status(), 200, "the redirect is followed");
     let text = resp.text().await.expect("body");
     assert!(text.starts_with("\u{feff}operation,login_id,name,email,role,app_roles,groups,"));
-    assert!(text.contains("EDIT,formula,'=SUM(A1),formula@acme.example,member,,'-x|髙,,'+81,,'@home,,,2027/03/31 15:00,0\r\n"), "{text}");
+    let till_cell = till.format("%Y/%m/%d %H:%M");
+    assert!(text.contains(&format!("EDIT,formula,'=SUM(A1),formula@acme.example,member,,'-x|髙,,'+81,,'@home,,,{till_cell},0\r\n")), "{text}");
     assert_eq!(text.lines().count(), 6, "header, the admin and four users");
 
-    // Unchanged, it re-imports as unchanged rows.
+    // Unchanged, as the admin who exported it, it re-imports as unchanged rows: the admin's
+    // own row included.
     let id = upload_through_api(&app, "apply", text.clone().into_bytes()).await;
     drain_queue(&app, &importer).await;
     let job = get_json(&app, &format!("/imports/{id}")).await;
-    assert_eq!(
-        job["status"], "invalid",
-        "the admin's own row is refused: {job}"
+    assert_eq!(job["status"], "applied", "{job}");
+    assert_eq!(job["counts"]["unchanged"], 5, "{job}");
+
+    // A row that would change the uploader's own account is refused, naming what it changes.
+    let demoted = text
+        .replace("EDIT,admin,Admin,", "EDIT,admin,Admin 2,")
+        .replace("admin@acme.example,admin,", "admin@acme.example,member,");
+    let id = upload_through_api(&app, "apply", demoted.into_bytes()).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "invalid", "{job}");
+    let url = job["reports"]["validation_json"]
+        .as_str()
+        .expect("the validation report");
+    let validation: serde_json::Value =
+        serde_json::from_slice(&fetch(&app, url).await).expect("JSON report");
+    let own = validation["row_results"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["login_id"] == "admin"))
+        .expect("the admin's row");
+    assert_eq!(own["problems"][0]["code"], "own_account", "{validation}");
+    assert!(
+        own["problems"][0]["message_en"]
+            .as_str()
+            .is_some_and(|m| m.contains("would change: name, role")),
+        "{validation}"
     );
+
     let without_admin: String = text
         .split_inclusive("\r\n")
         .filter(|l| !l.starts_with("EDIT,admin,"))
@@ -1079,4 +1111,157 @@ async fn a_file_replaced_after_validation_is_not_applied() {
     assert_eq!(job["error"]["code"], "file_changed");
     assert!(user(&app.store, &app.acme.id, "x0000").await.is_none());
     assert!(user(&app.store, &app.acme.id, "r0000").await.is_none());
+}
+
+#[tokio::test]
+async fn a_file_may_delete_a_user_and_give_their_email_and_login_id_to_new_users() {
+    let app = spawn_app().await;
+    let importer = app.importer();
+    for login in ["exist1", "exist2"] {
+        app.create_user(
+            json!({"login_id": login, "email": format!("{login}@example.com"), "name": login}),
+        )
+        .await;
+    }
+    let file = "operation,login_id,name,email\r\n\
+                DELETE,exist1,,\r\n\
+                NEW,newbie,New Person,exist1@example.com\r\n\
+                DELETE,exist2,,\r\n\
+                NEW,exist2,Second Life,second@example.com\r\n";
+    let id = upload_through_api(&app, "apply", file.as_bytes().to_vec()).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "applied", "{job}");
+    assert_eq!(
+        (&job["counts"]["created"], &job["counts"]["deleted"]),
+        (&json!(2), &json!(2)),
+        "{job}"
+    );
+    let newbie = user(&app.store, &app.acme.id, "newbie")
+        .await
+        .expect("newbie");
+    assert_eq!(newbie.email.as_str(), "exist1@example.com");
+    let reborn = user(&app.store, &app.acme.id, "exist2")
+        .await
+        .expect("a new exist2");
+    assert_eq!(reborn.name.as_str(), "Second Life");
+    assert!(user(&app.store, &app.acme.id, "exist1").await.is_none());
+    let found = get_json(&app, "/users?email=exist1@example.com").await;
+    assert_eq!(found["items"][0]["login_id"], "newbie", "{found}");
+
+    // The other way round (NEW above DELETE) the email is still taken: nothing changes.
+    let file = "operation,login_id,name,email\r\n\
+                NEW,third,Third,second@example.com\r\n\
+                DELETE,exist2,,\r\n";
+    let id = upload_through_api(&app, "apply", file.as_bytes().to_vec()).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "invalid", "{job}");
+    assert!(user(&app.store, &app.acme.id, "exist2").await.is_some());
+}
+
+#[tokio::test]
+async fn a_byte_that_is_not_text_is_named_by_line_and_offset_in_the_job_and_both_reports() {
+    let app = spawn_app().await;
+    let importer = app.importer();
+    // Line 3 holds the first byte of a three-byte UTF-8 character and nothing more (nor is
+    // it Shift_JIS: a lead byte followed by a comma).
+    let mut file = b"operation,login_id,name,email\r\nNEW,a,A,a@example.com\r\nNEW,b,".to_vec();
+    let offset = file.len();
+    file.extend_from_slice(b"\xE6,b@example.com\r\n");
+    let id = upload_through_api(&app, "validate", file).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "invalid", "{job}");
+    assert_eq!(job["error"]["code"], "file_encoding_unknown", "{job}");
+    assert_eq!(job["error"]["line"], 3, "{job}");
+    assert_eq!(job["error"]["byte_offset"], offset, "{job}");
+
+    let json_url = job["reports"]["validation_json"].as_str().expect("JSON");
+    let report: serde_json::Value =
+        serde_json::from_slice(&fetch(&app, json_url).await).expect("JSON report");
+    assert_eq!(report["file_problem"]["line"], 3, "{report}");
+    assert_eq!(report["file_problem"]["byte_offset"], offset, "{report}");
+    let csv_url = job["reports"]["validation_csv"].as_str().expect("CSV");
+    let csv = String::from_utf8(fetch(&app, csv_url).await).expect("UTF-8");
+    assert!(
+        csv.lines().nth(1).is_some_and(|l| l.starts_with("3,")),
+        "{csv}"
+    );
+
+    // Asked for Shift_JIS, a lead byte at the very end has no trail byte.
+    let resp = app
+        .as_admin(Method::POST, "/imports")
+        .json(&json!({"mode": "validate", "encoding": "shift_jis"}))
+        .send()
+        .await
+        .expect("request");
+    let (status, created) = rollcall_e2e::status_and_json(resp).await;
+    assert_eq!(status, 201, "{created}");
+    let mut sjis =
+        encode_shift_jis("operation,login_id,name,email\r\nNEW,c,髙橋,c@example.com\r\n")
+            .expect("Shift_JIS");
+    let offset = sjis.len();
+    sjis.push(0x82);
+    let put = app
+        .http
+        .put(created["upload"]["url"].as_str().expect("url"))
+        .body(sjis)
+        .send()
+        .await
+        .expect("upload");
+    assert!(put.status().is_success());
+    drain_queue(&app, &importer).await;
+    let id = created["id"].as_str().expect("id");
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["error"]["code"], "file_encoding_malformed", "{job}");
+    assert_eq!(job["error"]["line"], 3, "{job}");
+    assert_eq!(job["error"]["byte_offset"], offset, "{job}");
+}
+
+#[tokio::test]
+async fn only_an_active_admin_may_create_an_import_job() {
+    let app = spawn_app().await;
+    // An admin who was invited and has not set a password yet.
+    let invited = app
+        .create_user(json!({"login_id": "new-admin", "email": "new-admin@acme.example", "name": "New Admin", "role": "admin"}))
+        .await;
+    let id = rollcall::domain::UserId::parse(invited["id"].as_str().expect("id")).expect("id");
+    let token = rollcall_e2e::token(&app.acme.id, &id, rollcall::domain::Role::Admin);
+    let resp = app
+        .request(Method::POST, "/imports", &token)
+        .json(&json!({"mode": "apply"}))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(resp, 403, "forbidden").await;
+
+    // Suspended, the same.
+    let active = app
+        .create_user(json!({"login_id": "old-admin", "email": "old-admin@acme.example", "name": "Old Admin", "role": "admin"}))
+        .await;
+    let old = rollcall::domain::UserId::parse(active["id"].as_str().expect("id")).expect("id");
+    let resp = app
+        .as_admin(Method::POST, &format!("/users/{old}/suspend"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let token = rollcall_e2e::token(&app.acme.id, &old, rollcall::domain::Role::Admin);
+    let resp = app
+        .request(Method::POST, "/imports", &token)
+        .json(&json!({"mode": "validate"}))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(resp, 403, "forbidden").await;
+    assert_eq!(
+        app.store
+            .list_imports(&app.acme.id, 10)
+            .await
+            .expect("jobs")
+            .len(),
+        0,
+        "no job was created"
+    );
 }

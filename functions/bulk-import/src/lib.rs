@@ -400,6 +400,7 @@ impl Importer {
                 // It was read before (an apply asked for later): the bucket's lifecycle removed it.
                 let problem = ReportedProblem {
                     line: None,
+                    byte_offset: None,
                     column: None,
                     code: "file_missing".into(),
                     message_ja: "アップロードされたファイルが保存期間を過ぎて削除されました。もう一度アップロードしてください。".into(),
@@ -421,6 +422,7 @@ impl Importer {
             // Validated as one file, asked to apply another (the upload link was used twice).
             let problem = ReportedProblem {
                 line: None,
+                byte_offset: None,
                 column: None,
                 code: "file_changed".into(),
                 message_ja: "検証した後でファイルが置き換えられました。新しいインポートとしてアップロードしてください。".into(),
@@ -490,6 +492,10 @@ impl Importer {
                 }
             }
         }
+        // A login id freed by a DELETE row may be named again by a NEW row below it; a batch
+        // read must not ask for a key twice.
+        logins.sort_unstable();
+        logins.dedup();
         let mut directory = self
             .store
             .import_directory(&job.tenant, &logins, &emails)
@@ -576,8 +582,8 @@ impl Importer {
         self.apply(job, &plan, rows).await
     }
 
-    /// The uploader must still be an active admin (the file can't touch their own account, so
-    /// the tenant keeps an admin throughout).
+    /// The uploader must be an active admin when the file is read (the API checked it when
+    /// the job was created; they may have been suspended, demoted or deleted since).
     async fn uploader_problem(
         &self,
         job: &ImportJob,
@@ -589,10 +595,11 @@ impl Importer {
         };
         Ok((!admin).then(|| ReportedProblem {
             line: None,
+            byte_offset: None,
             column: None,
             code: "uploader_not_admin".into(),
-            message_ja: "インポートを作成した管理者が、有効な管理者ではなくなりました。".into(),
-            message_en: "The admin who created the import is no longer an active admin.".into(),
+            message_ja: "インポートを作成したユーザーが、現在は有効な管理者ではありません（停止中、招待中、権限の変更、または削除）。有効な管理者がインポートし直してください。".into(),
+            message_en: "The user who created the import is not an active admin now (suspended, still invited, no longer an admin, or deleted). An active admin must import the file again.".into(),
         }))
     }
 
@@ -610,6 +617,7 @@ impl Importer {
                 job.error = Some(JobError {
                     code: "import_lock_lost".into(),
                     line: None,
+                    byte_offset: None,
                     message_ja: "処理が中断している間に、別のインポートが始まりました。途中までの変更が残っています。結果を確認してください。".into(),
                     message_en: "Another import started while this one was interrupted; the rows written so far stay. Check the result.".into(),
                 });
@@ -733,6 +741,7 @@ impl Importer {
         job.error = Some(JobError {
             code: "apply_failed".into(),
             line: None,
+            byte_offset: None,
             message_ja: format!(
                 "変更の書き込みが途中で拒否されました（{e}）。書き込み済みの変更は残っています。"
             ),

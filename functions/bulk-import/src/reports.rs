@@ -17,6 +17,9 @@ pub struct ReportedProblem {
     /// The line of the file (`None` for a problem of the file as a whole).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// The offset (0-based) of the byte the problem is at, where one byte is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub byte_offset: Option<usize>,
     /// The column as the file's header writes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
@@ -33,6 +36,7 @@ impl ReportedProblem {
     pub fn of_row(p: &RowProblem, header: Option<&Header>) -> ReportedProblem {
         ReportedProblem {
             line: Some(p.line),
+            byte_offset: None,
             column: p
                 .column
                 .map(|c| header.map_or(c.name(), |h| h.written(c)).to_owned()),
@@ -46,6 +50,7 @@ impl ReportedProblem {
     pub fn of_file(p: &FileProblem) -> ReportedProblem {
         ReportedProblem {
             line: p.line(),
+            byte_offset: p.byte_offset(),
             column: None,
             code: p.code().to_owned(),
             message_ja: p.message(Language::Ja),
@@ -58,6 +63,7 @@ impl ReportedProblem {
         JobError {
             code: self.code.clone(),
             line: self.line,
+            byte_offset: self.byte_offset,
             message_ja: self.message_ja.clone(),
             message_en: self.message_en.clone(),
         }

@@ -155,6 +155,7 @@ pub async fn list_snapshots(
     if !problems.is_empty() {
         return Err(ApiError::BadRequest(problems));
     }
+    let to_given = to.is_some();
     let to = match to {
         Some(to) => to,
         // The last closed month depends on the tenant's billing time zone.
@@ -180,13 +181,17 @@ pub async fn list_snapshots(
             "At most 120 months can be asked for at once.",
         )]));
     }
-    let items = state
+    let items: Vec<SnapshotView> = state
         .store
         .snapshots(&caller.tenant, from, to)
         .await?
         .iter()
         .map(SnapshotView::of)
         .collect();
+    if items.is_empty() && to_given {
+        // No snapshots may mean no tenant (a token naming one): 404, not an empty list.
+        state.store.get_tenant(&caller.tenant).await?;
+    }
     Ok(Json(SnapshotList { from, to, items }))
 }
 

@@ -106,6 +106,9 @@ pub struct JobErrorView {
     /// The line, if the problem is on one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// The offset (0-based) of the byte it is at, if one byte is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub byte_offset: Option<usize>,
     /// The message.
     pub message: String,
 }
@@ -178,6 +181,7 @@ impl ImportView {
             error: job.error.as_ref().map(|e| JobErrorView {
                 code: e.code.clone(),
                 line: e.line,
+                byte_offset: e.byte_offset,
                 message: match lang {
                     Language::Ja => e.message_ja.clone(),
                     Language::En => e.message_en.clone(),
@@ -233,6 +237,14 @@ pub async fn create_import(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     caller.ensure_admin()?;
+    // The job runs as its creator, so the creator must be an active admin as stored, not only
+    // by the token: an invited admin (no password yet), a suspended or a demoted one gets 403
+    // here rather than a job refused later.
+    match state.store.get_user(&caller.tenant, &caller.user_id).await {
+        Ok(user) if user.is_active_admin() => {}
+        Ok(_) | Err(rollcall::store::StoreError::NotFound) => return Err(ApiError::Forbidden),
+        Err(e) => return Err(e.into()),
+    }
     let mut fields = Fields::new(body.map);
     let mode = fields.required_string("mode");
     let encoding = fields.string("encoding");
@@ -367,6 +379,10 @@ pub async fn list_imports(
         return Err(ApiError::BadRequest(problems));
     }
     let jobs = state.store.list_imports(&caller.tenant, limit).await?;
+    if jobs.is_empty() {
+        // No jobs may mean no tenant (a token naming one): 404, not an empty list.
+        state.store.get_tenant(&caller.tenant).await?;
+    }
     Ok(Json(ImportList {
         items: jobs.iter().map(|j| ImportView::of(j, lang)).collect(),
     }))

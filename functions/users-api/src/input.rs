@@ -41,7 +41,7 @@ impl FromRequest<AppState> for JsonObject {
         }
         let limit = state.limits.max_body_bytes;
         let bytes = read_body(req.into_body(), limit).await?;
-        let value: Value =
+        let UniqueKeys(value) =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
         let Value::Object(map) = value else {
             return Err(ApiError::InvalidJson("expected a JSON object".into()));
@@ -53,6 +53,72 @@ impl FromRequest<AppState> for JsonObject {
             map,
             canonical_hash,
         })
+    }
+}
+
+/// A JSON value whose objects never name a member twice. RFC 8259 §4 says names "SHOULD be
+/// unique" and leaves duplicates to the parser; `serde_json` keeps the last, so
+/// `{"login_id":"a","login_id":"b"}` would mean `b` to us and possibly `a` to a proxy or a log
+/// reader in front of us. Such a body is refused instead.
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if members.contains_key(&name) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the member {name:?} appears more than once"
+                )));
+            }
+            let UniqueKeys(v) = map.next_value()?;
+            members.insert(name, v);
+        }
+        Ok(Value::Object(members))
     }
 }
 
@@ -417,6 +483,22 @@ mod tests {
         assert!(IfMatch::from_headers(&h).check(3).is_err());
         h.insert(header::IF_MATCH, HeaderValue::from_static("*"));
         assert!(IfMatch::from_headers(&h).check(99).is_ok());
+    }
+
+    #[test]
+    fn a_member_named_twice_is_refused_at_any_depth() {
+        let read = |text: &str| serde_json::from_str::<UniqueKeys>(text).map(|u| u.0);
+        let e = read(r#"{"login_id":"a","login_id":"b"}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"login_id\" appears more than once"),
+            "{e}"
+        );
+        assert!(read(r#"{"a":[{"x":1,"x":2}]}"#).is_err());
+        assert_eq!(
+            read(r#"{"a":[1,2.5,null,true,{"x":"y"}],"b":{}}"#).unwrap(),
+            serde_json::json!({"a":[1,2.5,null,true,{"x":"y"}],"b":{}})
+        );
     }
 
     #[test]

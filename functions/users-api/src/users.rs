@@ -165,6 +165,9 @@ pub async fn list_users(
         let found = found.filter(|u| {
             login.as_ref().is_none_or(|l| u.login_id == *l) && status.is_none_or(|s| u.status == s)
         });
+        if found.is_none() {
+            ensure_tenant(&state, &caller).await?;
+        }
         return Ok(Json(UserPage {
             items: found.iter().map(UserView::from).collect(),
             next_cursor: None,
@@ -189,12 +192,23 @@ pub async fn list_users(
         );
     }
     let page = state.store.list_users(&caller.tenant, &query).await?;
+    if page.users.is_empty() && query.after.is_none() {
+        ensure_tenant(&state, &caller).await?;
+    }
     Ok(Json(UserPage {
         items: page.users.iter().map(UserView::from).collect(),
         next_cursor: page
             .next
             .map(|k| state.cursors.seal(&caller.tenant, &fingerprint, &k)),
     }))
+}
+
+/// An answer with no users may come from a tenant that doesn't exist (a token naming one):
+/// that is 404 `tenant_not_found`, not an empty list. Asked only when nothing was found, so a
+/// listing that finds users costs no extra read.
+async fn ensure_tenant(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    state.store.get_tenant(&caller.tenant).await?;
+    Ok(())
 }
 
 /// The members of a create or edit body, each parsed into its domain type.
@@ -241,6 +255,17 @@ impl Changes {
                 fields.parse($name, raw, $parse)
             }};
         }
+        // An optional member given as "" (or only white space) means none, as a blank CSV
+        // cell does: the same as null.
+        macro_rules! optional_field {
+            ($name:literal, $parse:expr) => {{
+                let raw = match fields.string($name) {
+                    Patch::Value(s) if s.trim().is_empty() => Patch::Null,
+                    raw => raw,
+                };
+                fields.parse($name, raw, $parse)
+            }};
+        }
         Changes {
             login_id: field!("login_id", LoginId::parse),
             email: field!("email", Email::parse),
@@ -248,14 +273,14 @@ impl Changes {
             role: field!("role", str::parse::<Role>),
             app_roles: set(fields, "app_roles", |v| AppRoles::parse(v)),
             groups: set(fields, "groups", |v| Groups::parse(v)),
-            organization: field!("organization", ShortText::parse),
-            department: field!("department", ShortText::parse),
-            phone: field!("phone", Phone::parse),
-            notes: field!("notes", Notes::parse),
-            language: field!("language", str::parse::<Language>),
-            time_zone: field!("time_zone", TimeZone::parse),
-            valid_from: field!("valid_from", timestamp),
-            valid_till: field!("valid_till", timestamp),
+            organization: optional_field!("organization", ShortText::parse),
+            department: optional_field!("department", ShortText::parse),
+            phone: optional_field!("phone", Phone::parse),
+            notes: optional_field!("notes", Notes::parse),
+            language: optional_field!("language", str::parse::<Language>),
+            time_zone: optional_field!("time_zone", TimeZone::parse),
+            valid_from: optional_field!("valid_from", timestamp),
+            valid_till: optional_field!("valid_till", timestamp),
         }
     }
 }

@@ -103,28 +103,56 @@ pub struct Decoded<'a> {
     pub encoding: FileEncoding,
 }
 
+/// Where in a file a malformed byte sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct BytePosition {
+    /// The line (1-based) holding the byte.
+    pub line: usize,
+    /// The byte's offset (0-based) from the start of the file, byte-order mark included.
+    pub offset: usize,
+}
+
 /// Why a file's bytes are not text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The bytes are not valid in the encoding the job asked for.
-    #[error("line {line} is not valid {encoding}")]
+    #[error("line {} (byte {}) is not valid {encoding}", at.line, at.offset)]
     Malformed {
         /// The encoding tried.
         encoding: FileEncoding,
-        /// The line (1-based) holding the first malformed byte.
-        line: usize,
+        /// The first malformed byte.
+        at: BytePosition,
     },
     /// The job asked for auto-detection and the bytes are valid in neither encoding.
-    #[error("the file is neither UTF-8 (line {utf8_line}) nor Shift_JIS (line {shift_jis_line})")]
+    #[error("the file is neither UTF-8 (line {}) nor Shift_JIS (line {})", utf8.line, shift_jis.line)]
     Unrecognised {
-        /// The first line that is not UTF-8.
-        utf8_line: usize,
-        /// The first line that is not Shift_JIS.
-        shift_jis_line: usize,
+        /// The first byte that is not UTF-8.
+        utf8: BytePosition,
+        /// The first byte that is not Shift_JIS.
+        shift_jis: BytePosition,
     },
     /// The job asked for Shift_JIS and the file starts with a UTF-8 byte-order mark.
     #[error("the file starts with a UTF-8 byte-order mark but Shift_JIS was asked for")]
     Utf8BomButShiftJis,
+}
+
+impl DecodeError {
+    /// Where the file stops being text. For a file that is neither encoding, the place where
+    /// the one that read further stopped: a UTF-8 file with one bad byte reads far as UTF-8
+    /// and stops early as Shift_JIS, so its bad byte is the one to point at.
+    pub fn position(&self) -> BytePosition {
+        match *self {
+            DecodeError::Malformed { at, .. } => at,
+            DecodeError::Unrecognised { utf8, shift_jis } => {
+                if utf8.offset >= shift_jis.offset {
+                    utf8
+                } else {
+                    shift_jis
+                }
+            }
+            DecodeError::Utf8BomButShiftJis => BytePosition { line: 1, offset: 0 },
+        }
+    }
 }
 
 impl Localized for DecodeError {
@@ -138,31 +166,31 @@ impl Localized for DecodeError {
 
     fn message(&self, lang: Language) -> String {
         match (self, lang) {
-            (DecodeError::Malformed { encoding, line }, Language::Ja) => format!(
-                "{line} 行目に {} として読めないバイトがあります。文字コードを確かめてください。",
+            (DecodeError::Malformed { encoding, at }, Language::Ja) => format!(
+                "{} 行目（{} バイト目）に {} として読めないバイトがあります。文字コードを確かめてください。",
+                at.line,
+                at.offset + 1,
                 encoding_name(*encoding)
             ),
-            (DecodeError::Malformed { encoding, line }, Language::En) => format!(
-                "Line {line} has bytes that are not valid {}. Check the file's encoding.",
+            (DecodeError::Malformed { encoding, at }, Language::En) => format!(
+                "Line {} (byte {}) has bytes that are not valid {}. Check the file's encoding.",
+                at.line,
+                at.offset + 1,
                 encoding_name(*encoding)
             ),
-            (
-                DecodeError::Unrecognised {
-                    utf8_line,
-                    shift_jis_line,
-                },
-                Language::Ja,
-            ) => format!(
-                "ファイルの文字コードが UTF-8（{utf8_line} 行目）でも Shift_JIS（{shift_jis_line} 行目）でもありません。どちらかで保存してください。"
+            (DecodeError::Unrecognised { utf8, shift_jis }, Language::Ja) => format!(
+                "ファイルの文字コードが UTF-8（{} 行目 {} バイト目）でも Shift_JIS（{} 行目 {} バイト目）でもありません。どちらかで保存してください。",
+                utf8.line,
+                utf8.offset + 1,
+                shift_jis.line,
+                shift_jis.offset + 1
             ),
-            (
-                DecodeError::Unrecognised {
-                    utf8_line,
-                    shift_jis_line,
-                },
-                Language::En,
-            ) => format!(
-                "The file is neither UTF-8 (line {utf8_line} is not) nor Shift_JIS (line {shift_jis_line} is not). Save it in one of them."
+            (DecodeError::Unrecognised { utf8, shift_jis }, Language::En) => format!(
+                "The file is neither UTF-8 (line {} byte {} is not) nor Shift_JIS (line {} byte {} is not). Save it in one of them.",
+                utf8.line,
+                utf8.offset + 1,
+                shift_jis.line,
+                shift_jis.offset + 1
             ),
             (DecodeError::Utf8BomButShiftJis, Language::Ja) => {
                 "Shift_JIS が指定されましたが、ファイルは UTF-8（BOM 付き）です。".into()
@@ -199,11 +227,19 @@ fn line_at(bytes: &[u8], offset: usize) -> usize {
     line
 }
 
-fn utf8(bytes: &[u8]) -> Result<&str, usize> {
-    std::str::from_utf8(bytes).map_err(|e| line_at(bytes, e.valid_up_to()))
+/// The position of byte `offset` of `bytes`, which start `skipped` bytes into the file.
+fn position(bytes: &[u8], offset: usize, skipped: usize) -> BytePosition {
+    BytePosition {
+        line: line_at(bytes, offset),
+        offset: offset + skipped,
+    }
 }
 
-fn shift_jis(bytes: &[u8]) -> Result<Cow<'_, str>, usize> {
+fn utf8(bytes: &[u8], skipped: usize) -> Result<&str, BytePosition> {
+    std::str::from_utf8(bytes).map_err(|e| position(bytes, e.valid_up_to(), skipped))
+}
+
+fn shift_jis(bytes: &[u8]) -> Result<Cow<'_, str>, BytePosition> {
     if let Some(text) = SHIFT_JIS.decode_without_bom_handling_and_without_replacement(bytes) {
         return Ok(text);
     }
@@ -218,7 +254,7 @@ fn shift_jis(bytes: &[u8]) -> Result<Cow<'_, str>, usize> {
         DecoderResult::Malformed(bad, after) => read - usize::from(after) - usize::from(bad),
         DecoderResult::InputEmpty | DecoderResult::OutputFull => read,
     };
-    Err(line_at(bytes, offset))
+    Err(position(bytes, offset, 0))
 }
 
 /// Turns a file's bytes into text, as `choice` says.
@@ -232,8 +268,8 @@ fn shift_jis(bytes: &[u8]) -> Result<Cow<'_, str>, usize> {
 pub fn decode(bytes: &[u8], choice: EncodingChoice) -> Result<Decoded<'_>, DecodeError> {
     let bom = bytes.starts_with(UTF8_BOM);
     let as_utf8 = || {
-        let body = if bom { &bytes[UTF8_BOM.len()..] } else { bytes };
-        utf8(body).map(|t| Decoded {
+        let skipped = if bom { UTF8_BOM.len() } else { 0 };
+        utf8(&bytes[skipped..], skipped).map(|t| Decoded {
             text: Cow::Borrowed(t),
             encoding: FileEncoding::Utf8,
         })
@@ -246,25 +282,24 @@ pub fn decode(bytes: &[u8], choice: EncodingChoice) -> Result<Decoded<'_>, Decod
     };
     // Lines are counted in the whole file; the BOM holds no line end, so they agree.
     match choice {
-        EncodingChoice::Utf8 => as_utf8().map_err(|line| DecodeError::Malformed {
+        EncodingChoice::Utf8 => as_utf8().map_err(|at| DecodeError::Malformed {
             encoding: FileEncoding::Utf8,
-            line,
+            at,
         }),
         EncodingChoice::ShiftJis if bom => Err(DecodeError::Utf8BomButShiftJis),
-        EncodingChoice::ShiftJis => as_shift_jis().map_err(|line| DecodeError::Malformed {
+        EncodingChoice::ShiftJis => as_shift_jis().map_err(|at| DecodeError::Malformed {
             encoding: FileEncoding::ShiftJis,
-            line,
+            at,
         }),
-        EncodingChoice::Auto if bom => as_utf8().map_err(|line| DecodeError::Malformed {
+        EncodingChoice::Auto if bom => as_utf8().map_err(|at| DecodeError::Malformed {
             encoding: FileEncoding::Utf8,
-            line,
+            at,
         }),
         EncodingChoice::Auto => match as_utf8() {
             Ok(d) => Ok(d),
-            Err(utf8_line) => as_shift_jis().map_err(|shift_jis_line| DecodeError::Unrecognised {
-                utf8_line,
-                shift_jis_line,
-            }),
+            Err(utf8) => {
+                as_shift_jis().map_err(|shift_jis| DecodeError::Unrecognised { utf8, shift_jis })
+            }
         },
     }
 }
@@ -346,7 +381,7 @@ mod tests {
             decode(bytes, EncodingChoice::Utf8).unwrap_err(),
             DecodeError::Malformed {
                 encoding: FileEncoding::Utf8,
-                line: 3
+                at: BytePosition { line: 3, offset: 6 }
             }
         );
         // A lead byte with an invalid trail byte on line 2.
@@ -355,17 +390,36 @@ mod tests {
             decode(bytes, EncodingChoice::ShiftJis).unwrap_err(),
             DecodeError::Malformed {
                 encoding: FileEncoding::ShiftJis,
-                line: 2
+                at: BytePosition { line: 2, offset: 3 }
             }
         );
         let both_bad = b"x\n\xA0\n\xFF\xFF\n";
         assert_eq!(
             decode(both_bad, EncodingChoice::Auto).unwrap_err(),
             DecodeError::Unrecognised {
-                utf8_line: 2,
-                shift_jis_line: 2
+                utf8: BytePosition { line: 2, offset: 2 },
+                shift_jis: BytePosition { line: 2, offset: 2 }
             }
         );
+        // A UTF-8 file with one bad byte far down points at that byte, not at the first line
+        // Shift_JIS can't read.
+        let line = "あ,b\r\n"; // Shift_JIS stops at its second byte pair (82 2C).
+        let mut late = line.repeat(3).into_bytes();
+        late.extend_from_slice(b"ok,\xE6\x97\r\n");
+        let e = decode(&late, EncodingChoice::Auto).unwrap_err();
+        assert_eq!(
+            e.position(),
+            BytePosition {
+                line: 4,
+                offset: 3 * line.len() + 3
+            }
+        );
+        let e = decode(
+            &[b"\xEF\xBB\xBFa\r\n".as_slice(), b"\xFF"].concat(),
+            EncodingChoice::Auto,
+        )
+        .unwrap_err();
+        assert_eq!(e.position(), BytePosition { line: 2, offset: 6 });
     }
 
     #[test]

@@ -24,6 +24,17 @@ pub enum TextError {
     /// A control character (line breaks are allowed only in notes).
     #[error("contains a control character")]
     Control,
+    /// A bidirectional control (U+202E RIGHT-TO-LEFT OVERRIDE and the like), which can make
+    /// text read differently from what it holds.
+    #[error("contains a bidirectional control character")]
+    BidiControl,
+    /// A character that is never shown: a Unicode tag character or a noncharacter.
+    #[error("contains a hidden character")]
+    Hidden,
+    /// Only invisible characters (zero-width spaces and joiners, fillers): nothing a reader
+    /// would see.
+    #[error("has no visible character")]
+    Invisible,
 }
 
 impl Localized for TextError {
@@ -32,6 +43,9 @@ impl Localized for TextError {
             TextError::Empty => "required",
             TextError::TooLong { .. } => "too_long",
             TextError::Control => "control_character",
+            TextError::BidiControl => "bidi_control",
+            TextError::Hidden => "hidden_character",
+            TextError::Invisible => "invisible_only",
         }
     }
     fn message(&self, lang: Language) -> String {
@@ -44,6 +58,25 @@ impl Localized for TextError {
             (TextError::TooLong { max }, Language::En) => format!("At most {max} characters."),
             (TextError::Control, Language::Ja) => "制御文字は使えません。".into(),
             (TextError::Control, Language::En) => "Control characters are not allowed.".into(),
+            (TextError::BidiControl, Language::Ja) => {
+                "文字の表示方向を変える制御文字（U+202E など）は使えません。".into()
+            }
+            (TextError::BidiControl, Language::En) => {
+                "Direction-control characters (such as U+202E) are not allowed.".into()
+            }
+            (TextError::Hidden, Language::Ja) => {
+                "表示されない文字（タグ文字や非文字）は使えません。".into()
+            }
+            (TextError::Hidden, Language::En) => {
+                "Hidden characters (Unicode tag characters and noncharacters) are not allowed."
+                    .into()
+            }
+            (TextError::Invisible, Language::Ja) => {
+                "目に見える文字を入力してください（ゼロ幅文字だけでは登録できません）。".into()
+            }
+            (TextError::Invisible, Language::En) => {
+                "Must hold a visible character (zero-width characters alone are not text).".into()
+            }
         }
     }
 }
@@ -119,6 +152,68 @@ pub(crate) fn longer_than(s: &str, max: usize) -> bool {
     s.len() > max && s.chars().count() > max
 }
 
+/// Bidirectional controls: the Arabic letter mark, the left-to-right and right-to-left marks,
+/// embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069). Unicode Standard
+/// Annex #9; the "Trojan Source" spoof (CVE-2021-42574) uses them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters never shown: tag characters (U+E0000–U+E007F) and noncharacters (U+FDD0–U+FDEF
+/// and the last two code points of every plane).
+fn is_hidden(c: char) -> bool {
+    let n = u32::from(c);
+    (0xE0000..=0xE007F).contains(&n) || (0xFDD0..=0xFDEF).contains(&n) || n & 0xFFFE == 0xFFFE
+}
+
+/// Characters with no glyph of their own: zero-width spaces and joiners, the word joiner and
+/// invisible operators, the byte-order mark, soft hyphen, variation selectors, fillers.
+/// Inside visible text they are legitimate (ZWJ in emoji, ZWNJ in Persian); alone they show
+/// nothing.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200D}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
+}
+
+/// Refuses text that would show differently from what it holds: bidirectional controls,
+/// hidden characters, or nothing but invisible characters. ASCII text has none of them.
+fn check_spoofing(s: &str) -> Result<(), TextError> {
+    if s.is_ascii() {
+        return Ok(());
+    }
+    let mut visible = false;
+    for c in s.chars() {
+        if is_bidi_control(c) {
+            return Err(TextError::BidiControl);
+        }
+        if is_hidden(c) {
+            return Err(TextError::Hidden);
+        }
+        visible |= !is_invisible(c);
+    }
+    if visible {
+        Ok(())
+    } else {
+        Err(TextError::Invisible)
+    }
+}
+
 fn bounded(s: &str, max: usize, allow_newlines: bool) -> Result<CompactString, TextError> {
     let s = trim(s);
     if s.is_empty() {
@@ -130,6 +225,7 @@ fn bounded(s: &str, max: usize, allow_newlines: bool) -> Result<CompactString, T
     if has_control(s, allow_newlines) {
         return Err(TextError::Control);
     }
+    check_spoofing(s)?;
     Ok(CompactString::from(s))
 }
 
@@ -226,6 +322,49 @@ mod tests {
         );
         assert_eq!(DisplayName::parse(" "), Err(TextError::Empty));
         assert_eq!(DisplayName::parse("a\r\nBcc: x"), Err(TextError::Control));
+    }
+
+    #[test]
+    fn names_that_would_show_differently_from_what_they_hold_are_refused() {
+        assert_eq!(
+            DisplayName::parse("admin\u{202E}txt.exe"),
+            Err(TextError::BidiControl)
+        );
+        assert_eq!(
+            DisplayName::parse("a\u{2066}b\u{2069}"),
+            Err(TextError::BidiControl)
+        );
+        assert_eq!(
+            DisplayName::parse("\u{200B}\u{200C}\u{200D}"),
+            Err(TextError::Invisible)
+        );
+        assert_eq!(
+            DisplayName::parse("\u{3164}\u{FEFF}"),
+            Err(TextError::Invisible)
+        );
+        assert_eq!(
+            DisplayName::parse("Taro\u{E0041}\u{E007F}"),
+            Err(TextError::Hidden)
+        );
+        assert_eq!(DisplayName::parse("x\u{FFFE}"), Err(TextError::Hidden));
+        assert_eq!(DisplayName::parse("x\u{FDD0}"), Err(TextError::Hidden));
+        assert_eq!(
+            ShortText::parse("\u{202D}営業部"),
+            Err(TextError::BidiControl)
+        );
+        // Real names keep working, with the joiners and selectors they may need.
+        for name in [
+            "山田 太郎",
+            "髙橋 健二",
+            "Zoë O'Brien",
+            "محمد",
+            "میخواهم\u{200C}ها",
+            "👩\u{200D}💻 Dev",
+            "葛\u{E0100}城",
+            "ｶﾀｶﾅ　全角",
+        ] {
+            assert!(DisplayName::parse(name).is_ok(), "{name}");
+        }
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn check(
                 }
             }
             RowAction::Edit(c) => {
-                let current = match target(line, dir.users.remove(key.as_ref()), uploader) {
+                let current = match target(line, dir.users.remove(key.as_ref())) {
                     Ok(u) => u,
                     Err(p) => {
                         problems.push(p);
@@ -148,7 +148,12 @@ pub fn check(
                     continue;
                 };
                 if after == *current {
+                    // The uploader's own row as an export writes it changes nothing: fine.
                     counts.unchanged += 1;
+                    continue;
+                }
+                if uploader == Some(&current.id) {
+                    problems.push(own_account_changed(line, &current, &after));
                     continue;
                 }
                 match (
@@ -172,13 +177,28 @@ pub fn check(
                 });
             }
             RowAction::Delete => {
-                let current = match target(line, dir.users.remove(key.as_ref()), uploader) {
+                let current = match target(line, dir.users.remove(key.as_ref())) {
                     Ok(u) => u,
                     Err(p) => {
                         problems.push(p);
                         continue;
                     }
                 };
+                if uploader == Some(&current.id) {
+                    problems.push(RowProblem::custom(
+                        line,
+                        Some(Column::Operation),
+                        "own_account",
+                        "取り込みを行う管理者自身のアカウントは削除できません。",
+                        "The file can't delete the account of the admin who uploads it.",
+                    ));
+                    continue;
+                }
+                // Its email and login id are free for later rows of the file (the apply
+                // deletes before it creates: see `order_for_apply` and the plan's chunks).
+                if dir.email_owners.get(current.email.key().as_ref()) == Some(&current.id) {
+                    dir.email_owners.remove(current.email.key().as_ref());
+                }
                 if policy.holds_seat(current.status) {
                     seats_freed += 1;
                 }
@@ -230,29 +250,70 @@ pub fn check(
     }
 }
 
-/// The user an EDIT or DELETE row names: it must exist and not be the uploader.
-fn target(
-    line: usize,
-    existing: Option<Box<User>>,
-    uploader: Option<&UserId>,
-) -> Result<Box<User>, RowProblem> {
-    match existing {
-        None => Err(RowProblem::custom(
+/// The user an EDIT or DELETE row names: it must exist.
+fn target(line: usize, existing: Option<Box<User>>) -> Result<Box<User>, RowProblem> {
+    existing.ok_or_else(|| {
+        RowProblem::custom(
             line,
             Some(Column::LoginId),
             "user_not_found",
             "このログインIDのユーザーはいません。",
             "No user has this login id.",
-        )),
-        Some(u) if uploader == Some(&u.id) => Err(RowProblem::custom(
-            line,
-            Some(Column::LoginId),
-            "own_account",
-            "取り込みを行う管理者自身のアカウントは変更・削除できません。",
-            "The file can't change or delete the account of the admin who uploads it.",
-        )),
-        Some(u) => Ok(u),
-    }
+        )
+    })
+}
+
+/// The columns in which `after` differs from `before`, in the file's column order.
+fn changed_columns(before: &User, after: &User) -> Vec<Column> {
+    [
+        (Column::Name, before.name != after.name),
+        (Column::Role, before.role != after.role),
+        (Column::AppRoles, before.app_roles != after.app_roles),
+        (Column::Groups, before.groups != after.groups),
+        (
+            Column::Organization,
+            before.organization != after.organization,
+        ),
+        (Column::Department, before.department != after.department),
+        (Column::Phone, before.phone != after.phone),
+        (Column::Notes, before.notes != after.notes),
+        (Column::Language, before.language != after.language),
+        (
+            Column::ValidFrom,
+            before.validity.from() != after.validity.from(),
+        ),
+        (
+            Column::ValidTill,
+            before.validity.till() != after.validity.till(),
+        ),
+        (Column::Disabled, before.status != after.status),
+    ]
+    .into_iter()
+    .filter_map(|(c, changed)| changed.then_some(c))
+    .collect()
+}
+
+/// An EDIT row that would change the uploader's own account: refused, naming what it would
+/// change (on the first such column). An admin changes their own account on their own page,
+/// so a file can never lock its uploader out or demote them halfway through.
+fn own_account_changed(line: usize, before: &User, after: &User) -> RowProblem {
+    let columns = changed_columns(before, after);
+    let names = columns
+        .iter()
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    RowProblem::custom(
+        line,
+        columns.first().copied(),
+        "own_account",
+        format!(
+            "取り込みを行う管理者自身のアカウントは変更できません（変更される項目: {names}）。この行を元の値に戻すか、削除してください。"
+        ),
+        format!(
+            "The file can't change the account of the admin who uploads it (this row would change: {names}). Restore the row's values or remove the row."
+        ),
+    )
 }
 
 /// The seat limit leaves too few seats for the rows that take one.
@@ -595,6 +656,72 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(codes(&problems), vec![(2, "last_admin")]);
+    }
+
+    #[test]
+    fn the_uploaders_own_row_is_fine_unchanged_and_refused_when_it_changes_something() {
+        let admin = user("boss", Role::Admin, Status::Active);
+        let dir = directory(&[admin.clone(), user("hanako", Role::Member, Status::Active)]);
+        // As an export writes it: the same values.
+        let plan = run(
+            "operation,login_id,name,email,role,disabled\r\nEDIT,boss,boss,boss@example.com,admin,0\r\nEDIT,hanako,Hanako,,,\r\n",
+            &dir,
+            Some(&admin.id),
+        )
+        .unwrap();
+        assert_eq!(plan.counts.unchanged, 1);
+        assert_eq!(plan.counts.updated, 1);
+
+        let problems = run(
+            "operation,login_id,name,role,disabled\r\nEDIT,boss,Boss,member,1\r\n",
+            &dir,
+            Some(&admin.id),
+        )
+        .unwrap_err();
+        assert_eq!(codes(&problems), vec![(2, "own_account")]);
+        assert_eq!(problems[0].column, Some(Column::Name));
+        assert!(
+            problems[0]
+                .message_en
+                .contains("would change: name, role, disabled"),
+            "{}",
+            problems[0].message_en
+        );
+        let problems = run(
+            "operation,login_id\r\nDELETE,boss\r\n",
+            &dir,
+            Some(&admin.id),
+        )
+        .unwrap_err();
+        assert_eq!(codes(&problems), vec![(2, "own_account")]);
+    }
+
+    #[test]
+    fn a_deleted_users_email_and_login_id_are_free_for_later_rows_only() {
+        let dir = directory(&[
+            user("exist1", Role::Member, Status::Active),
+            user("exist2", Role::Member, Status::Active),
+        ]);
+        let plan = run(
+            "operation,login_id,name,email\r\n\
+             DELETE,exist1,,\r\n\
+             NEW,newbie,New Person,exist1@example.com\r\n\
+             DELETE,exist2,,\r\n\
+             NEW,exist2,Second Life,second@example.com\r\n",
+            &dir,
+            None,
+        )
+        .unwrap();
+        assert_eq!((plan.counts.created, plan.counts.deleted), (2, 2));
+
+        // A NEW row above the DELETE row finds the email still taken.
+        let problems = run(
+            "operation,login_id,name,email\r\nNEW,newbie,New Person,exist1@example.com\r\nDELETE,exist1,,\r\n",
+            &dir,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(codes(&problems), vec![(2, "email_taken")]);
     }
 
     #[test]

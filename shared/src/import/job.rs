@@ -90,6 +90,10 @@ pub struct JobError {
     /// The line it is on, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// The offset (0-based) of the byte it is at, if one byte is to blame (a byte that is
+    /// not text in the file's encoding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byte_offset: Option<usize>,
     /// Japanese message.
     pub message_ja: String,
     /// English message.

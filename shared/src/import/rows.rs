@@ -213,9 +213,18 @@ impl FileProblem {
     /// The line the problem is on, if it is on one.
     pub fn line(&self) -> Option<usize> {
         match self {
-            FileProblem::Encoding(DecodeError::Malformed { line, .. }) => Some(*line),
+            FileProblem::Encoding(e) => Some(e.position().line),
             FileProblem::Csv(e) => Some(e.line),
             FileProblem::Header(_) => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The offset (0-based, from the start of the file) of the byte the problem is at, where
+    /// one byte is to blame: the first that is not text in the encoding.
+    pub fn byte_offset(&self) -> Option<usize> {
+        match self {
+            FileProblem::Encoding(e) => Some(e.position().offset),
             _ => None,
         }
     }
@@ -499,16 +508,34 @@ impl<'h> RowReader<'h> {
                 .filter(|run| run.len() > 1)
             {
                 // In row order; a later row repeats the first earlier one with the same key
-                // (equal hashes of different keys are possible, if unlikely).
+                // (equal hashes of different keys are possible, if unlikely). One pair is no
+                // repeat: a NEW row right after the DELETE row that freed its login id
+                // creates another user with it (the apply deletes first).
+                let mut refused_here: Vec<u32> = Vec::new();
                 for (k, &(_, index)) in run.iter().enumerate().skip(1) {
                     let later = &rows[index as usize];
-                    let first = run[..k]
+                    let same = |&&(_, i): &&(u64, u32)| {
+                        key(&rows[i as usize], column) == key(later, column)
+                    };
+                    let Some(&(_, first)) = run[..k].iter().find(same) else {
+                        continue;
+                    };
+                    let previous = run[..k]
                         .iter()
-                        .map(|&(_, i)| &rows[i as usize])
-                        .find(|row| key(row, column) == key(later, column));
-                    if let Some(first) = first {
-                        self.problems
-                            .push(duplicate(later.line, column, first.line));
+                        .rev()
+                        .filter(same)
+                        .find(|(_, i)| !refused_here.contains(i))
+                        .map(|&(_, i)| &rows[i as usize]);
+                    let recreated = column == Column::LoginId
+                        && later.operation == Some(Operation::New)
+                        && previous.is_some_and(|p| p.operation == Some(Operation::Delete));
+                    if !recreated {
+                        self.problems.push(duplicate(
+                            later.line,
+                            column,
+                            rows[first as usize].line,
+                        ));
+                        refused_here.push(index);
                         refused.push(index as usize);
                     }
                 }
@@ -1088,6 +1115,33 @@ mod tests {
             .map(|r| r.line)
             .collect();
         assert_eq!(acting, vec![2], "only the first row of each user acts");
+    }
+
+    #[test]
+    fn a_login_id_a_delete_row_frees_may_be_taken_by_a_new_row_below_it() {
+        let f = parse(
+            "operation,login_id,name,email\r\n\
+             DELETE,taro,,\r\n\
+             NEW,Taro,Taro Two,taro2@example.com\r\n\
+             EDIT,taro,Taro Three,\r\n\
+             NEW,jiro,Jiro,jiro@example.com\r\n\
+             DELETE,jiro,,\r\n",
+        );
+        assert_eq!(
+            codes(&f),
+            vec![
+                (4, Some("login_id"), "duplicate_in_file"),
+                (6, Some("login_id"), "duplicate_in_file"),
+            ],
+            "a NEW after the DELETE is a new user; anything else is a repeat"
+        );
+        let acting: Vec<usize> = f
+            .rows
+            .iter()
+            .filter(|r| r.action.is_some())
+            .map(|r| r.line)
+            .collect();
+        assert_eq!(acting, vec![2, 3, 5]);
     }
 
     #[test]

@@ -90,21 +90,71 @@ fn items_of(change: &Planned) -> usize {
     }
 }
 
-/// Splits `changes` into consecutive chunks that each fit one transaction with the journal,
-/// the lock check and the counters. The same changes always split the same way.
-pub fn chunk_ranges(changes: &[Planned]) -> Vec<Range<usize>> {
-    let budget = MAX_TRANSACTION_ITEMS - CHUNK_OVERHEAD;
-    let mut ranges = Vec::new();
-    let mut start = 0;
-    let mut used = 0;
-    for (i, change) in changes.iter().enumerate() {
+/// The uniqueness claims a change writes or deletes (login id and email, each as the item key
+/// part that names it).
+fn claims_of(change: &Planned) -> impl Iterator<Item = String> {
+    let (before, after) = match change {
+        Planned::Create { user, .. } => (None, Some(&**user)),
+        Planned::Update { before, after, .. } => (Some(&**before), Some(&**after)),
+        Planned::Delete { user, .. } => (Some(&**user), None),
+    };
+    let keys = |u: &User| {
+        [
+            format!("login:{}", u.login_id.key()),
+            format!("email:{}", u.email.key()),
+        ]
+    };
+    let moved = |before: &User, after: &User| {
+        before.login_id.key() != after.login_id.key() || before.email.key() != after.email.key()
+    };
+    let touched: Vec<String> = match (before, after) {
+        (Some(b), Some(a)) if !moved(b, a) => Vec::new(),
+        (b, a) => b.into_iter().chain(a).flat_map(keys).collect(),
+    };
+    touched.into_iter()
+}
+
+/// Where chunks end, the one rule [`chunk_ranges`] and [`PlanChunks`] share: a chunk ends
+/// before a change that would pass the transaction's item budget (with the journal, the lock
+/// check and the counters), or that touches a claim a change already in the chunk touches. One
+/// transaction may touch an item only once, and a file may delete a user and give their email
+/// or login id to a new user further down: the delete commits in one chunk, the create in a
+/// later one.
+#[derive(Default)]
+struct ChunkBounds {
+    used: usize,
+    claims: foldhash::HashSet<String>,
+}
+
+impl ChunkBounds {
+    /// Adds `change` to the chunk; `false` (and the chunk started again with it) if it had to
+    /// begin a new one.
+    fn add(&mut self, change: &Planned) -> bool {
+        let budget = MAX_TRANSACTION_ITEMS - CHUNK_OVERHEAD;
         let n = items_of(change);
-        if used + n > budget {
+        let claims: Vec<String> = claims_of(change).collect();
+        let fits = self.used + n <= budget && claims.iter().all(|c| !self.claims.contains(c));
+        if !fits {
+            self.used = 0;
+            self.claims.clear();
+        }
+        self.used += n;
+        self.claims.extend(claims);
+        fits
+    }
+}
+
+/// Splits `changes` into consecutive chunks that each fit one transaction (see
+/// [`ChunkBounds`]). The same changes always split the same way.
+pub fn chunk_ranges(changes: &[Planned]) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut bounds = ChunkBounds::default();
+    let mut start = 0;
+    for (i, change) in changes.iter().enumerate() {
+        if !bounds.add(change) && i > start {
             ranges.push(start..i);
             start = i;
-            used = 0;
         }
-        used += n;
     }
     if start < changes.len() {
         ranges.push(start..changes.len());
@@ -288,7 +338,8 @@ impl Store {
 
     /// Reads, strongly consistent, what checking a file needs: the tenant with its counters,
     /// the live users holding the login ids the file names, and the owners of its NEW rows'
-    /// emails (login-id and email keys, as `LoginId::key` and `Email::key` give them).
+    /// emails (login-id and email keys, as `LoginId::key` and `Email::key` give them; each key
+    /// once: `BatchGetItem` refuses a request that names a key twice).
     #[instrument(skip_all, fields(tenant_id = %tenant, logins = logins.len(), emails = emails.len()))]
     pub async fn import_directory<S: AsRef<str> + Sync>(
         &self,
@@ -690,6 +741,7 @@ pub fn decode_plan(bytes: &[u8]) -> Result<Vec<Planned>, StoreError> {
 pub struct PlanChunks<I> {
     changes: I,
     next: Option<Planned>,
+    bounds: ChunkBounds,
 }
 
 impl<I: Iterator<Item = Result<Planned, StoreError>>> PlanChunks<I> {
@@ -698,6 +750,7 @@ impl<I: Iterator<Item = Result<Planned, StoreError>>> PlanChunks<I> {
         PlanChunks {
             changes,
             next: None,
+            bounds: ChunkBounds::default(),
         }
     }
 }
@@ -706,20 +759,17 @@ impl<I: Iterator<Item = Result<Planned, StoreError>>> Iterator for PlanChunks<I>
     type Item = Result<Vec<Planned>, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let budget = MAX_TRANSACTION_ITEMS - CHUNK_OVERHEAD;
+        // The change that ended the last chunk begins this one (and is counted in `bounds`).
         let mut chunk: Vec<Planned> = self.next.take().into_iter().collect();
-        let mut used: usize = chunk.iter().map(items_of).sum();
         for change in self.changes.by_ref() {
             let change = match change {
                 Ok(change) => change,
                 Err(e) => return Some(Err(e)),
             };
-            let n = items_of(&change);
-            if used + n > budget && !chunk.is_empty() {
+            if !self.bounds.add(&change) && !chunk.is_empty() {
                 self.next = Some(change);
                 break;
             }
-            used += n;
             chunk.push(change);
         }
         (!chunk.is_empty()).then_some(Ok(chunk))
@@ -795,6 +845,39 @@ mod tests {
             assert!(r.len() * 3 + CHUNK_OVERHEAD <= MAX_TRANSACTION_ITEMS);
         }
         assert!(chunk_ranges(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_claim_a_chunk_frees_is_taken_in_a_later_chunk() {
+        let gone = user(1, Status::Active);
+        let mut heir = user(2, Status::Invited);
+        heir.email = gone.email.clone();
+        let mut same_login = user(3, Status::Invited);
+        same_login.login_id = gone.login_id.clone();
+        let changes = vec![
+            Planned::Delete {
+                line: 2,
+                user: Box::new(gone),
+            },
+            Planned::Create {
+                line: 3,
+                user: Box::new(user(4, Status::Invited)),
+            },
+            Planned::Create {
+                line: 4,
+                user: Box::new(heir),
+            },
+            Planned::Create {
+                line: 5,
+                user: Box::new(same_login),
+            },
+        ];
+        assert_eq!(chunk_ranges(&changes), vec![0..2, 2..4]);
+        let encoded = encode_plan(&changes).unwrap();
+        let chunks: Vec<Vec<Planned>> = PlanChunks::new(PlanReader::new(&encoded))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(chunks, vec![changes[0..2].to_vec(), changes[2..4].to_vec()]);
     }
 
     #[test]
