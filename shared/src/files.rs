@@ -6,20 +6,104 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+/// What kind of failure an S3 operation met: it decides whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileErrorKind {
+    /// The object (or the bucket) is not there.
+    NotFound,
+    /// Throttling, S3's own failures, timeouts, a connection or a body that broke off: the
+    /// same request may succeed later.
+    Transient,
+    /// S3 refused the request (access denied, a malformed request): it fails the same way
+    /// every time.
+    Refused,
+}
 
 /// An S3 operation failed.
 #[derive(Debug, thiserror::Error)]
-#[error("S3 {operation} of {key} failed: {message}")]
+#[error("S3 {operation} of {key} failed ({})", self.code.as_deref().unwrap_or(match self.kind {
+    FileErrorKind::NotFound => "not found",
+    FileErrorKind::Transient => "transient",
+    FileErrorKind::Refused => "refused",
+}))]
 pub struct FileError {
     /// What was attempted.
     pub operation: &'static str,
     /// The object.
     pub key: String,
-    /// The SDK's description.
-    pub message: String,
+    /// The kind of failure.
+    pub kind: FileErrorKind,
+    /// S3's error code, when it sent one (`AccessDenied`, `SlowDown`, ...).
+    pub code: Option<String>,
+    /// The SDK's error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl FileError {
+    /// The failure of `operation` on `key` with the SDK's error `e`, classified.
+    pub fn from_sdk<E>(operation: &'static str, key: &str, e: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let code = e.code().map(str::to_owned);
+        let not_found = e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+            || matches!(
+                code.as_deref(),
+                Some("NoSuchKey" | "NotFound" | "NoSuchBucket")
+            );
+        let kind = if not_found {
+            FileErrorKind::NotFound
+        } else if crate::retry::is_transient(&e) {
+            FileErrorKind::Transient
+        } else {
+            FileErrorKind::Refused
+        };
+        FileError {
+            operation,
+            key: key.to_owned(),
+            kind,
+            code,
+            source: Box::new(e),
+        }
+    }
+
+    /// An object's body that broke off while it was read: worth reading again.
+    fn body(key: &str, e: aws_sdk_s3::primitives::ByteStreamError) -> Self {
+        FileError {
+            operation: "GetObject",
+            key: key.to_owned(),
+            kind: FileErrorKind::Transient,
+            code: None,
+            source: Box::new(e),
+        }
+    }
+
+    /// A presigned link that could not be made (its lifetime is out of range): a bug, never
+    /// worth retrying.
+    fn presigning(
+        operation: &'static str,
+        key: &str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        FileError {
+            operation,
+            key: key.to_owned(),
+            kind: FileErrorKind::Refused,
+            code: None,
+            source: Box::new(e),
+        }
+    }
+
+    /// Whether the same operation may succeed if tried again later.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == FileErrorKind::Transient
+    }
 }
 
 /// One bucket.
@@ -70,21 +154,12 @@ impl Bucket {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| FileError {
-                operation: "PutObject",
-                key: key.to_owned(),
-                message: DisplayErrorContext(&e).to_string(),
-            })?;
+            .map_err(|e| FileError::from_sdk("PutObject", key, e))?;
         Ok(())
     }
 
     /// Reads a whole object.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, FileError> {
-        let failed = |message: String| FileError {
-            operation: "GetObject",
-            key: key.to_owned(),
-            message,
-        };
         let out = self
             .client
             .get_object()
@@ -92,12 +167,12 @@ impl Bucket {
             .key(key)
             .send()
             .await
-            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| FileError::from_sdk("GetObject", key, e))?;
         let body = out
             .body
             .collect()
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| FileError::body(key, e))?;
         Ok(body.to_vec())
     }
 
@@ -109,11 +184,7 @@ impl Bucket {
             .key(key)
             .send()
             .await
-            .map_err(|e| FileError {
-                operation: "DeleteObject",
-                key: key.to_owned(),
-                message: DisplayErrorContext(&e).to_string(),
-            })?;
+            .map_err(|e| FileError::from_sdk("DeleteObject", key, e))?;
         Ok(())
     }
 
@@ -124,12 +195,9 @@ impl Bucket {
         filename: &str,
         ttl: Duration,
     ) -> Result<String, FileError> {
-        let failed = |message: String| FileError {
-            operation: "presigned GetObject",
-            key: key.to_owned(),
-            message,
-        };
-        let config = PresigningConfig::expires_in(ttl).map_err(|e| failed(e.to_string()))?;
+        const OPERATION: &str = "presigned GetObject";
+        let config = PresigningConfig::expires_in(ttl)
+            .map_err(|e| FileError::presigning(OPERATION, key, e))?;
         let req = self
             .client
             .get_object()
@@ -138,18 +206,15 @@ impl Bucket {
             .response_content_disposition(format!("attachment; filename=\"{filename}\""))
             .presigned(config)
             .await
-            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| FileError::from_sdk(OPERATION, key, e))?;
         Ok(req.uri().to_owned())
     }
 
     /// A link that uploads the object with one `PUT` until `ttl` has passed.
     pub async fn presigned_put(&self, key: &str, ttl: Duration) -> Result<String, FileError> {
-        let failed = |message: String| FileError {
-            operation: "presigned PutObject",
-            key: key.to_owned(),
-            message,
-        };
-        let config = PresigningConfig::expires_in(ttl).map_err(|e| failed(e.to_string()))?;
+        const OPERATION: &str = "presigned PutObject";
+        let config = PresigningConfig::expires_in(ttl)
+            .map_err(|e| FileError::presigning(OPERATION, key, e))?;
         let req = self
             .client
             .put_object()
@@ -157,7 +222,7 @@ impl Bucket {
             .key(key)
             .presigned(config)
             .await
-            .map_err(|e| failed(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| FileError::from_sdk(OPERATION, key, e))?;
         Ok(req.uri().to_owned())
     }
 }

@@ -17,5 +17,6 @@ pub mod domain;
 pub mod files;
 pub mod import;
 pub mod mail;
+pub mod retry;
 pub mod store;
 pub mod telemetry;

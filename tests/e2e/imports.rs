@@ -1265,3 +1265,68 @@ async fn only_an_active_admin_may_create_an_import_job() {
         "no job was created"
     );
 }
+
+#[tokio::test]
+async fn a_permanent_s3_error_fails_the_job_in_one_delivery_and_a_transient_one_is_retried() {
+    let app = spawn_app().await;
+    let importer = importer(&app);
+    let file = seed_file("acme", 3);
+
+    // S3 refuses the upload for good (access denied): one delivery, and the job says so.
+    let (refused, etag) = upload(&app, &app.acme, ImportMode::Apply, file.clone()).await;
+    let path = format!("/{}/{}", app.bucket.name(), refused.upload_key());
+    rollcall_e2e::inject_fault(&path, "", 403, "AccessDenied", 1).await;
+    let response = deliver(&importer, s3_event(&app, &refused, &etag)).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "a permanent failure is not delivered again: {response:?}"
+    );
+    let failed = job(&app.store, &refused).await;
+    assert_eq!(failed.status, ImportStatus::Failed);
+    let error = failed.error.expect("the job says why");
+    assert_eq!(error.code, "file_unreadable");
+    assert!(
+        error.message_en.contains("Nothing was changed"),
+        "{error:?}"
+    );
+    let api = get_json(&app, &format!("/imports/{}", refused.id)).await;
+    assert_eq!(api["status"], "failed", "{api}");
+    assert_eq!(api["error"]["code"], "file_unreadable", "{api}");
+    // The lock is free: the next job runs.
+    let (next, etag) = upload(&app, &app.acme, ImportMode::Apply, file.clone()).await;
+    let response = deliver(&importer, s3_event(&app, &next, &etag)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(job(&app.store, &next).await.status, ImportStatus::Applied);
+
+    // S3 is unavailable for a while: the message comes back and the job carries on later.
+    let beta = app.add_tenant("beta").await;
+    let (slow, etag) = upload(&app, &beta, ImportMode::Validate, seed_file("beta", 3)).await;
+    let path = format!("/{}/{}", app.bucket.name(), slow.upload_key());
+    // More faults than the SDK's own attempts at one delivery.
+    rollcall_e2e::inject_fault(&path, "", 503, "SlowDown", 3).await;
+    let first = deliver(&importer, s3_event(&app, &slow, &etag)).await;
+    assert_eq!(
+        first.batch_item_failures.len(),
+        1,
+        "a transient failure is delivered again"
+    );
+    let waiting = job(&app.store, &slow).await;
+    assert!(
+        matches!(
+            waiting.status,
+            ImportStatus::Waiting | ImportStatus::Validating
+        ),
+        "{:?}",
+        waiting.status
+    );
+    assert!(waiting.error.is_none());
+    let mut deliveries = 1;
+    while job(&app.store, &slow).await.status != ImportStatus::Validated {
+        assert!(
+            deliveries < 4,
+            "still not validated after {deliveries} deliveries"
+        );
+        deliver(&importer, s3_event(&app, &slow, &etag)).await;
+        deliveries += 1;
+    }
+}

@@ -5,16 +5,18 @@
 
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, TimeZone as _, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use reqwest::Method;
 use rollcall::clock::{Clock, ManualClock};
+use rollcall::domain::InvitationStatus;
 use rollcall::domain::{InvitationToken, UserId};
 use rollcall_e2e::{
     TestApp, assert_problem, inject_ses_fault, mail_to, spawn_app, spawn_app_with_clock,
     status_and_json, unique_address, workspace_root,
 };
-use send_invitations::{Incoming, Outgoing, SweepRequest};
+use send_invitations::{Incoming, Outgoing, SweepReport, SweepRequest};
 use serde_json::{Value, json};
 
 const GOOD_PASSWORD: &str = "Sakura#2026";
@@ -604,4 +606,45 @@ async fn a_sender_that_dies_mid_send_is_taken_over_when_its_lease_runs_out() {
     assert_eq!(report.sent, 1, "{report:?}");
     assert_eq!(mail_to(&email).await.len(), 1);
     assert_eq!(user_json(&app, &id).await["invitation"]["attempts"], 2);
+}
+
+#[tokio::test]
+async fn an_invitation_the_sweep_can_never_send_ends_failed_with_its_reason_and_is_not_tried_again()
+{
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 21, 3, 0, 0).unwrap(),
+    ));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    let sender = app.sender().await;
+    let (id, email) = invite(&app, "orphan", json!({})).await;
+    // The tenant's item is gone (removed by hand, say): no mail can be written for it.
+    app.store
+        .client()
+        .delete_item()
+        .table_name(app.store.table())
+        .key("pk", AttributeValue::S(format!("TENANT#{}", app.acme.id)))
+        .key("sk", AttributeValue::S("TENANT".into()))
+        .send()
+        .await
+        .unwrap();
+
+    clock.advance(Duration::minutes(5));
+    let report = sender.sweep(&SweepRequest::default()).await.unwrap();
+    assert_eq!((report.failed, report.skipped), (1, 0), "{report:?}");
+    assert!(mail_to(&email).await.is_empty());
+    let user = rollcall::domain::UserId::parse(&id).unwrap();
+    let invitations = app
+        .store
+        .user_invitations(&app.acme.id, &user)
+        .await
+        .unwrap();
+    let invitation = invitations.latest().expect("the invitation");
+    assert_eq!(invitation.status, InvitationStatus::Failed);
+    let (code, message) = invitation.failure.clone().expect("the reason");
+    assert_eq!(code, "store_refused");
+    assert!(message.contains("tenant not found"), "{message}");
+
+    clock.advance(Duration::hours(1));
+    let again = sender.sweep(&SweepRequest::default()).await.unwrap();
+    assert_eq!(again, SweepReport::default(), "nothing is due any more");
 }

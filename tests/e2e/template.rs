@@ -453,27 +453,41 @@ fn every_dead_letter_queue_function_and_failed_import_has_an_alarm() {
     assert_eq!(watched("AWS/Lambda", "Errors"), functions);
     assert_eq!(watched("AWS/Lambda", "Throttles"), functions);
 
-    // The failed-import metric counts the line bulk-import writes when a job ends FAILED.
-    let filter = &resources["ImportJobFailuresMetric"]["Properties"];
-    let pattern = filter["FilterPattern"].as_str().unwrap();
-    let message = pattern
-        .split('"')
-        .nth(1)
-        .expect("a quoted message in the pattern");
-    let source =
-        std::fs::read_to_string(workspace_root().join("functions/bulk-import/src/lib.rs")).unwrap();
-    assert_eq!(
-        source.matches(&format!("\"{message}\");")).count(),
-        2,
-        "both ways a job fails log {message:?}"
-    );
-    let metric = &filter["MetricTransformations"][0];
-    assert!(
-        alarms
-            .iter()
-            .any(|a| a["Namespace"] == metric["MetricNamespace"]
-                && a["MetricName"] == metric["MetricName"])
-    );
+    // The failure metrics count the lines the functions write when a job or an invitation
+    // ends FAILED, each alarmed.
+    for (resource, file, lines) in [
+        (
+            "ImportJobFailuresMetric",
+            "functions/bulk-import/src/lib.rs",
+            3,
+        ),
+        (
+            "InvitationFailuresMetric",
+            "functions/send-invitations/src/lib.rs",
+            2,
+        ),
+    ] {
+        let filter = &resources[resource]["Properties"];
+        let pattern = filter["FilterPattern"].as_str().unwrap();
+        let message = pattern
+            .split('"')
+            .nth(1)
+            .expect("a quoted message in the pattern");
+        let source = std::fs::read_to_string(workspace_root().join(file)).unwrap();
+        assert_eq!(
+            source.matches(&format!("\"{message}\"")).count(),
+            lines,
+            "every way of failing logs {message:?} in {file}"
+        );
+        let metric = &filter["MetricTransformations"][0];
+        assert!(
+            alarms
+                .iter()
+                .any(|a| a["Namespace"] == metric["MetricNamespace"]
+                    && a["MetricName"] == metric["MetricName"]),
+            "{resource} has an alarm"
+        );
+    }
 }
 
 /// The trigger a sample event of `events/` is shaped for.

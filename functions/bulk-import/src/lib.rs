@@ -17,14 +17,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use rollcall::domain::{
     BillingPolicy, ImportId, Invitation, InvitationId, InvitationTrigger, Status, TenantId, User,
     UserId,
 };
-use rollcall::files::Bucket;
+use rollcall::files::{Bucket, FileError, FileErrorKind};
 use rollcall::import::{
     ApplyRequest, Creating, DerivedIds, FileProblem, ImportJob, ImportMode, ImportStatus, JobError,
     Journal, Planned, Report, RowAction, check, parse_file, parse_upload_key,
@@ -163,15 +162,8 @@ pub enum ImportError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// S3 failed.
-    #[error("S3 {operation} of {key}: {message}")]
-    S3 {
-        /// The operation.
-        operation: &'static str,
-        /// The object.
-        key: String,
-        /// The SDK's description.
-        message: String,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     /// A report could not be written as JSON.
     #[error("writing a report: {0}")]
     Report(#[from] serde_json::Error),
@@ -180,12 +172,72 @@ pub enum ImportError {
     Injected(Stage),
 }
 
-impl From<rollcall::files::FileError> for ImportError {
-    fn from(e: rollcall::files::FileError) -> Self {
-        ImportError::S3 {
-            operation: e.operation,
-            key: e.key,
-            message: e.message,
+impl ImportError {
+    /// Whether the message should come back (after the queue's visibility timeout) because a
+    /// later delivery may get further: throttling and service failures, a lock another job
+    /// holds, another delivery writing the same job, a crash. Anything else fails the job at
+    /// once rather than after every redelivery.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ImportError::Busy | ImportError::Injected(_) => true,
+            ImportError::Store(StoreError::VersionConflict | StoreError::ImportLockLost) => true,
+            ImportError::Store(e) => e.is_retryable(),
+            ImportError::File(e) => e.is_retryable(),
+            ImportError::Refused(_) | ImportError::Report(_) => false,
+        }
+    }
+
+    /// What the job says when this error ends it: a stable code and a message for the API.
+    fn job_error(&self, writing: bool) -> JobError {
+        let (stays_ja, stays_en) = if writing {
+            (
+                "書き込み済みの変更は残っています。",
+                "The changes written so far stay.",
+            )
+        } else {
+            ("何も変更されていません。", "Nothing was changed.")
+        };
+        let (code, ja, en) = match self {
+            ImportError::File(e) if e.kind == FileErrorKind::NotFound => (
+                "file_missing",
+                format!("ファイル（{}）が見つかりません。", e.key),
+                format!("The file ({}) is not there.", e.key),
+            ),
+            ImportError::File(e) => {
+                let why = e.code.as_deref().unwrap_or("refused");
+                (
+                    "file_unreadable",
+                    format!("S3 が {} を拒否しました（{why}）。", e.operation),
+                    format!("S3 refused {} ({why}).", e.operation),
+                )
+            }
+            ImportError::Store(StoreError::Corrupt(_)) => (
+                "job_data_corrupt",
+                "ジョブのデータ（計画または検証レポート）が壊れています。".to_owned(),
+                "The job's data (its plan or its validation report) is corrupt.".to_owned(),
+            ),
+            ImportError::Store(e) => (
+                "store_refused",
+                format!("データベースが処理を拒否しました（{e}）。"),
+                format!("The database refused the job ({e})."),
+            ),
+            ImportError::Report(_) => (
+                "report_failed",
+                "レポートを作成できませんでした。".to_owned(),
+                "The report could not be written.".to_owned(),
+            ),
+            ImportError::Refused(_) | ImportError::Busy | ImportError::Injected(_) => (
+                "import_failed",
+                "インポートを完了できませんでした。".to_owned(),
+                "The import could not be completed.".to_owned(),
+            ),
+        };
+        JobError {
+            code: code.into(),
+            line: None,
+            byte_offset: None,
+            message_ja: format!("{ja}{stays_ja}もう一度インポートしてください。"),
+            message_en: format!("{en} {stays_en} Import the file again."),
         }
     }
 }
@@ -361,7 +413,7 @@ impl Importer {
                 "upload {delivered} of job {id} is not the one it read ({read})"
             )));
         }
-        match job.status {
+        let result = match job.status {
             ImportStatus::Waiting | ImportStatus::Validating => self.validate(&mut job).await,
             ImportStatus::Applying => self.resume(&mut job).await,
             status => {
@@ -373,7 +425,46 @@ impl Importer {
                 self.store.release_import_lock(tenant, id).await?;
                 Ok(())
             }
+        };
+        match result {
+            Err(e) if !e.is_retryable() && !matches!(e, ImportError::Refused(_)) => {
+                self.fail(tenant, id, &e).await
+            }
+            other => other,
         }
+    }
+
+    /// Ends a job that met an error no redelivery can get past: the job says `failed` with a
+    /// code and a message at once (not after the queue's last redelivery), its lock is freed,
+    /// and the message is acknowledged.
+    async fn fail(
+        &self,
+        tenant: &TenantId,
+        id: &ImportId,
+        e: &ImportError,
+    ) -> Result<(), ImportError> {
+        let cause = std::error::Error::source(e).map(ToString::to_string);
+        warn!(error = %e, cause, "the import met an error no redelivery can get past");
+        let mut job = self.store.get_import(tenant, id).await?;
+        if !matches!(
+            job.status,
+            ImportStatus::Waiting | ImportStatus::Validating | ImportStatus::Applying
+        ) {
+            return Ok(());
+        }
+        let error = e.job_error(job.status == ImportStatus::Applying);
+        // The template's ImportJobFailures metric counts this line.
+        tracing::error!(code = %error.code, "import job failed");
+        job.error = Some(error);
+        job.status = ImportStatus::Failed;
+        job.finished_at = Some(self.store.clock().now());
+        match self.store.save_import(&mut job).await {
+            // Another delivery moved the job on meanwhile: it decides.
+            Err(StoreError::VersionConflict) => return Ok(()),
+            saved => saved?,
+        }
+        self.store.release_import_lock(tenant, id).await?;
+        Ok(())
     }
 
     /// Reads and checks the file, writes the validation report, and applies if asked to and
@@ -408,13 +499,7 @@ impl Importer {
                 };
                 return self.refuse_file(job, problem).await;
             }
-            Err(e) => {
-                return Err(ImportError::S3 {
-                    operation: "HeadObject",
-                    key,
-                    message: DisplayErrorContext(&e).to_string(),
-                });
-            }
+            Err(e) => return Err(FileError::from_sdk("HeadObject", &key, e).into()),
         };
         if let (Some(read), Some(now)) = (job.etag.as_deref(), head.e_tag.as_deref())
             && unquote(read) != unquote(now)

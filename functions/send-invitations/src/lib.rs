@@ -71,64 +71,88 @@ pub enum Outcome {
     Expired,
 }
 
-/// Why an invitation could not be handled now; `retryable` says whether trying later may help.
+/// Why an invitation could not be handled now; [`DeliveryError::is_retryable`] says whether
+/// trying later may help. Each keeps the error it came from.
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct DeliveryError {
-    /// Whether a later attempt may succeed.
-    pub retryable: bool,
-    /// What went wrong (no addresses, no tokens).
-    pub message: String,
+pub enum DeliveryError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// SES failed in a way worth retrying (throttling, its own failures, timeouts).
+    #[error("SES {code} (will retry)")]
+    SesTransient {
+        /// SES's error code.
+        code: String,
+        /// The SDK's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The mail could not be put together (SES's request builder refused it).
+    #[error("the mail could not be built")]
+    Build(#[source] aws_sdk_sesv2::error::BuildError),
+    /// The system's random source failed: no link could be minted.
+    #[error("no link could be minted")]
+    Token(#[source] rollcall::domain::TokenError),
+    /// Not attempted: an earlier record of the batch met a transient failure.
+    #[error("not attempted: an earlier record is backing off")]
+    NotAttempted,
 }
 
-impl From<StoreError> for DeliveryError {
-    fn from(e: StoreError) -> Self {
-        DeliveryError {
-            retryable: e.is_retryable(),
-            message: e.to_string(),
+impl DeliveryError {
+    /// Whether a later attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DeliveryError::Store(e) => e.is_retryable(),
+            DeliveryError::SesTransient { .. }
+            | DeliveryError::Token(_)
+            | DeliveryError::NotAttempted => true,
+            DeliveryError::Build(_) => false,
+        }
+    }
+
+    /// A stable code for the invitation this error ends.
+    fn code(&self) -> &'static str {
+        match self {
+            DeliveryError::Store(StoreError::Corrupt(_)) => "data_corrupt",
+            DeliveryError::Store(_) => "store_refused",
+            DeliveryError::SesTransient { .. } => "ses_transient",
+            DeliveryError::Build(_) => "mail_unbuildable",
+            DeliveryError::Token(_) => "no_randomness",
+            DeliveryError::NotAttempted => "not_attempted",
         }
     }
 }
 
 /// How SES's answer is to be treated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 enum SesFailure {
     /// Throttling, quotas, 5xx, timeouts: try again later.
-    Transient { code: String, message: String },
+    Transient {
+        code: String,
+        message: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// SES will never accept this message as it is.
     Permanent { code: String, message: String },
 }
 
-fn classify<E>(e: &SdkError<E, HttpResponse>) -> SesFailure
+/// Sorts SES's answer by the shared rule ([`rollcall::retry::is_transient`]); a paused
+/// account (`SendingPausedException`) is transient too: sending resumes once it is lifted.
+fn classify<E>(e: SdkError<E, HttpResponse>) -> SesFailure
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let code = e.code().unwrap_or("Unknown").to_owned();
     let message = e
         .message()
         .map(str::to_owned)
-        .unwrap_or_else(|| aws_sdk_sesv2::error::DisplayErrorContext(e).to_string());
-    let transient_code = matches!(
-        code.as_str(),
-        "TooManyRequestsException"
-            | "ThrottlingException"
-            | "Throttling"
-            | "LimitExceededException"
-            | "SendingPausedException"
-            | "InternalFailure"
-            | "ServiceUnavailable"
-    );
-    let transient = match e {
-        SdkError::ServiceError(s) => {
-            let status = s.raw().status().as_u16();
-            transient_code || status == 429 || status >= 500
+        .unwrap_or_else(|| aws_sdk_sesv2::error::DisplayErrorContext(&e).to_string());
+    if rollcall::retry::is_transient(&e) || code == "SendingPausedException" {
+        SesFailure::Transient {
+            code,
+            message,
+            source: Box::new(e),
         }
-        SdkError::ResponseError(_) => true,
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-        _ => transient_code,
-    };
-    if transient {
-        SesFailure::Transient { code, message }
     } else {
         SesFailure::Permanent { code, message }
     }
@@ -266,14 +290,10 @@ impl Sender {
                 .map(move |record: EventRecord| async move {
                     let seq = record.change.sequence_number.clone();
                     if backing_off.load(Ordering::SeqCst) {
-                        let skipped = DeliveryError {
-                            retryable: true,
-                            message: "not attempted: an earlier record is backing off".into(),
-                        };
-                        return (seq, Err(skipped));
+                        return (seq, Err(DeliveryError::NotAttempted));
                     }
                     let result = self.handle_record(&record, cache).await;
-                    if result.as_ref().is_err_and(|e| e.retryable) {
+                    if result.as_ref().is_err_and(DeliveryError::is_retryable) {
                         backing_off.store(true, Ordering::SeqCst);
                     }
                     (seq, result)
@@ -284,10 +304,12 @@ impl Sender {
         let mut response = DynamoDbEventResponse::default();
         for (seq, result) in results {
             if let Err(e) = result {
-                if e.retryable {
+                if e.is_retryable() {
                     tracing::warn!(error = %e, sequence_number = ?seq, "will retry");
                 } else {
-                    tracing::error!(error = %e, sequence_number = ?seq, "dropping record");
+                    // The invitation stays pending: the sweep tries it again and, failing the
+                    // same way, marks it failed.
+                    tracing::error!(error = %e, cause = ?std::error::Error::source(&e).map(ToString::to_string), sequence_number = ?seq, "dropping record");
                     continue;
                 }
                 let mut failure = DynamoDbBatchItemFailure::default();
@@ -367,10 +389,7 @@ impl Sender {
         };
 
         let now = self.store.clock().now();
-        let token = InvitationToken::mint().map_err(|e| DeliveryError {
-            retryable: true,
-            message: e.to_string(),
-        })?;
+        let token = InvitationToken::mint().map_err(DeliveryError::Token)?;
         let digest = token.digest();
         let link_expires_at = now + self.settings.link_validity;
         let lease_until = now + Duration::seconds(LEASE_SECONDS);
@@ -445,7 +464,7 @@ impl Sender {
                 Ok(Outcome::Sent)
             }
             Err(e) => {
-                self.after_failure(&invitation, &digest, classify(&e), now)
+                self.after_failure(&invitation, &digest, classify(e), now)
                     .await
             }
         }
@@ -460,7 +479,11 @@ impl Sender {
     ) -> Result<Outcome, DeliveryError> {
         let attempts = invitation.attempts + 1;
         match failure {
-            SesFailure::Transient { code, message } if attempts < MAX_ATTEMPTS => {
+            SesFailure::Transient {
+                code,
+                message,
+                source,
+            } if attempts < MAX_ATTEMPTS => {
                 tracing::warn!(code, attempts, "SES failed transiently; will retry");
                 let retry_at = now + retry_delay(attempts);
                 match self
@@ -471,17 +494,11 @@ impl Sender {
                     Ok(()) | Err(StoreError::InvitationChanged) => {}
                     Err(e) => return Err(e.into()),
                 }
-                Err(DeliveryError {
-                    retryable: true,
-                    message: format!("SES {code}: {message}"),
-                })
+                Err(DeliveryError::SesTransient { code, source })
             }
-            SesFailure::Transient { code, message } | SesFailure::Permanent { code, message } => {
-                tracing::error!(
-                    code,
-                    attempts,
-                    "SES refused the invitation; marking it failed"
-                );
+            SesFailure::Transient { code, message, .. }
+            | SesFailure::Permanent { code, message } => {
+                tracing::error!(code, attempts, "invitation failed");
                 match self
                     .store
                     .mark_failed(invitation, digest, &code, &message)
@@ -555,10 +572,22 @@ impl Sender {
                     Ok(Outcome::Revoked) => report.revoked += 1,
                     Ok(Outcome::Failed) => report.failed += 1,
                     Ok(Outcome::Skipped) => report.skipped += 1,
-                    Err(e) if e.retryable => report.retry_later += 1,
+                    Err(e) if e.is_retryable() => report.retry_later += 1,
                     Err(e) => {
-                        tracing::error!(error = %e, invitation_id = %invitation.id, "sweep could not handle an invitation");
-                        report.skipped += 1;
+                        // It would fail the same way at every sweep: it ends FAILED with the
+                        // reason, and the InvitationsFailed metric (with its alarm) counts it.
+                        let cause = std::error::Error::source(&e).map(ToString::to_string);
+                        tracing::error!(error = %e, cause, code = e.code(), invitation_id = %invitation.id, "invitation failed");
+                        match self
+                            .store
+                            .fail_invitation(&invitation, e.code(), &e.to_string())
+                            .await
+                        {
+                            Ok(()) => report.failed += 1,
+                            Err(StoreError::InvitationChanged) => report.skipped += 1,
+                            Err(e) if e.is_retryable() => report.retry_later += 1,
+                            Err(e) => return Err(e),
+                        }
                     }
                 }
             }
@@ -573,10 +602,7 @@ fn utf8(data: String) -> Result<Content, DeliveryError> {
         .data(data)
         .charset("UTF-8")
         .build()
-        .map_err(|e| DeliveryError {
-            retryable: false,
-            message: e.to_string(),
-        })
+        .map_err(DeliveryError::Build)
 }
 
 #[cfg(test)]

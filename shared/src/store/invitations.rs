@@ -417,6 +417,36 @@ impl Store {
         conditional(out)
     }
 
+    /// Ends an invitation that can never be sent (its data can't be read or its mail can't be
+    /// built): FAILED with `code` and `message`, out of the due index, whether it was still
+    /// pending or a sender had taken it.
+    pub async fn fail_invitation(
+        &self,
+        i: &Invitation,
+        code: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(invitation_key(i)))
+            .update_expression(
+                "SET #s = :to, failure_code = :code, failure_message = :msg \
+                 REMOVE lease_until, gsi4pk, gsi4sk",
+            )
+            .condition_expression("#s IN (:pending, :sending)")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":to", s(InvitationStatus::Failed.as_str()))
+            .expression_attribute_values(":pending", s(InvitationStatus::Pending.as_str()))
+            .expression_attribute_values(":sending", s(InvitationStatus::Sending.as_str()))
+            .expression_attribute_values(":code", s(code))
+            .expression_attribute_values(":msg", s(message))
+            .send()
+            .await;
+        conditional(out)
+    }
+
     /// Open invitations of one due-index shard whose time has come, oldest first.
     pub async fn due_invitations(
         &self,
@@ -575,12 +605,17 @@ impl Store {
 }
 
 /// Maps a conditional single-item write: a failed condition means the item moved on.
-fn conditional<T, E, R>(
-    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+fn conditional<T, E>(
+    result: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
 ) -> Result<(), StoreError>
 where
     E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(()),

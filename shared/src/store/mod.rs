@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use tracing::instrument;
 
 use crate::clock::Clock;
@@ -106,29 +107,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn aws<E, R>(e: SdkError<E, R>) -> StoreError
+    pub(crate) fn aws<E>(e: SdkError<E, HttpResponse>) -> StoreError
     where
         E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
-        let retryable = match &e {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
-            SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(s) => matches!(
-                s.err().code(),
-                Some(
-                    "ThrottlingException"
-                        | "ProvisionedThroughputExceededException"
-                        | "RequestLimitExceeded"
-                        | "InternalServerError"
-                        | "ServiceUnavailable"
-                )
-            ),
-            _ => false,
-        };
         StoreError::Aws {
             message: DisplayErrorContext(&e).to_string(),
-            retryable,
+            retryable: crate::retry::is_transient(&e),
             source: Box::new(e),
         }
     }
@@ -161,10 +146,11 @@ impl StoreError {
 }
 
 /// Whether a single conditional write was made (`false`: its condition did not hold).
-pub(crate) fn condition_held<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+pub(crate) fn condition_held<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<bool, StoreError>
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(true),
