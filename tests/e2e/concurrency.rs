@@ -117,3 +117,72 @@ async fn two_admins_suspending_each_other_at_once_leave_one_active_admin() {
     let refused = if sa == 409 { ba } else { bb };
     assert_eq!(refused["code"], "last_admin");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_creates_with_one_idempotency_key_make_exactly_one_user() {
+    let app = spawn_app().await;
+    let body = json!({"login_id": "once", "email": "once@example.com", "name": "Once"});
+    let requests = (0..20).map(|_| {
+        app.as_admin(Method::POST, "/users")
+            .header("idempotency-key", "create-once")
+            .json(&body)
+            .send()
+    });
+    // Each gets the first one's answer: the winner's, or a replay of it.
+    let mut ids = std::collections::BTreeSet::new();
+    for resp in join_spawned(requests).await {
+        let (status, body) = status_and_json(resp.unwrap()).await;
+        assert_eq!(status, 201, "{body}");
+        ids.insert(body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "every 201 names the same user: {ids:?}");
+    let (_, page) = status_and_json(
+        app.as_admin(Method::GET, "/users?q=Once")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_two_admins_demoting_each_other_at_once_leave_one_admin() {
+    let app = spawn_app().await;
+    let second = app
+        .create_user(json!({"login_id": "admin2", "email": "admin2@example.com", "name": "Admin 2", "role": "admin"}))
+        .await;
+    let second_id = UserId::parse(second["id"].as_str().unwrap()).unwrap();
+    let current = app.store.get_user(&app.acme.id, &second_id).await.unwrap();
+    let mut active = current.clone();
+    active.status = active.status.activate().unwrap();
+    app.store.update_user(&current, active).await.unwrap();
+
+    let second_token = token(&app.acme.id, &second_id, Role::Admin);
+    let a = app
+        .as_admin(Method::PATCH, &format!("/users/{second_id}"))
+        .json(&json!({"role": "member"}))
+        .send();
+    let b = app
+        .request(
+            Method::PATCH,
+            &format!("/users/{}", app.acme.admin.id),
+            &second_token,
+        )
+        .json(&json!({"role": "manager"}))
+        .send();
+    let (a, b) = tokio::join!(a, b);
+    let (sa, ba) = status_and_json(a.unwrap()).await;
+    let (sb, bb) = status_and_json(b.unwrap()).await;
+    let mut statuses = [sa, sb];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{ba} {bb}");
+    let refused = if sa == 409 { ba } else { bb };
+    assert_eq!(refused["code"], "last_admin", "{refused}");
+    let mut left = 0;
+    for id in [app.acme.admin.id, second_id] {
+        let user = app.store.get_user(&app.acme.id, &id).await.unwrap();
+        left += usize::from(user.is_active_admin());
+    }
+    assert_eq!(left, 1, "one active admin remains");
+}
