@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements-dev.txt | cut -d'
 # Extra arguments for `rollcall dev`, e.g. make dev ARGS="--port 8080".
 ARGS ?=
 
-.PHONY: dev demo test tools fmt-check clippy unit-and-e2e other-dates template-lint bench build clean
+.PHONY: dev demo test tools fmt-check clippy unit-and-e2e other-dates api-fuzz template-lint bench build clean
 
 # Where `make build` builds for: arm64 (the template's default) or x86_64.
 ARCH ?= arm64
@@ -22,7 +22,7 @@ $(STAMP): infra/requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
 ## Tools that pin versions of their own, each in its own venv: .venvs/sam (sam validate),
-## .venvs/checkov, .venvs/build (cargo-lambda and Zig).
+## .venvs/checkov, .venvs/build (cargo-lambda and Zig), .venvs/schemathesis.
 tool_stamp = .venvs/$(1)/.installed-$(shell cksum < infra/requirements-$(1).txt | cut -d' ' -f1)
 define tool_venv
 $$(call tool_stamp,$(1)): infra/requirements-$(1).txt
@@ -31,7 +31,7 @@ $$(call tool_stamp,$(1)): infra/requirements-$(1).txt
 	.venvs/$(1)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-$(1).txt
 	@rm -f .venvs/$(1)/.installed-* && touch $$@
 endef
-$(foreach tool,sam checkov build,$(eval $(call tool_venv,$(tool))))
+$(foreach tool,sam checkov build schemathesis,$(eval $(call tool_venv,$(tool))))
 
 ## Rust components used by the checks.
 tools:
@@ -48,7 +48,7 @@ demo: $(STAMP) tools
 	RUST_LOG=$${RUST_LOG:-warn} cargo run --quiet -p rollcall-cli --bin rollcall -- demo --python $(PY)
 
 ## Everything CI checks.
-test: $(STAMP) tools fmt-check clippy template-lint unit-and-e2e other-dates
+test: $(STAMP) tools fmt-check clippy template-lint unit-and-e2e other-dates api-fuzz
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.txt target/other-dates-output.txt
 
 fmt-check:
@@ -89,6 +89,13 @@ other-dates: $(STAMP)
 	    ROLLCALL_TEST_DATE=$${at%T*} ROLLCALL_PYTHON=$(abspath $(PY)) $$bin 2>&1 \
 	    | tee -a target/other-dates-output.txt || exit 1; \
 	done
+
+# schemathesis against a local stack of its own (infra/schemathesis/run.py): every request the
+# OpenAPI document calls valid is accepted, every one it calls invalid is refused, none gets a
+# 5xx. A fixed seed and 40 examples an operation: about a minute.
+api-fuzz: $(STAMP) $(call tool_stamp,schemathesis)
+	cargo build --quiet -p rollcall-cli --bin rollcall
+	.venvs/schemathesis/bin/python infra/schemathesis/run.py target/debug/rollcall $(abspath $(PY))
 
 template-lint: $(STAMP) $(call tool_stamp,sam) $(call tool_stamp,checkov)
 	$(VENV)/bin/cfn-lint infra/template.yaml

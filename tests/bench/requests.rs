@@ -129,6 +129,21 @@ async fn main() {
         "1 query, then reads growing ×4 until the page fills",
     );
     row(
+        "GET /users?q=nobody (no user found: the tenant is read)",
+        measure(&app, app.as_admin(Method::GET, "/users?q=nobody")).await,
+        "1 query + 1 read (an empty page checks that the tenant exists)",
+    );
+    row(
+        "POST /imports",
+        measure(
+            &app,
+            app.as_admin(Method::POST, "/imports")
+                .json(&json!({"mode": "validate"})),
+        )
+        .await,
+        "1 read (the caller, as stored) + 1 write",
+    );
+    row(
         "PATCH /users/{id}",
         measure(
             &app,

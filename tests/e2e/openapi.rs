@@ -82,3 +82,129 @@ fn every_operation_documents_its_problems_and_references_resolve() {
         }
     }
 }
+
+#[test]
+fn the_documented_time_zones_are_exactly_the_ones_the_api_accepts() {
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            rollcall_e2e::workspace_root().join("functions/users-api/openapi.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let documented: Vec<&str> = doc["components"]["schemas"]["TimeZone"]["enum"]
+        .as_array()
+        .expect("an enum")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let accepted: Vec<&str> = rollcall::domain::TimeZone::names().collect();
+    assert_eq!(documented, accepted);
+    for name in &documented {
+        assert!(rollcall::domain::TimeZone::parse(name).is_ok(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn what_the_document_calls_invalid_the_server_refuses_and_the_other_way_round() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = serde_json::from_str(users_api::OPENAPI).unwrap();
+    let param = |path: &str, name: &str| -> serde_json::Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} {name}"))["schema"]
+            .clone()
+    };
+    // Months from 2000: the document's pattern says so, and the server refuses earlier ones.
+    let month =
+        doc["paths"]["/billing/snapshots/{month}"]["get"]["parameters"][0]["schema"]["pattern"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    assert!(month.starts_with("^[2-9]"), "{month}");
+    let resp = app
+        .as_admin(Method::GET, "/billing/snapshots/1413-07")
+        .send()
+        .await
+        .unwrap();
+    rollcall_e2e::assert_problem(resp, 400, "invalid_request").await;
+    // Exact look-ups carry the patterns of the values they look up.
+    assert!(param("/users", "email")["pattern"].is_string());
+    assert!(param("/users", "login_id")["pattern"].is_string());
+    for query in ["email=0", "login_id="] {
+        let resp = app
+            .as_admin(Method::GET, &format!("/users?{query}"))
+            .send()
+            .await
+            .unwrap();
+        rollcall_e2e::assert_problem(resp, 400, "invalid_request").await;
+    }
+    // Names: the pattern refuses control characters; so does the server.
+    let create = &doc["paths"]["/users"]["post"];
+    let name = &create["requestBody"]["content"]["application/json"]["schema"]["properties"]["name"]
+        ["pattern"];
+    assert!(
+        name.as_str().is_some_and(|p| p.contains("\\u0000-\\u001F")),
+        "{name}"
+    );
+    let idempotency = create["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .unwrap();
+    assert_eq!(idempotency["schema"]["pattern"], "^[!-~]{1,255}$");
+
+    // `encoding: null` means auto: the document says it may be null.
+    let encoding = &doc["paths"]["/imports"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"]["encoding"];
+    assert_eq!(encoding["type"], serde_json::json!(["string", "null"]));
+    let resp = app
+        .as_admin(Method::POST, "/imports")
+        .json(&serde_json::json!({"encoding": null, "mode": "apply"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, job) = status_and_json(resp).await;
+    assert_eq!(
+        (status, job["encoding"].as_str()),
+        (201, Some("auto")),
+        "{job}"
+    );
+
+    // If-Match: a malformed one is refused (400), a weak or unknown tag matches nothing (412).
+    let me = format!("/users/{}", app.acme.admin.id);
+    for (value, status, code) in [
+        ("_/", 400, "invalid_request"),
+        ("3", 400, "invalid_request"),
+        ("\"1\",", 400, "invalid_request"),
+        ("W/\"1\"", 412, "precondition_failed"),
+        ("\"abc\"", 412, "precondition_failed"),
+    ] {
+        let resp = app
+            .as_admin(Method::PATCH, &me)
+            .header("if-match", value)
+            .json(&serde_json::json!({"notes": "x"}))
+            .send()
+            .await
+            .unwrap();
+        let problem = rollcall_e2e::assert_problem(resp, status, code).await;
+        if status == 400 {
+            assert_eq!(
+                problem["errors"][0]["code"], "if_match_invalid",
+                "{problem}"
+            );
+        }
+    }
+    let resp = app
+        .as_admin(Method::PATCH, &me)
+        .header("if-match", "\"0\", \"1\"")
+        .json(&serde_json::json!({"notes": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}

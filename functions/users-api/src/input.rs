@@ -392,39 +392,63 @@ impl QueryParams {
     }
 }
 
-/// What an `If-Match` header asks for.
+/// What an `If-Match` header asks for (RFC 9110 §13.1.1: `"*"` or a list of entity tags).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IfMatch {
     /// No header: the write is based on the version just read.
     Absent,
     /// `*`: any current version.
     Any,
-    /// One of these versions (strong comparison; weak or malformed tags match nothing).
+    /// One of these versions (strong comparison: weak tags, and tags that are no version of
+    /// ours, match nothing).
     Versions(Vec<u64>),
+    /// Not `*` nor a list of entity tags: refused with 400 rather than guessed at.
+    Malformed,
+}
+
+/// An `entity-tag` (RFC 9110 §8.8.3): `W/` for a weak one, then `"etagc*"`. Returns the
+/// version a strong tag names, `Some(None)` for a well-formed tag that names none, `None` for
+/// text that is no tag. (`,` is kept out of tags: it separates them.)
+fn entity_tag(tag: &str) -> Option<Option<u64>> {
+    let (weak, quoted) = match tag.strip_prefix("W/") {
+        Some(rest) => (true, rest),
+        None => (false, tag),
+    };
+    let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner
+        .bytes()
+        .all(|b| b == 0x21 || ((0x23..=0x7e).contains(&b) && b != b','))
+    {
+        return None;
+    }
+    Some(if weak {
+        None
+    } else {
+        inner.parse::<u64>().ok()
+    })
 }
 
 impl IfMatch {
     /// Reads the header.
     pub fn from_headers(headers: &HeaderMap) -> IfMatch {
-        let values: Vec<&str> = headers
-            .get_all(header::IF_MATCH)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        if values.is_empty() {
+        let fields: Vec<_> = headers.get_all(header::IF_MATCH).iter().collect();
+        if fields.is_empty() {
             return IfMatch::Absent;
         }
         let mut versions = Vec::new();
-        for tag in values.iter().flat_map(|v| v.split(',')).map(str::trim) {
-            if tag == "*" {
+        for field in fields {
+            let Ok(text) = field.to_str() else {
+                return IfMatch::Malformed;
+            };
+            if text.trim() == "*" {
                 return IfMatch::Any;
             }
-            if let Some(v) = tag
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .and_then(|t| t.parse::<u64>().ok())
-            {
-                versions.push(v);
+            for tag in text.split(',').map(str::trim) {
+                match entity_tag(tag) {
+                    Some(Some(v)) => versions.push(v),
+                    Some(None) => {}
+                    None => return IfMatch::Malformed,
+                }
             }
         }
         IfMatch::Versions(versions)
@@ -436,6 +460,12 @@ impl IfMatch {
             IfMatch::Absent | IfMatch::Any => Ok(()),
             IfMatch::Versions(v) if v.contains(&current) => Ok(()),
             IfMatch::Versions(_) => Err(ApiError::PreconditionFailed),
+            IfMatch::Malformed => Err(ApiError::BadRequest(vec![FieldProblem::custom(
+                "If-Match",
+                "if_match_invalid",
+                "If-Match は * か、ETag（\"3\" のような値）をカンマで区切って指定してください。",
+                "If-Match is * or a comma-separated list of entity tags such as \"3\".",
+            )])),
         }
     }
 }
@@ -480,7 +510,18 @@ mod tests {
         assert!(IfMatch::from_headers(&h).check(4).is_ok());
         assert!(IfMatch::from_headers(&h).check(5).is_err());
         h.insert(header::IF_MATCH, HeaderValue::from_static("W/\"3\""));
+        assert_eq!(IfMatch::from_headers(&h), IfMatch::Versions(vec![]));
         assert!(IfMatch::from_headers(&h).check(3).is_err());
+        for malformed in ["", "3", "_/", "\"3\",", "\"3", "\"a\"b\"", "W/3"] {
+            h.insert(header::IF_MATCH, HeaderValue::from_static(malformed));
+            assert_eq!(IfMatch::from_headers(&h), IfMatch::Malformed, "{malformed}");
+            assert!(matches!(
+                IfMatch::from_headers(&h).check(3),
+                Err(ApiError::BadRequest(_))
+            ));
+        }
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"x\", \"4\""));
+        assert_eq!(IfMatch::from_headers(&h), IfMatch::Versions(vec![4]));
         h.insert(header::IF_MATCH, HeaderValue::from_static("*"));
         assert!(IfMatch::from_headers(&h).check(99).is_ok());
     }

@@ -8,7 +8,10 @@ infra/requirements-dev.txt; the patch refuses to run on a moto it was not writte
 
 - Requests are handled one at a time. moto's DynamoDB is not safe under concurrent requests
   (condition checks and writes of two transactions can interleave), whereas DynamoDB
-  serialises conflicting transactions. Connections are still accepted concurrently.
+  serialises conflicting transactions. Connections are still accepted concurrently. An SQS
+  long poll (ReceiveMessage with WaitTimeSeconds) holds the lock only while it asks: it asks
+  without waiting, and between asks sleeps without the lock, until a message comes or its time
+  is up, so a poller never stalls the other requests for the length of its wait.
 - TransactWriteItems checks every condition first and writes only if all hold, as DynamoDB
   does. moto instead writes as it goes and, to undo a failed transaction, deep-copies the whole
   table before every item, which makes each transaction cost the size of the table.
@@ -28,10 +31,10 @@ shape of AWS's REST-JSON services). `DELETE /rollcall/faults` clears them.
 import copy
 import io
 import json
-
 import os
 import sys
 import threading
+import time
 
 from werkzeug.serving import make_server
 
@@ -291,7 +294,59 @@ def injected(environ, start_response):
     return None
 
 
+def long_poll(environ):
+    """For an SQS ReceiveMessage that waits (WaitTimeSeconds > 0, JSON protocol): the request
+    rewritten not to wait, and how long it may wait. Otherwise None."""
+    if environ.get("HTTP_X_AMZ_TARGET") != "AmazonSQS.ReceiveMessage":
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    wait = request.get("WaitTimeSeconds") or 0
+    if wait <= 0:
+        return None
+    request["WaitTimeSeconds"] = 0
+    return json.dumps(request).encode(), wait
+
+
+def answered(environ, body):
+    """Runs one request with `body` through moto (under the lock); returns status, headers and
+    the response's bytes."""
+    environ = dict(environ)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    seen = {}
+
+    def capture(status, headers, exc_info=None):
+        seen["status"], seen["headers"] = status, headers
+
+    with lock:
+        chunks = b"".join(moto_app(environ, capture))
+    return seen["status"], seen["headers"], chunks
+
+
 def serialised(environ, start_response):
+    # A long poll must not hold the lock while it waits (every other request would wait
+    # behind it): it asks without waiting, under the lock, until a message comes or its time is
+    # up, and sleeps between asks without the lock.
+    poll = long_poll(environ)
+    if poll is not None:
+        body, wait = poll
+        deadline = time.monotonic() + wait
+        while True:
+            status, headers, chunks = answered(environ, body)
+            try:
+                got = bool(json.loads(chunks or b"{}").get("Messages"))
+            except ValueError:
+                got = True
+            if got or not status.startswith("200") or time.monotonic() >= deadline:
+                start_response(status, headers)
+                return [chunks]
+            time.sleep(0.05)
     with lock:
         if environ.get("PATH_INFO") == "/rollcall/faults":
             return fault_admin(environ, start_response)

@@ -103,11 +103,9 @@ pub struct Group(CompactString);
 impl Group {
     /// Parses a group name.
     pub fn parse(s: &str) -> Result<Self, SetError> {
+        let long = super::longer_than(s, 100);
         let s = super::trim(s);
-        let ok = !s.is_empty()
-            && !super::longer_than(s, 100)
-            && !super::has_control(s, false)
-            && !s.contains('|');
+        let ok = !s.is_empty() && !long && !super::has_control(s, false) && !s.contains('|');
         if ok {
             Ok(Group(CompactString::from(s)))
         } else {
@@ -154,11 +152,12 @@ macro_rules! name_set {
                 for n in names {
                     set.push($item::parse(n.as_ref())?);
                 }
-                set.sort_unstable();
-                set.dedup();
+                // Counted as given, repeats included: the API document's `maxItems` says so.
                 if set.len() > MAX_ENTRIES {
                     return Err(SetError::TooMany);
                 }
+                set.sort_unstable();
+                set.dedup();
                 let mut exact = Vec::with_capacity(set.len());
                 exact.extend(set);
                 Ok($name(exact.into_boxed_slice()))

@@ -215,12 +215,14 @@ fn check_spoofing(s: &str) -> Result<(), TextError> {
 }
 
 fn bounded(s: &str, max: usize, allow_newlines: bool) -> Result<CompactString, TextError> {
+    // Counted as given, white space around it included: the API document's `maxLength` says
+    // so, and a value never becomes acceptable by what is trimmed from it.
+    if longer_than(s, max) {
+        return Err(TextError::TooLong { max });
+    }
     let s = trim(s);
     if s.is_empty() {
         return Err(TextError::Empty);
-    }
-    if longer_than(s, max) {
-        return Err(TextError::TooLong { max });
     }
     if has_control(s, allow_newlines) {
         return Err(TextError::Control);

@@ -52,6 +52,12 @@ impl TimeZone {
         self.0.name()
     }
 
+    /// Every name [`TimeZone::parse`] accepts, in the tz database's order (the API document
+    /// lists them).
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+    }
+
     /// `t` as local time in this zone, RFC 3339 with milliseconds and the offset
     /// (`2026-10-31T23:59:59.999+09:00`).
     pub fn rfc3339(self, t: DateTime<Utc>) -> String {
