@@ -1027,18 +1027,38 @@ async fn a_file_over_the_size_limit_is_refused_before_it_is_read() {
     assert_eq!(done.rows, None, "the rows were never read");
 }
 
-#[tokio::test]
-async fn the_lease_is_renewed_while_a_job_runs_and_a_dead_jobs_lease_expires() {
-    let app = spawn_app().await;
-    let lease = std::time::Duration::from_secs(2);
-    let importer = Importer::new(
+/// A clock that moves forward by `step` every time it is read: a job that reads it as often as
+/// it writes sees time pass as it works, however fast the machine.
+struct SteppingClock {
+    now: std::sync::Mutex<chrono::DateTime<chrono::Utc>>,
+    step: chrono::Duration,
+}
+
+impl rollcall::clock::Clock for SteppingClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let mut t = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        *t += self.step;
+        *t
+    }
+}
+
+fn leased_importer(app: &TestApp, lease: std::time::Duration) -> Importer {
+    Importer::new(
         app.store.clone(),
         app.bucket.clone(),
         ImportConfig {
             lock_lease: lease,
             ..ImportConfig::default()
         },
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_dead_jobs_lease_expires_and_the_job_then_finishes() {
+    let clock = std::sync::Arc::new(rollcall::clock::ManualClock::new(chrono::Utc::now()));
+    let app = rollcall_e2e::spawn_app_with_clock(clock.clone()).await;
+    let lease = std::time::Duration::from_secs(120);
+    let importer = leased_importer(&app, lease);
     // A job that dies after its first chunk keeps the tenant locked until its lease ends.
     let rows: Vec<[String; 6]> = (0..100).map(|n| new_row("l", "acme", n)).collect();
     let (created, etag) =
@@ -1052,8 +1072,9 @@ async fn the_lease_is_renewed_while_a_job_runs_and_a_dead_jobs_lease_expires() {
             .await
             .expect("request")
     };
+    clock.advance(chrono::Duration::seconds(119));
     assert_problem(write().await, 409, "import_in_progress").await;
-    tokio::time::sleep(lease + std::time::Duration::from_millis(500)).await;
+    clock.advance(chrono::Duration::seconds(2));
     assert_eq!(write().await.status(), 201, "the dead job's lease ran out");
 
     // The job comes back, takes the lock again and finishes.
@@ -1061,21 +1082,34 @@ async fn the_lease_is_renewed_while_a_job_runs_and_a_dead_jobs_lease_expires() {
     assert_eq!(again, BatchResponse::default());
     let done = job(&app.store, &created).await;
     assert_eq!(done.status, ImportStatus::Applied, "{:?}", done.error);
+}
 
-    // A live job renews its lease: a long file outlives several leases.
+#[tokio::test]
+async fn a_live_job_renews_its_lease_and_outlives_many_leases() {
+    let start = chrono::Utc::now();
+    let clock = std::sync::Arc::new(SteppingClock {
+        now: std::sync::Mutex::new(start),
+        step: chrono::Duration::milliseconds(250),
+    });
+    let app = rollcall_e2e::spawn_app_with_clock(clock.clone()).await;
+    // Every chunk reads the clock a few times, so a 2,000-row job lives through many
+    // two-second leases: without renewals its chunks would find the lock expired.
+    let lease = std::time::Duration::from_secs(2);
+    let importer = leased_importer(&app, lease);
     let rows: Vec<[String; 6]> = (0..2_000).map(|n| new_row("m", "acme", n)).collect();
     let (created, etag) =
         upload(&app, &app.acme, ImportMode::Apply, utf8_file(HEADER, &rows)).await;
-    let started = std::time::Instant::now();
+    let began = rollcall::clock::Clock::now(clock.as_ref());
     assert_eq!(
         deliver(&importer, s3_event(&app, &created, &etag)).await,
         BatchResponse::default()
     );
     let done = job(&app.store, &created).await;
     assert_eq!(done.status, ImportStatus::Applied, "{:?}", done.error);
+    let lived = rollcall::clock::Clock::now(clock.as_ref()) - began;
     assert!(
-        started.elapsed() > lease,
-        "the job ran longer than one lease"
+        lived > chrono::Duration::from_std(lease * 10).unwrap(),
+        "the job lived {lived} by its clock: more than ten leases"
     );
 }
 

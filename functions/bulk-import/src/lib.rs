@@ -15,7 +15,6 @@ pub mod reports;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
@@ -288,10 +287,11 @@ fn order_for_apply(changes: &mut [Planned], policy: BillingPolicy) {
 }
 
 /// Renews the tenant lock's lease while a job writes: at the first beat, then whenever a
-/// quarter of the lease has passed since the last renewal.
+/// quarter of the lease has passed since the last renewal, by the store's clock (the same
+/// clock the lease is written and checked with, so tests move it instead of waiting).
 struct Heartbeat {
     lease: std::time::Duration,
-    last: Option<Instant>,
+    last: Option<DateTime<Utc>>,
 }
 
 impl Heartbeat {
@@ -300,13 +300,15 @@ impl Heartbeat {
     }
 
     async fn beat(&mut self, store: &Store, job: &ImportJob) -> Result<(), StoreError> {
-        if self.last.is_some_and(|t| t.elapsed() < self.lease / 4) {
+        let now = store.clock().now();
+        let quarter = chrono::Duration::from_std(self.lease / 4).unwrap_or(chrono::Duration::MAX);
+        if self.last.is_some_and(|t| now - t < quarter) {
             return Ok(());
         }
         store
             .renew_import_lock(&job.tenant, &job.id, self.lease)
             .await?;
-        self.last = Some(Instant::now());
+        self.last = Some(now);
         Ok(())
     }
 }
