@@ -421,3 +421,17 @@ where
     }
     out
 }
+
+/// An SQS event of one message, as Lambda's event source mapping delivers it (the event type
+/// is `#[non_exhaustive]`: it is read from its JSON shape, as the runtime reads it).
+pub fn sqs_event(message_id: &str, body: &str) -> bulk_import::SqsEvent {
+    serde_json::from_value(serde_json::json!({"Records": [{
+        "messageId": message_id,
+        "receiptHandle": "",
+        "body": body,
+        "attributes": {},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+    }]}))
+    .expect("the SQS event shape")
+}

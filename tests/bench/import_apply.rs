@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bulk_import::{BatchResponse, ImportConfig, Importer, MAX_ROWS_CEILING, SqsEvent, SqsMessage};
+use bulk_import::{
+    ImportConfig, Importer, MAX_ROWS_CEILING, SqsBatchResponse as BatchResponse, SqsEvent,
+};
 use lambda_runtime::{Context, LambdaEvent};
 use rollcall::csv::CsvWriter;
 use rollcall::csv::encoding::EncodingChoice;
@@ -152,9 +154,8 @@ async fn run(rows: usize, binary: &std::path::Path) {
         },
     );
     let (job, size, message) = uploaded_job(&app, rows).await;
-    let event = SqsEvent {
-        records: vec![serde_json::from_value::<SqsMessage>(message).expect("a message")],
-    };
+    let event: SqsEvent =
+        serde_json::from_value(serde_json::json!({ "Records": [message] })).expect("an event");
     app.counter.reset();
     let started = Instant::now();
     let response = importer

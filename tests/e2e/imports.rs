@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::DurationRound as _;
 
-use bulk_import::{BatchResponse, ImportConfig, Importer, SqsEvent, SqsMessage, Stage};
+use bulk_import::{ImportConfig, Importer, SqsBatchResponse as BatchResponse, SqsEvent, Stage};
 use lambda_runtime::{Context, LambdaEvent};
 use reqwest::Method;
 use rollcall::csv::CsvWriter;
@@ -70,12 +70,7 @@ fn s3_event(app: &TestApp, job: &ImportJob, etag: &str) -> LambdaEvent<SqsEvent>
         }
     }]});
     LambdaEvent::new(
-        SqsEvent {
-            records: vec![SqsMessage {
-                message_id: format!("m-{}", job.id),
-                body: body.to_string(),
-            }],
-        },
+        rollcall_e2e::sqs_event(&format!("m-{}", job.id), &body.to_string()),
         Context::default(),
     )
 }
@@ -928,12 +923,7 @@ async fn messages_for_no_job_or_another_bucket_are_dropped_and_the_job_is_untouc
         "bucket": {"name": app.bucket.name()},
         "object": {"key": "imports/demo/../acme/01JD0000000000000000000000.csv", "eTag": "x"}
     }}]});
-    let event = SqsEvent {
-        records: vec![SqsMessage {
-            message_id: "m".into(),
-            body: body.to_string(),
-        }],
-    };
+    let event = rollcall_e2e::sqs_event("m", &body.to_string());
     assert_eq!(
         deliver(&importer, LambdaEvent::new(event, Context::default())).await,
         BatchResponse::default()
@@ -1363,4 +1353,30 @@ async fn a_permanent_s3_error_fails_the_job_in_one_delivery_and_a_transient_one_
         deliver(&importer, s3_event(&app, &slow, &etag)).await;
         deliveries += 1;
     }
+}
+
+#[tokio::test]
+async fn an_event_key_that_is_not_utf8_once_decoded_is_dropped_not_guessed() {
+    let app = spawn_app().await;
+    let importer = importer(&app);
+    let body = json!({"Records": [{
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "bucket": {"name": app.bucket.name()},
+            "object": {"key": "imports%2Facme%2F%FF%FE.csv", "eTag": "x"}
+        }
+    }]});
+    let event = rollcall_e2e::sqs_event("bad-key", &body.to_string());
+    assert_eq!(
+        deliver(&importer, LambdaEvent::new(event, Context::default())).await,
+        BatchResponse::default(),
+        "refused for good: not delivered again"
+    );
+    assert!(
+        app.store
+            .list_imports(&app.acme.id, 10)
+            .await
+            .expect("jobs")
+            .is_empty()
+    );
 }

@@ -31,7 +31,7 @@ use rollcall::store::{
     INVITATIONS_PER_CHUNK, PlanChunks, PlanReader, SeatCap, Store, StoreError, chunk_ranges,
     encode_plan,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tracing::{info, instrument, warn};
 
 pub use config::{
@@ -39,41 +39,13 @@ pub use config::{
 };
 use reports::{ReportedProblem, RowKeys};
 
-/// An SQS event, as Lambda's event source mapping delivers it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct SqsEvent {
-    /// The messages (one, with batch size 1).
-    #[serde(rename = "Records")]
-    pub records: Vec<SqsMessage>,
-}
-
-/// One SQS message.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct SqsMessage {
-    /// Its id, named in `batchItemFailures`.
-    #[serde(rename = "messageId")]
-    pub message_id: String,
-    /// Its body: an S3 notification, or an apply request.
-    pub body: String,
-}
-
-/// The partial batch response: the messages to deliver again.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct BatchResponse {
-    /// Messages that failed.
-    #[serde(rename = "batchItemFailures")]
-    pub batch_item_failures: Vec<BatchItemFailure>,
-}
-
-/// One failed message.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct BatchItemFailure {
-    /// The message's id.
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
+/// The SQS event, as Lambda's event source mapping delivers it, and the partial batch response.
+pub use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 
 /// An S3 event notification (S3's own shape, which moto also sends), or S3's test message.
+/// Written here rather than taken from `aws_lambda_events::s3`: that crate's record requires
+/// `userIdentity`, `requestParameters` and `responseElements`, which the body moto sends lacks
+/// (real S3 sends them; this reads only what both send).
 #[derive(Debug, Deserialize)]
 struct Notification {
     #[serde(rename = "Records", default)]
@@ -334,19 +306,19 @@ impl Importer {
     pub async fn function_handler(
         &self,
         event: LambdaEvent<SqsEvent>,
-    ) -> Result<BatchResponse, lambda_runtime::Error> {
-        let mut response = BatchResponse::default();
+    ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+        let mut response = SqsBatchResponse::default();
         for message in event.payload.records {
-            match Box::pin(self.handle_message(&message.body)).await {
+            let id = message.message_id.unwrap_or_default();
+            let body = message.body.unwrap_or_default();
+            match Box::pin(self.handle_message(&body)).await {
                 Ok(()) => {}
                 Err(ImportError::Refused(reason)) => {
-                    warn!(message_id = %message.message_id, %reason, "message refused and dropped");
+                    warn!(message_id = %id, %reason, "message refused and dropped");
                 }
                 Err(e) => {
-                    warn!(message_id = %message.message_id, error = %e, "message will be delivered again");
-                    response.batch_item_failures.push(BatchItemFailure {
-                        item_identifier: message.message_id,
-                    });
+                    warn!(message_id = %id, error = %e, "message will be delivered again");
+                    response.add_failure(id);
                 }
             }
         }
@@ -378,7 +350,9 @@ impl Importer {
                     self.bucket.name()
                 )));
             }
-            let key = decode_key(&record.s3.object.key);
+            let key = decode_key(&record.s3.object.key).map_err(|e| {
+                ImportError::Refused(format!("the key {:?} {e}", record.s3.object.key))
+            })?;
             let (tenant, job) = parse_upload_key(&key)
                 .ok_or_else(|| ImportError::Refused(format!("{key} is not an import upload")))?;
             self.run(&tenant, &job, record.s3.object.e_tag.as_deref())
@@ -909,31 +883,14 @@ fn unquote(etag: &str) -> &str {
     etag.trim_matches('"')
 }
 
-/// Decodes an S3 event key: `+` is a space and `%XX` a byte (keys arrive URL-encoded).
-pub fn decode_key(key: &str) -> String {
-    let bytes = key.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Decodes an S3 event key, which S3 sends form-URL-encoded: `+` is a space and `%XX` a byte.
+/// Bytes that are not UTF-8 are an error, never replaced with U+FFFD (a key decoded wrongly
+/// would name another object).
+pub fn decode_key(key: &str) -> Result<String, std::str::Utf8Error> {
+    let spaced = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -943,10 +900,16 @@ mod tests {
     #[test]
     fn event_keys_are_url_decoded() {
         assert_eq!(
-            decode_key("imports/acme/a+b%2Bc%E6%97%A5.csv"),
+            decode_key("imports/acme/a+b%2Bc%E6%97%A5.csv").unwrap(),
             "imports/acme/a b+c日.csv"
         );
-        assert_eq!(decode_key("100%"), "100%");
-        assert_eq!(decode_key("%zz"), "%zz");
+        assert_eq!(decode_key("100%").unwrap(), "100%");
+        assert_eq!(decode_key("%zz").unwrap(), "%zz");
+    }
+
+    #[test]
+    fn a_key_whose_bytes_are_not_utf8_is_an_error() {
+        assert!(decode_key("imports/acme/%FF%FE.csv").is_err());
+        assert!(decode_key("imports/acme/%E6%97.csv").is_err());
     }
 }
