@@ -40,3 +40,55 @@ pub fn is_transient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> b
         _ => false,
     }
 }
+
+/// Exponential back-off for retries inside one request: `base`, `2 × base`, `4 × base`, ...,
+/// for at most `attempts` retries. Each retry loop of the store asks it how long to wait, and
+/// gets `None` when it is time to give up and report the error (as retryable) to the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    base: std::time::Duration,
+    attempts: u32,
+    done: u32,
+}
+
+impl Backoff {
+    /// Waits of `base` doubling, `attempts` of them at most.
+    pub const fn new(base: std::time::Duration, attempts: u32) -> Backoff {
+        Backoff {
+            base,
+            attempts,
+            done: 0,
+        }
+    }
+
+    /// The wait before the next retry, or `None` once every retry is spent.
+    pub fn next_delay(&mut self) -> Option<std::time::Duration> {
+        if self.done >= self.attempts {
+            return None;
+        }
+        let delay = self.base * 2u32.pow(self.done.min(16));
+        self.done += 1;
+        Some(delay)
+    }
+
+    /// Retries made so far.
+    pub fn retries(&self) -> u32 {
+        self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn back_off_doubles_and_gives_up_after_its_attempts() {
+        let mut b = Backoff::new(Duration::from_millis(25), 3);
+        assert_eq!(b.next_delay(), Some(Duration::from_millis(25)));
+        assert_eq!(b.next_delay(), Some(Duration::from_millis(50)));
+        assert_eq!(b.next_delay(), Some(Duration::from_millis(100)));
+        assert_eq!(b.next_delay(), None);
+        assert_eq!(b.retries(), 3);
+    }
+}

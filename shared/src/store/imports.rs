@@ -423,7 +423,9 @@ impl Store {
                 .build()
                 .map_err(StoreError::build)?,
         );
-        let mut attempt = 0u32;
+        // Unprocessed keys (throttling) are asked for again, backing off; after the last
+        // retry the read fails as retryable rather than looping for ever.
+        let mut backoff = crate::retry::Backoff::new(Duration::from_millis(50), 8);
         while let Some(request) = pending.take() {
             let out = self
                 .client
@@ -440,9 +442,10 @@ impl Store {
                 .and_then(|mut u| u.remove(self.table.as_ref()))
                 .filter(|k| !k.keys().is_empty());
             if pending.is_some() {
-                attempt += 1;
-                let backoff = 25 * 2u64.pow(attempt.min(6));
-                tokio::time::sleep(Duration::from_millis(backoff)).await;
+                let Some(delay) = backoff.next_delay() else {
+                    return Err(StoreError::Contention);
+                };
+                tokio::time::sleep(delay).await;
             }
         }
         Ok(found)
