@@ -79,18 +79,23 @@ async fn twenty_concurrent_patches_with_one_if_match_give_one_200_and_nineteen_4
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_admins_suspending_each_other_at_once_leave_one_active_admin() {
-    let app = spawn_app().await;
+/// A second admin of acme, active (as accepting the invitation makes them).
+async fn second_active_admin(app: &rollcall_e2e::TestApp) -> UserId {
     let second = app
         .create_user(json!({"login_id": "admin2", "email": "admin2@example.com", "name": "Admin 2", "role": "admin"}))
         .await;
     let second_id = UserId::parse(second["id"].as_str().unwrap()).unwrap();
-    // Make the second admin active (as accepting the invitation will).
     let current = app.store.get_user(&app.acme.id, &second_id).await.unwrap();
     let mut active = current.clone();
     active.status = active.status.activate().unwrap();
     app.store.update_user(&current, active).await.unwrap();
+    second_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_admins_suspending_each_other_at_once_leave_one_active_admin() {
+    let app = spawn_app().await;
+    let second_id = second_active_admin(&app).await;
 
     let first_token = app.acme.admin_token.clone();
     let second_token = token(&app.acme.id, &second_id, Role::Admin);
@@ -149,14 +154,7 @@ async fn twenty_concurrent_creates_with_one_idempotency_key_make_exactly_one_use
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_last_two_admins_demoting_each_other_at_once_leave_one_admin() {
     let app = spawn_app().await;
-    let second = app
-        .create_user(json!({"login_id": "admin2", "email": "admin2@example.com", "name": "Admin 2", "role": "admin"}))
-        .await;
-    let second_id = UserId::parse(second["id"].as_str().unwrap()).unwrap();
-    let current = app.store.get_user(&app.acme.id, &second_id).await.unwrap();
-    let mut active = current.clone();
-    active.status = active.status.activate().unwrap();
-    app.store.update_user(&current, active).await.unwrap();
+    let second_id = second_active_admin(&app).await;
 
     let second_token = token(&app.acme.id, &second_id, Role::Admin);
     let a = app

@@ -401,20 +401,7 @@ impl Store {
         to: InvitationStatus,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(invitation_key(i)))
-            .update_expression("SET #s = :to, failure_code = :why REMOVE gsi4pk, gsi4sk")
-            .condition_expression("#s = :from")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":to", s(to.as_str()))
-            .expression_attribute_values(":from", s(i.status.as_str()))
-            .expression_attribute_values(":why", s(reason))
-            .send()
-            .await;
-        conditional(out)
+        self.end_invitation(i, &[i.status], to, reason, None).await
     }
 
     /// Ends an invitation that can never be sent (its data can't be read or its mail can't be
@@ -426,25 +413,45 @@ impl Store {
         code: &str,
         message: &str,
     ) -> Result<(), StoreError> {
-        let out = self
+        let from = [InvitationStatus::Pending, InvitationStatus::Sending];
+        self.end_invitation(i, &from, InvitationStatus::Failed, code, Some(message))
+            .await
+    }
+
+    /// Moves an invitation from one of `from` to `to`, with the reason (and a message), out of
+    /// the due index and free of any sender's lease.
+    async fn end_invitation(
+        &self,
+        i: &Invitation,
+        from: &[InvitationStatus],
+        to: InvitationStatus,
+        code: &str,
+        message: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let names: Vec<String> = (0..from.len()).map(|n| format!(":from{n}")).collect();
+        let mut update = self
             .client
             .update_item()
             .table_name(self.table.as_ref())
             .set_key(Some(invitation_key(i)))
-            .update_expression(
-                "SET #s = :to, failure_code = :code, failure_message = :msg \
-                 REMOVE lease_until, gsi4pk, gsi4sk",
-            )
-            .condition_expression("#s IN (:pending, :sending)")
+            .update_expression(match message {
+                Some(_) => {
+                    "SET #s = :to, failure_code = :why, failure_message = :msg \
+                            REMOVE lease_until, gsi4pk, gsi4sk"
+                }
+                None => "SET #s = :to, failure_code = :why REMOVE gsi4pk, gsi4sk",
+            })
+            .condition_expression(format!("#s IN ({})", names.join(", ")))
             .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":to", s(InvitationStatus::Failed.as_str()))
-            .expression_attribute_values(":pending", s(InvitationStatus::Pending.as_str()))
-            .expression_attribute_values(":sending", s(InvitationStatus::Sending.as_str()))
-            .expression_attribute_values(":code", s(code))
-            .expression_attribute_values(":msg", s(message))
-            .send()
-            .await;
-        conditional(out)
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":why", s(code));
+        for (name, status) in names.iter().zip(from) {
+            update = update.expression_attribute_values(name, s(status.as_str()));
+        }
+        if let Some(message) = message {
+            update = update.expression_attribute_values(":msg", s(message));
+        }
+        conditional(update.send().await)
     }
 
     /// Open invitations of one due-index shard whose time has come, oldest first.
