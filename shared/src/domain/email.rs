@@ -3,7 +3,6 @@
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 use super::{Language, Localized};
 
@@ -132,24 +131,7 @@ impl PartialEq for Email {
 }
 impl Eq for Email {}
 
-impl TryFrom<String> for Email {
-    type Error = EmailError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Email::parse(&s)
-    }
-}
-
-impl From<Email> for String {
-    fn from(e: Email) -> String {
-        e.0.into_string()
-    }
-}
-
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype_conversions!(Email, EmailError);
 
 #[cfg(test)]
 mod tests {

@@ -72,29 +72,12 @@ impl TenantId {
     }
 }
 
-impl TryFrom<String> for TenantId {
-    type Error = IdError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        TenantId::parse(&s)
-    }
-}
-
-impl From<TenantId> for String {
-    fn from(t: TenantId) -> String {
-        t.0.into_string()
-    }
-}
+text_newtype_conversions!(TenantId, IdError);
 
 impl FromStr for TenantId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         TenantId::parse(s)
-    }
-}
-
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

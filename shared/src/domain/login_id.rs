@@ -3,7 +3,6 @@
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 use super::{Language, Localized};
 
@@ -94,24 +93,7 @@ impl PartialEq for LoginId {
 }
 impl Eq for LoginId {}
 
-impl TryFrom<String> for LoginId {
-    type Error = LoginIdError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        LoginId::parse(&s)
-    }
-}
-
-impl From<LoginId> for String {
-    fn from(l: LoginId) -> String {
-        l.0.into_string()
-    }
-}
-
-impl fmt::Display for LoginId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype_conversions!(LoginId, LoginIdError);
 
 #[cfg(test)]
 mod tests {

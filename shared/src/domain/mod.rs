@@ -4,6 +4,32 @@
 //! Every constructor error implements [`Localized`]: a stable machine-readable `code` and a
 //! message in the caller's [`Language`], used unchanged by the HTTP API and the CSV reports.
 
+/// The conversions every text newtype of the domain has, over its `CompactString` and its
+/// `parse`: `TryFrom<String>` (so `#[serde(try_from = "String")]` can't build an invalid value),
+/// `From<T> for String` and `Display`. One macro instead of the same three impls in each file.
+macro_rules! text_newtype_conversions {
+    ($name:ident, $error:ty) => {
+        impl TryFrom<String> for $name {
+            type Error = $error;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                $name::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0.into_string()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 mod billing;
 mod email;
 mod ids;

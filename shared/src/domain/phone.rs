@@ -3,7 +3,6 @@
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use unicode_normalization::UnicodeNormalization;
 
 use super::{Language, Localized};
@@ -80,24 +79,7 @@ impl Phone {
     }
 }
 
-impl TryFrom<String> for Phone {
-    type Error = PhoneError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Phone::parse(&s)
-    }
-}
-
-impl From<Phone> for String {
-    fn from(p: Phone) -> String {
-        p.0.into_string()
-    }
-}
-
-impl fmt::Display for Phone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype_conversions!(Phone, PhoneError);
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,6 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::collections::BTreeSet;
-use std::fmt;
 
 use super::{Language, Localized};
 
@@ -78,22 +77,7 @@ impl AppRole {
     }
 }
 
-impl TryFrom<String> for AppRole {
-    type Error = SetError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        AppRole::parse(&s)
-    }
-}
-impl From<AppRole> for String {
-    fn from(r: AppRole) -> String {
-        r.0.into_string()
-    }
-}
-impl fmt::Display for AppRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_newtype_conversions!(AppRole, SetError);
 
 /// A group a user belongs to, e.g. `営業部`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -119,17 +103,7 @@ impl Group {
     }
 }
 
-impl TryFrom<String> for Group {
-    type Error = SetError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Group::parse(&s)
-    }
-}
-impl From<Group> for String {
-    fn from(g: Group) -> String {
-        g.0.into_string()
-    }
-}
+text_newtype_conversions!(Group, SetError);
 
 macro_rules! name_set {
     ($(#[$doc:meta])* $name:ident, $item:ident) => {

@@ -4,7 +4,6 @@
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use unicode_normalization::UnicodeNormalization;
 
 use super::{Language, Localized};
@@ -253,24 +252,7 @@ macro_rules! text_type {
             }
         }
 
-        impl TryFrom<String> for $name {
-            type Error = TextError;
-            fn try_from(s: String) -> Result<Self, Self::Error> {
-                $name::parse(&s)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(v: $name) -> String {
-                v.0.into_string()
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        text_newtype_conversions!($name, TextError);
     };
 }
 
