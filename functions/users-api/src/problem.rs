@@ -57,6 +57,17 @@ impl FieldProblem {
     }
 }
 
+impl From<rollcall::domain::PatchProblem> for FieldProblem {
+    fn from(p: rollcall::domain::PatchProblem) -> Self {
+        FieldProblem {
+            field: p.field.name().to_owned(),
+            code: p.code,
+            ja: p.message_ja,
+            en: p.message_en,
+        }
+    }
+}
+
 /// Why a caller was not authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {

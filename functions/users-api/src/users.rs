@@ -6,11 +6,10 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use rollcall::domain::{
-    AppRoles, DisplayName, Email, Groups, Invitation, InvitationTrigger, Language, Localized,
-    LoginId, NewUser, Notes, Phone, Role, SetError, ShortText, Status, TimeZone, User, UserId,
-    ValidityWindow,
+    AppRoles, Change, DisplayName, Edited, Email, Groups, Invitation, InvitationTrigger, Language,
+    Localized, LoginId, NewUser, Notes, Phone, Role, RoleCatalogue, SetError, ShortText, Status,
+    TimeZone, User, UserId, UserPatch, ValidityWindow,
 };
 use rollcall::store::{
     IdempotencyRecord, ListQuery, SortBy, SortOrder, StoreError, UserInvitations,
@@ -211,77 +210,69 @@ async fn ensure_tenant(state: &AppState, caller: &Caller) -> Result<(), ApiError
     Ok(())
 }
 
-/// The members of a create or edit body, each parsed into its domain type.
-struct Changes {
-    login_id: Patch<LoginId>,
-    email: Patch<Email>,
-    name: Patch<DisplayName>,
-    role: Patch<Role>,
-    app_roles: Patch<AppRoles>,
-    groups: Patch<Groups>,
-    organization: Patch<ShortText>,
-    department: Patch<ShortText>,
-    phone: Patch<Phone>,
-    notes: Patch<Notes>,
-    language: Patch<Language>,
-    time_zone: Patch<TimeZone>,
-    valid_from: Patch<DateTime<Utc>>,
-    valid_till: Patch<DateTime<Utc>>,
+/// A `Patch` member as an edit's change: absent leaves the field, `null` clears it.
+fn change<T>(p: Patch<T>) -> Change<T> {
+    match p {
+        Patch::Absent => Change::Leave,
+        Patch::Null => Change::Clear,
+        Patch::Value(v) => Change::Set(v),
+    }
 }
 
 fn set<T>(
     f: &mut Fields,
     name: &str,
     parse: impl FnOnce(&[String]) -> Result<T, SetError>,
-) -> Patch<T> {
+) -> Change<T> {
     match f.strings(name) {
-        Patch::Absent => Patch::Absent,
-        Patch::Null => Patch::Null,
+        Patch::Absent => Change::Leave,
+        Patch::Null => Change::Clear,
         Patch::Value(v) => match parse(&v) {
-            Ok(s) => Patch::Value(s),
+            Ok(s) => Change::Set(s),
             Err(e) => {
                 f.problem(FieldProblem::new(name, &e));
-                Patch::Absent
+                Change::Leave
             }
         },
     }
 }
 
-impl Changes {
-    fn read(fields: &mut Fields) -> Changes {
-        macro_rules! field {
-            ($name:literal, $parse:expr) => {{
-                let raw = fields.string($name);
-                fields.parse($name, raw, $parse)
-            }};
-        }
-        // An optional member given as "" (or only white space) means none, as a blank CSV
-        // cell does: the same as null.
-        macro_rules! optional_field {
-            ($name:literal, $parse:expr) => {{
-                let raw = match fields.string($name) {
-                    Patch::Value(s) if s.trim().is_empty() => Patch::Null,
-                    raw => raw,
-                };
-                fields.parse($name, raw, $parse)
-            }};
-        }
-        Changes {
-            login_id: field!("login_id", LoginId::parse),
-            email: field!("email", Email::parse),
-            name: field!("name", DisplayName::parse),
-            role: field!("role", str::parse::<Role>),
-            app_roles: set(fields, "app_roles", |v| AppRoles::parse(v)),
-            groups: set(fields, "groups", |v| Groups::parse(v)),
-            organization: optional_field!("organization", ShortText::parse),
-            department: optional_field!("department", ShortText::parse),
-            phone: optional_field!("phone", Phone::parse),
-            notes: optional_field!("notes", Notes::parse),
-            language: optional_field!("language", str::parse::<Language>),
-            time_zone: optional_field!("time_zone", TimeZone::parse),
-            valid_from: optional_field!("valid_from", timestamp),
-            valid_till: optional_field!("valid_till", timestamp),
-        }
+/// The members of a create or edit body, each parsed into its domain type, as an edit: a
+/// member that could not be read records its problem and leaves its field.
+fn read_patch(fields: &mut Fields) -> UserPatch {
+    macro_rules! field {
+        ($name:literal, $parse:expr) => {{
+            let raw = fields.string($name);
+            change(fields.parse($name, raw, $parse))
+        }};
+    }
+    // An optional member given as "" (or only white space) means none, as a blank CSV cell
+    // does: the same as null.
+    macro_rules! optional_field {
+        ($name:literal, $parse:expr) => {{
+            let raw = match fields.string($name) {
+                Patch::Value(s) if s.trim().is_empty() => Patch::Null,
+                raw => raw,
+            };
+            change(fields.parse($name, raw, $parse))
+        }};
+    }
+    UserPatch {
+        login_id: field!("login_id", LoginId::parse),
+        email: field!("email", Email::parse),
+        name: field!("name", DisplayName::parse),
+        role: field!("role", str::parse::<Role>),
+        app_roles: set(fields, "app_roles", |v| AppRoles::parse(v)),
+        groups: set(fields, "groups", |v| Groups::parse(v)),
+        organization: optional_field!("organization", ShortText::parse),
+        department: optional_field!("department", ShortText::parse),
+        phone: optional_field!("phone", Phone::parse),
+        notes: optional_field!("notes", Notes::parse),
+        language: optional_field!("language", str::parse::<Language>),
+        time_zone: optional_field!("time_zone", TimeZone::parse),
+        valid_from: optional_field!("valid_from", timestamp),
+        valid_till: optional_field!("valid_till", timestamp),
+        disabled: None,
     }
 }
 
@@ -295,54 +286,12 @@ fn required_problem(name: &str) -> FieldProblem {
 }
 
 /// A required member of a create body; `None` records a problem unless one is recorded already.
-fn required<T>(fields: &mut Fields, name: &str, p: Patch<T>, had_problem: bool) -> Option<T> {
-    match p {
-        Patch::Value(v) => Some(v),
-        Patch::Absent | Patch::Null => {
-            if !had_problem {
-                fields.problem(required_problem(name));
-            }
-            None
-        }
+fn required<T>(fields: &mut Fields, name: &str, c: Change<T>) -> Option<T> {
+    let value = c.into_value();
+    if value.is_none() && !has_problem(fields, name) {
+        fields.problem(required_problem(name));
     }
-}
-
-/// A required member of an edit body: absent leaves it, `null` can't clear it.
-fn keep_or<T: Clone>(fields: &mut Fields, name: &str, p: Patch<T>, current: &T) -> T {
-    match p {
-        Patch::Value(v) => v,
-        Patch::Absent => current.clone(),
-        Patch::Null => {
-            fields.problem(required_problem(name));
-            current.clone()
-        }
-    }
-}
-
-/// An optional member: absent leaves it, `null` clears it.
-fn optional<T: Clone>(p: Patch<T>, current: &Option<T>) -> Option<T> {
-    match p {
-        Patch::Value(v) => Some(v),
-        Patch::Null => None,
-        Patch::Absent => current.clone(),
-    }
-}
-
-fn validity(
-    fields: &mut Fields,
-    from: Patch<DateTime<Utc>>,
-    till: Patch<DateTime<Utc>>,
-    current: ValidityWindow,
-) -> ValidityWindow {
-    let from = optional(from, &current.from());
-    let till = optional(till, &current.till());
-    match ValidityWindow::new(from, till) {
-        Ok(w) => w,
-        Err(e) => {
-            fields.problem(FieldProblem::new("valid_till", &e));
-            current
-        }
-    }
+    value
 }
 
 fn has_problem(fields: &Fields, name: &str) -> bool {
@@ -351,25 +300,18 @@ fn has_problem(fields: &Fields, name: &str) -> bool {
 
 fn new_user_from(body: JsonObject) -> Result<NewUser, ApiError> {
     let mut fields = Fields::new(body.map);
-    let c = Changes::read(&mut fields);
-    let had = |f: &Fields, n: &str| has_problem(f, n);
-    let (hl, he, hn) = (
-        had(&fields, "login_id"),
-        had(&fields, "email"),
-        had(&fields, "name"),
-    );
-    let login_id = required(&mut fields, "login_id", c.login_id, hl);
-    let email = required(&mut fields, "email", c.email, he);
-    let name = required(&mut fields, "name", c.name, hn);
-    let role = optional(c.role, &None).unwrap_or(Role::Member);
-    let validity = validity(
-        &mut fields,
-        c.valid_from,
-        c.valid_till,
-        ValidityWindow::unbounded(),
-    );
-    let app_roles = optional(c.app_roles, &None).unwrap_or_default();
-    let groups = optional(c.groups, &None).unwrap_or_default();
+    let c = read_patch(&mut fields);
+    let login_id = required(&mut fields, "login_id", c.login_id);
+    let email = required(&mut fields, "email", c.email);
+    let name = required(&mut fields, "name", c.name);
+    let role = c.role.into_value().unwrap_or(Role::Member);
+    let validity = match ValidityWindow::new(c.valid_from.into_value(), c.valid_till.into_value()) {
+        Ok(w) => w,
+        Err(e) => {
+            fields.problem(FieldProblem::new("valid_till", &e));
+            ValidityWindow::unbounded()
+        }
+    };
     let problems = fields.finish();
     match (login_id, email, name) {
         (Some(login_id), Some(email), Some(name)) if problems.is_empty() => Ok(NewUser {
@@ -377,42 +319,44 @@ fn new_user_from(body: JsonObject) -> Result<NewUser, ApiError> {
             email,
             name,
             role,
-            app_roles,
-            groups,
-            organization: optional(c.organization, &None),
-            department: optional(c.department, &None),
-            phone: optional(c.phone, &None),
-            notes: optional(c.notes, &None),
-            language: optional(c.language, &None),
-            time_zone: optional(c.time_zone, &None),
+            app_roles: c.app_roles.into_value().unwrap_or_default(),
+            groups: c.groups.into_value().unwrap_or_default(),
+            organization: c.organization.into_value(),
+            department: c.department.into_value(),
+            phone: c.phone.into_value(),
+            notes: c.notes.into_value(),
+            language: c.language.into_value(),
+            time_zone: c.time_zone.into_value(),
             validity,
         }),
         _ => Err(ApiError::Validation(problems)),
     }
 }
 
-fn edited_user(current: &User, body: JsonObject) -> Result<User, ApiError> {
+/// `current` edited by a `PATCH` body: the body read into a [`UserPatch`], applied by
+/// [`User::apply`] (the tenant's catalogue read only when app roles change), every problem of
+/// both reported at once.
+async fn edited_user(
+    state: &AppState,
+    caller: &Caller,
+    current: &User,
+    body: JsonObject,
+) -> Result<Edited, ApiError> {
     let mut fields = Fields::new(body.map);
-    let c = Changes::read(&mut fields);
-    let mut u = current.clone();
-    u.login_id = keep_or(&mut fields, "login_id", c.login_id, &current.login_id);
-    u.email = keep_or(&mut fields, "email", c.email, &current.email);
-    u.name = keep_or(&mut fields, "name", c.name, &current.name);
-    u.role = keep_or(&mut fields, "role", c.role, &current.role);
-    u.app_roles = optional(c.app_roles, &Some(current.app_roles.clone())).unwrap_or_default();
-    u.groups = optional(c.groups, &Some(current.groups.clone())).unwrap_or_default();
-    u.organization = optional(c.organization, &current.organization);
-    u.department = optional(c.department, &current.department);
-    u.phone = optional(c.phone, &current.phone);
-    u.notes = optional(c.notes, &current.notes);
-    u.language = optional(c.language, &current.language);
-    u.time_zone = optional(c.time_zone, &current.time_zone);
-    u.validity = validity(&mut fields, c.valid_from, c.valid_till, current.validity);
-    let problems = fields.finish();
-    if problems.is_empty() {
-        Ok(u)
+    let patch = read_patch(&mut fields);
+    let mut problems = fields.finish();
+    let catalogue = if patch.checks_app_roles(current) {
+        state.store.get_tenant(&caller.tenant).await?.role_catalogue
     } else {
-        Err(ApiError::Validation(problems))
+        RoleCatalogue::default()
+    };
+    match current.apply(&patch, &catalogue) {
+        Ok(edited) if problems.is_empty() => Ok(edited),
+        Ok(_) => Err(ApiError::Validation(problems)),
+        Err(refused) => {
+            problems.extend(refused.into_iter().map(FieldProblem::from));
+            Err(ApiError::Validation(problems))
+        }
     }
 }
 
@@ -542,17 +486,17 @@ pub async fn patch_user(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let (current, found) = target_for_write(&state, &caller, &id, &headers).await?;
-    let edited = edited_user(&current, body)?;
+    let Edited {
+        user: edited,
+        reinvite,
+    } = edited_user(&state, &caller, &current, body).await?;
     if edited.role != current.role {
         ensure_not_self(&caller, &id)?;
         if !caller.role.can_assign(edited.role) {
             return Err(ApiError::Forbidden);
         }
     }
-    if edited.app_roles != current.app_roles {
-        check_app_roles(&state, &caller, &edited.app_roles).await?;
-    }
-    if edited.email.key() == current.email.key() {
+    if !reinvite {
         let saved = state.store.update_user(&current, edited).await?;
         return user_response(&state, StatusCode::OK, &saved, found.latest());
     }

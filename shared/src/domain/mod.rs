@@ -37,6 +37,7 @@ mod invitation;
 mod language;
 mod login_id;
 mod password;
+mod patch;
 mod phone;
 mod role;
 mod sets;
@@ -59,6 +60,7 @@ pub use password::{
     ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, HashError, Password, PasswordHash,
     PasswordPolicy, PasswordRule, SYMBOLS,
 };
+pub use patch::{Change, Edited, PatchField, PatchProblem, UserPatch};
 pub use phone::{Phone, PhoneError};
 pub use role::{Role, RoleError};
 pub use sets::{AppRole, AppRoles, Group, Groups, RoleCatalogue, SetError, UnknownAppRoles};

@@ -7,9 +7,10 @@
 use foldhash::HashMap;
 
 use super::columns::Column;
-use super::rows::{Changes, ParsedFile, RowAction, RowProblem};
+use super::rows::{ParsedFile, RowAction, RowProblem};
 use crate::domain::{
-    Language, Localized, RoleCatalogue, SeatUsage, Status, Tenant, User, UserId, ValidityWindow,
+    Change, Language, Localized, PatchField, PatchProblem, RoleCatalogue, SeatUsage, Tenant, User,
+    UserId, UserPatch,
 };
 
 /// The part of the directory a file touches, read (strongly consistent) before checking.
@@ -345,19 +346,22 @@ impl Localized for SeatsExceeded {
     }
 }
 
-/// The user as an EDIT row leaves it, or `None` with the row's problems recorded.
+/// The user as an EDIT row leaves it, or `None` with the row's problems recorded. The rules
+/// are [`User::apply`]'s; the import adds one of its own: a row can't change an email (it
+/// may write the user's own, in any case, as an export does).
 fn edited(
     line: usize,
     current: &User,
-    c: Changes,
+    mut patch: UserPatch,
     catalogue: &RoleCatalogue,
     problems: &mut Vec<RowProblem>,
 ) -> Option<User> {
-    let before = problems.len();
-    let mut after = current.clone();
-    if let Some(email) = &c.email
-        && email.key() != current.email.key()
-    {
+    let mut email_changed = false;
+    if let Change::Set(email) = &patch.email {
+        email_changed = email.key() != current.email.key();
+        patch.email = Change::Leave;
+    }
+    if email_changed {
         problems.push(RowProblem::custom(
             line,
             Some(Column::Email),
@@ -366,54 +370,35 @@ fn edited(
             "An import can't change an email address; change it on the user's page.",
         ));
     }
-    if let Some(name) = c.name {
-        after.name = name;
-    }
-    if let Some(role) = c.role {
-        after.role = role;
-    }
-    if let Some(roles) = c.app_roles {
-        if let Err(e) = catalogue.check(&roles) {
-            problems.push(RowProblem::new(line, Some(Column::AppRoles), &e));
+    match current.apply(&patch, catalogue) {
+        Ok(edited) if !email_changed => Some(edited.user),
+        Ok(_) => None,
+        Err(refused) => {
+            problems.extend(refused.into_iter().map(|p| row_problem(line, p)));
+            None
         }
-        after.app_roles = roles;
     }
-    if let Some(groups) = c.groups {
-        after.groups = groups;
-    }
-    if let Some(v) = c.organization {
-        after.organization = v;
-    }
-    if let Some(v) = c.department {
-        after.department = v;
-    }
-    if let Some(v) = c.phone {
-        after.phone = v;
-    }
-    if let Some(v) = c.notes {
-        after.notes = v;
-    }
-    if let Some(v) = c.language {
-        after.language = v;
-    }
-    let from = c.valid_from.unwrap_or(current.validity.from());
-    let till = c.valid_till.unwrap_or(current.validity.till());
-    match ValidityWindow::new(from, till) {
-        Ok(w) => after.validity = w,
-        Err(e) => problems.push(RowProblem::new(line, Some(Column::ValidTill), &e)),
-    }
-    let status = match c.disabled {
-        Some(true) if current.status != Status::Suspended => current.status.suspend(),
-        Some(false) if current.status == Status::Suspended => {
-            current.status.reactivate(current.has_password)
-        }
-        _ => Ok(current.status),
+}
+
+/// A field an edit can't apply, as the row's problem in the field's column.
+fn row_problem(line: usize, p: PatchProblem) -> RowProblem {
+    let column = match p.field {
+        PatchField::LoginId => Column::LoginId,
+        PatchField::Email => Column::Email,
+        PatchField::Name => Column::Name,
+        PatchField::Role => Column::Role,
+        PatchField::AppRoles => Column::AppRoles,
+        PatchField::Groups => Column::Groups,
+        PatchField::Organization => Column::Organization,
+        PatchField::Department => Column::Department,
+        PatchField::Phone => Column::Phone,
+        PatchField::Notes => Column::Notes,
+        PatchField::Language | PatchField::TimeZone => Column::Language,
+        PatchField::ValidFrom => Column::ValidFrom,
+        PatchField::ValidTill => Column::ValidTill,
+        PatchField::Disabled => Column::Disabled,
     };
-    match status {
-        Ok(s) => after.status = s,
-        Err(e) => problems.push(RowProblem::new(line, Some(Column::Disabled), &e)),
-    }
-    (problems.len() == before).then_some(after)
+    RowProblem::custom(line, Some(column), p.code, p.message_ja, p.message_en)
 }
 
 #[cfg(test)]
@@ -421,7 +406,8 @@ mod tests {
     use super::*;
     use crate::csv::encoding::EncodingChoice;
     use crate::domain::{
-        AppRole, DisplayName, Email, LoginId, NewUser, Role, RoleCatalogue, TenantId,
+        AppRole, DisplayName, Email, LoginId, NewUser, Role, RoleCatalogue, Status, TenantId,
+        ValidityWindow,
     };
     use crate::import::parse_file;
     use crate::import::rows::creating_for_tests as creating;

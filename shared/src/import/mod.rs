@@ -17,6 +17,6 @@ pub use job::{
     Report, parse_upload_key, upload_key,
 };
 pub use rows::{
-    Changes, Clearable, Creating, DateTimeError, FileProblem, Operation, ParsedFile, ParsedRow,
-    RowAction, RowProblem, format_datetime, parse_datetime, parse_file, split_set,
+    Creating, DateTimeError, FileProblem, Operation, ParsedFile, ParsedRow, RowAction, RowProblem,
+    format_datetime, parse_datetime, parse_file, split_set,
 };

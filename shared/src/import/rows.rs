@@ -12,8 +12,9 @@ use super::columns::{Column, Header, HeaderProblem};
 use crate::csv::encoding::{DecodeError, EncodingChoice, FileEncoding, decode};
 use crate::csv::{CsvError, CsvErrorKind, Records, is_blank, restore};
 use crate::domain::{
-    AppRoles, DisplayName, Email, Groups, Language, Localized, LoginId, NewUser, Notes, Phone,
-    Role, SetError, ShortText, Status, TenantId, User, UserId, ValidityWindow, trim,
+    AppRoles, Change, DisplayName, Email, Groups, Language, Localized, LoginId, NewUser, Notes,
+    Phone, Role, SetError, ShortText, Status, TenantId, User, UserId, UserPatch, ValidityWindow,
+    trim,
 };
 
 /// What a row does.
@@ -104,49 +105,15 @@ impl RowProblem {
     }
 }
 
-/// A field an EDIT row may leave alone (`None`), clear (`Some(None)`) or set.
-pub type Clearable<T> = Option<Option<T>>;
-
-/// What an EDIT row sets. `None`: leave alone (the column is absent, or the cell is blank in
-/// a column that can't be cleared); `Some(None)`: clear.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Changes {
-    /// New display name.
-    pub name: Option<DisplayName>,
-    /// The email as the row writes it; it must be the user's current one (any case).
-    pub email: Option<Email>,
-    /// New management role.
-    pub role: Option<Role>,
-    /// New app roles (a blank cell clears them).
-    pub app_roles: Option<AppRoles>,
-    /// New groups (a blank cell clears them).
-    pub groups: Option<Groups>,
-    /// Organisation.
-    pub organization: Option<Option<ShortText>>,
-    /// Department.
-    pub department: Option<Option<ShortText>>,
-    /// Phone.
-    pub phone: Option<Option<Phone>>,
-    /// Notes.
-    pub notes: Option<Option<Notes>>,
-    /// Language.
-    pub language: Option<Option<Language>>,
-    /// Start of the validity window.
-    pub valid_from: Option<Option<DateTime<Utc>>>,
-    /// End of the validity window.
-    pub valid_till: Option<Option<DateTime<Utc>>>,
-    /// `Some(true)` suspends, `Some(false)` reactivates.
-    pub disabled: Option<bool>,
-}
-
 /// A row turned into what it asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowAction {
     /// Create this user: invited, or suspended if the row says `disabled` (then no invitation
     /// is sent). Built as the row is read, so that the plan takes it as it is.
     New(Box<User>),
-    /// Change the user with the row's login id.
-    Edit(Box<Changes>),
+    /// Change the user with the row's login id. The row's email, if it has one, must be the
+    /// user's (an import can't change an email): the check compares it and leaves it.
+    Edit(Box<UserPatch>),
     /// Delete the user with the row's login id.
     Delete,
 }
@@ -551,7 +518,10 @@ impl<'h> RowReader<'h> {
 fn email_of(action: &RowAction) -> Option<&Email> {
     match action {
         RowAction::New(user) => Some(&user.email),
-        RowAction::Edit(c) => c.email.as_ref(),
+        RowAction::Edit(c) => match &c.email {
+            Change::Set(e) => Some(e),
+            Change::Leave | Change::Clear => None,
+        },
         RowAction::Delete => None,
     }
 }
@@ -663,13 +633,26 @@ impl<'a> Cells<'a, '_> {
         &mut self,
         column: Column,
         parse: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Option<Option<T>> {
+    ) -> Change<T> {
         if !self.present(column) {
-            return None;
+            return Change::Leave;
         }
         match self.optional(column, parse) {
-            None => Some(None),
-            Some(v) => v.map(Some),
+            None => Change::Clear,
+            Some(Some(v)) => Change::Set(v),
+            Some(None) => Change::Leave,
+        }
+    }
+
+    /// For EDIT: a blank cell or an absent column leaves the field alone (it can't be cleared).
+    fn settable<T, E: Localized>(
+        &mut self,
+        column: Column,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Change<T> {
+        match self.optional(column, parse).flatten() {
+            Some(v) => Change::Set(v),
+            None => Change::Leave,
         }
     }
 
@@ -682,7 +665,20 @@ impl<'a> Cells<'a, '_> {
         self.domain(column, text, parse)
     }
 
-    fn validity(&mut self) -> (Clearable<DateTime<Utc>>, Clearable<DateTime<Utc>>) {
+    /// For EDIT, a set: absent column → leave alone; a blank cell clears it (it reads as an
+    /// empty set); names → set.
+    fn set_change<T>(
+        &mut self,
+        column: Column,
+        parse: impl FnOnce(&str) -> Result<T, SetError>,
+    ) -> Change<T> {
+        if !self.present(column) {
+            return Change::Leave;
+        }
+        self.set(column, parse).map_or(Change::Leave, Change::Set)
+    }
+
+    fn validity(&mut self) -> (Change<DateTime<Utc>>, Change<DateTime<Utc>>) {
         let from = self.clearable(Column::ValidFrom, parse_datetime);
         let till = self.clearable(Column::ValidTill, parse_datetime);
         (from, till)
@@ -721,7 +717,11 @@ impl<'a> Cells<'a, '_> {
         let language = self.optional(Column::Language, str::parse::<Language>);
         let (from, till) = self.validity();
         let disabled = self.disabled().unwrap_or(false);
-        let validity = self.window(from.flatten(), till.flatten());
+        let value = |c: Change<DateTime<Utc>>| match c {
+            Change::Set(t) => Some(t),
+            Change::Leave | Change::Clear => None,
+        };
+        let validity = self.window(value(from), value(till));
         if self.problems.len() != self.problems_before {
             // Refused: no user to build.
             return None;
@@ -765,38 +765,31 @@ impl<'a> Cells<'a, '_> {
     }
 
     fn changes(&mut self) -> Option<RowAction> {
-        let c = Changes {
-            name: self.optional(Column::Name, DisplayName::parse).flatten(),
-            email: self.optional(Column::Email, Email::parse).flatten(),
-            role: self.optional(Column::Role, str::parse::<Role>).flatten(),
-            app_roles: self
-                .present(Column::AppRoles)
-                .then(|| self.set(Column::AppRoles, |s| AppRoles::parse(split_set(s))))
-                .flatten(),
-            groups: self
-                .present(Column::Groups)
-                .then(|| self.set(Column::Groups, |s| Groups::parse(split_set(s))))
-                .flatten(),
+        let app_roles = self.set_change(Column::AppRoles, |s| AppRoles::parse(split_set(s)));
+        let groups = self.set_change(Column::Groups, |s| Groups::parse(split_set(s)));
+        let (valid_from, valid_till) = self.validity();
+        if let (Change::Set(f), Change::Set(t)) = (&valid_from, &valid_till)
+            && t <= f
+        {
+            self.window(Some(*f), Some(*t));
+        }
+        let patch = UserPatch {
+            name: self.settable(Column::Name, DisplayName::parse),
+            email: self.settable(Column::Email, Email::parse),
+            role: self.settable(Column::Role, str::parse::<Role>),
+            app_roles,
+            groups,
             organization: self.clearable(Column::Organization, ShortText::parse),
             department: self.clearable(Column::Department, ShortText::parse),
             phone: self.clearable(Column::Phone, Phone::parse),
             notes: self.clearable(Column::Notes, Notes::parse),
             language: self.clearable(Column::Language, str::parse::<Language>),
-            valid_from: None,
-            valid_till: None,
-            disabled: self.disabled(),
-        };
-        let (valid_from, valid_till) = self.validity();
-        if let (Some(Some(f)), Some(Some(t))) = (valid_from, valid_till)
-            && t <= f
-        {
-            self.window(Some(f), Some(t));
-        }
-        Some(RowAction::Edit(Box::new(Changes {
             valid_from,
             valid_till,
-            ..c
-        })))
+            disabled: self.disabled(),
+            ..UserPatch::default()
+        };
+        Some(RowAction::Edit(Box::new(patch)))
     }
 }
 
@@ -1043,9 +1036,13 @@ mod tests {
             panic!("an EDIT row")
         };
         assert_eq!(c.disabled, Some(true));
-        assert_eq!(c.name, None, "a blank required cell leaves the name alone");
-        assert_eq!(c.department, Some(None), "a blank optional cell clears");
-        assert_eq!(c.app_roles, Some(AppRoles::default()));
+        assert_eq!(
+            c.name,
+            Change::Leave,
+            "a blank required cell leaves the name alone"
+        );
+        assert_eq!(c.department, Change::Clear, "a blank optional cell clears");
+        assert_eq!(c.app_roles, Change::Set(AppRoles::default()));
         assert_eq!(f.rows[2].operation, Some(Operation::Delete));
     }
 
@@ -1055,8 +1052,11 @@ mod tests {
         let Some((_, RowAction::Edit(c))) = &f.rows[0].action else {
             panic!("an EDIT row")
         };
-        assert_eq!(c.department, Some(None));
-        assert_eq!((c.notes.clone(), c.app_roles.clone()), (None, None));
+        assert_eq!(c.department, Change::Clear);
+        assert_eq!(
+            (c.notes.clone(), c.app_roles.clone()),
+            (Change::Leave, Change::Leave)
+        );
     }
 
     #[test]
