@@ -456,14 +456,10 @@ fn every_dead_letter_queue_function_and_failed_import_has_an_alarm() {
     // The failure metrics count the lines the functions write when a job or an invitation
     // ends FAILED, each alarmed.
     for (resource, file, lines) in [
-        (
-            "ImportJobFailuresMetric",
-            "functions/bulk-import/src/lib.rs",
-            3,
-        ),
+        ("ImportJobFailuresMetric", "functions/bulk-import/src", 3),
         (
             "InvitationFailuresMetric",
-            "functions/send-invitations/src/lib.rs",
+            "functions/send-invitations/src",
             2,
         ),
     ] {
@@ -473,7 +469,13 @@ fn every_dead_letter_queue_function_and_failed_import_has_an_alarm() {
             .split('"')
             .nth(1)
             .expect("a quoted message in the pattern");
-        let source = std::fs::read_to_string(workspace_root().join(file)).unwrap();
+        // Every source file of the function.
+        let source: String = std::fs::read_dir(workspace_root().join(file))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+            .map(|path| std::fs::read_to_string(path).unwrap())
+            .collect();
         assert_eq!(
             source.matches(&format!("\"{message}\"")).count(),
             lines,
