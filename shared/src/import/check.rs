@@ -6,8 +6,9 @@
 // A fast hasher: these maps hold up to a whole file of keys, looked up once a row.
 use foldhash::HashMap;
 
+use super::RowProblem;
 use super::columns::Column;
-use super::rows::{ParsedFile, RowAction, RowProblem};
+use super::rows::{ParsedFile, RowAction};
 use crate::domain::{
     Change, Language, Localized, PatchField, PatchProblem, RoleCatalogue, SeatUsage, Tenant, User,
     UserId, UserPatch,

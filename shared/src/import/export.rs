@@ -3,7 +3,8 @@
 //! rows change nothing).
 
 use super::columns::Column;
-use super::rows::{Operation, format_datetime};
+use super::datetime::format_datetime;
+use super::rows::Operation;
 use crate::csv::CsvWriter;
 use crate::domain::{Status, User};
 

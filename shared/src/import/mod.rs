@@ -4,19 +4,21 @@
 
 mod check;
 mod columns;
+mod datetime;
+mod duplicates;
 mod export;
 mod job;
+mod problems;
 mod rows;
 
 pub use check::{Counts, Directory, Plan, Planned, check};
 
 pub use columns::{Column, Header, HeaderProblem, header_key};
+pub use datetime::{DateTimeError, format_datetime, parse_datetime};
 pub use export::export_csv;
 pub use job::{
     ApplyRequest, DerivedIds, ImportJob, ImportMode, ImportStatus, JobError, JobRef, Journal,
     Report, parse_upload_key, upload_key,
 };
-pub use rows::{
-    Creating, DateTimeError, FileProblem, Operation, ParsedFile, ParsedRow, RowAction, RowProblem,
-    format_datetime, parse_datetime, parse_file, split_set,
-};
+pub use problems::{FileProblem, RowProblem};
+pub use rows::{Creating, Operation, ParsedFile, ParsedRow, RowAction, parse_file, split_set};
