@@ -8,8 +8,11 @@ use chrono::{DateTime, Utc};
 use rollcall::domain::{
     BillingPolicy, Invitation, InvitationId, InvitationTrigger, Status, User, UserId,
 };
-use rollcall::import::{DerivedIds, ImportJob, ImportStatus, JobError, Planned, Report};
-use rollcall::store::{INVITATIONS_PER_CHUNK, PlanChunks, PlanReader, SeatCap, Store, StoreError};
+use rollcall::import::{
+    DerivedIds, INVITATIONS_PER_CHUNK, ImportJob, ImportStatus, JobError, PlanChunks, PlanReader,
+    Planned, Report,
+};
+use rollcall::store::{SeatCap, Store, StoreError};
 use tracing::info;
 
 use crate::reports::{self, RowKeys};

@@ -22,6 +22,9 @@ pub enum ImportError {
     /// S3 failed.
     #[error(transparent)]
     File(#[from] FileError),
+    /// The job's plan can't be written or read back.
+    #[error(transparent)]
+    Plan(#[from] rollcall::import::PlanError),
     /// A report could not be written as JSON.
     #[error("writing a report: {0}")]
     Report(#[from] serde_json::Error),
@@ -41,7 +44,7 @@ impl ImportError {
             ImportError::Store(StoreError::VersionConflict | StoreError::ImportLockLost) => true,
             ImportError::Store(e) => e.is_retryable(),
             ImportError::File(e) => e.is_retryable(),
-            ImportError::Refused(_) | ImportError::Report(_) => false,
+            ImportError::Refused(_) | ImportError::Plan(_) | ImportError::Report(_) => false,
         }
     }
 
@@ -69,7 +72,7 @@ impl ImportError {
                     format!("S3 refused {} ({why}).", e.operation),
                 )
             }
-            ImportError::Store(StoreError::Corrupt(_)) => (
+            ImportError::Store(StoreError::Corrupt(_)) | ImportError::Plan(_) => (
                 "job_data_corrupt",
                 "ジョブのデータ（計画または検証レポート）が壊れています。".to_owned(),
                 "The job's data (its plan or its validation report) is corrupt.".to_owned(),

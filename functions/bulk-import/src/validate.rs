@@ -5,10 +5,10 @@
 use rollcall::domain::UserId;
 use rollcall::files::FileError;
 use rollcall::import::{
-    Creating, DerivedIds, FileProblem, ImportJob, ImportMode, ImportStatus, Journal, Report,
-    RowAction, check, parse_file,
+    Creating, DerivedIds, FileProblem, INVITATIONS_PER_CHUNK, ImportJob, ImportMode, ImportStatus,
+    Journal, Report, RowAction, check, chunk_ranges, encode_plan, parse_file,
 };
-use rollcall::store::{INVITATIONS_PER_CHUNK, StoreError, chunk_ranges, encode_plan};
+use rollcall::store::StoreError;
 use tracing::info;
 
 use crate::apply::{invited, order_for_apply};

@@ -8,6 +8,7 @@ mod datetime;
 mod duplicates;
 mod export;
 mod job;
+mod plan;
 mod problems;
 mod rows;
 
@@ -19,6 +20,10 @@ pub use export::export_csv;
 pub use job::{
     ApplyRequest, DerivedIds, ImportJob, ImportMode, ImportStatus, JobError, JobRef, Journal,
     Report, parse_upload_key, upload_key,
+};
+pub use plan::{
+    INVITATIONS_PER_CHUNK, PlanChunks, PlanError, PlanReader, chunk_ranges, decode_plan,
+    encode_plan,
 };
 pub use problems::{FileProblem, RowProblem};
 pub use rows::{Creating, Operation, ParsedFile, ParsedRow, RowAction, parse_file, split_set};

@@ -10,7 +10,7 @@ mod billing;
 mod cursor;
 mod imports;
 mod invitations;
-mod items;
+pub(crate) mod items;
 mod keys;
 mod list;
 mod metrics;
@@ -29,10 +29,7 @@ use crate::domain::{Email, Invitation, LoginId, SeatUsage, Tenant, TenantId, Use
 
 pub use billing::{BillingMember, BillingSnapshot, Members, SnapshotWrite};
 pub use cursor::{CursorError, CursorSigner};
-pub use imports::{
-    IMPORT_RETENTION_DAYS, INVITATIONS_PER_CHUNK, PlanChunks, PlanReader, SeatCap, chunk_ranges,
-    decode_plan, encode_plan,
-};
+pub use imports::{IMPORT_RETENTION_DAYS, SeatCap};
 pub use invitations::{
     INVITATION_RETENTION_DAYS, REDRIVE_AFTER_MINUTES, TOKEN_RETENTION_DAYS, TokenRecord,
     UserInvitations,
