@@ -1,5 +1,8 @@
 //! Bulk import end to end: files uploaded to the bucket, S3 notifications through the
 //! function's entry path, the AWS SDK against moto, and the state read back from the table.
+//!
+//! Over 600 lines: one file per flow keeps the import's end-to-end tests and their helpers
+//! (uploads, S3 events, queue draining) together; each test stands alone.
 
 use std::collections::BTreeMap;
 

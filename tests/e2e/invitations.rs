@@ -2,6 +2,8 @@
 //! the stand-in event source mapping (the template's filter, batch size and retry rules) into
 //! send-invitations, which mails through moto's SES; the test reads the mail back from moto,
 //! opens its link and sets a password through the API.
+//!
+//! Over 600 lines: one file per flow keeps the invitation's end-to-end tests together.
 
 use std::sync::Arc;
 

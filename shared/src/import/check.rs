@@ -2,6 +2,8 @@
 //! users, the uploader's own account, unknown app roles, status changes, the last active admin
 //! and the seat limit. The result is either every problem, or the plan: for each row, the user
 //! before and after, ready to write.
+//!
+//! Over 600 lines with its tests (about 350): the checking is some 400.
 
 // A fast hasher: these maps hold up to a whole file of keys, looked up once a row.
 use foldhash::HashMap;

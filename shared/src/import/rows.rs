@@ -1,6 +1,8 @@
 //! From a file's bytes to typed rows: decode, read the CSV, read the header, then turn every
 //! row into domain values, collecting every problem of every row with its line and column.
 //! Nothing here reads the directory; [`crate::import::check`] compares the rows with it.
+//!
+//! Over 600 lines with its tests (about 300): the reading is some 530.
 
 use std::borrow::Cow;
 

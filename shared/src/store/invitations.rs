@@ -6,6 +6,9 @@
 //! changes nothing twice. Open invitations carry the sparse `by_due` index key with the time
 //! something must next happen to them (re-drive a pending one, take back a dead sender's lease,
 //! expire a sent one); closing or superseding an invitation removes it from that index.
+//!
+//! Over 600 lines: every status change of an invitation is a conditional write, and reading
+//! them side by side is how their conditions are checked against each other.
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
