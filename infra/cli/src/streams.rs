@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use aws_config::SdkConfig;
+use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use lambda_runtime::{Context as LambdaContext, LambdaEvent};
 use send_invitations::{Incoming, Outgoing, Sender};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The template, compiled in: the mapping's settings are read from it.
 const TEMPLATE: &str = include_str!("../../template.yaml");
@@ -138,71 +137,52 @@ fn matches_one(option: &Value, got: Option<&Value>) -> anyhow::Result<bool> {
     }
 }
 
-/// DynamoDB JSON (`{"S": "..."}`) of a stream attribute value.
-fn attribute_json(v: &AttributeValue) -> Value {
-    match v {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::B(b) => json!({ "B": STANDARD.encode(b.as_ref()) }),
-        AttributeValue::Ss(ss) => json!({ "SS": ss }),
-        AttributeValue::Ns(ns) => json!({ "NS": ns }),
-        AttributeValue::Bs(bs) => {
-            json!({ "BS": bs.iter().map(|b| STANDARD.encode(b.as_ref())).collect::<Vec<_>>() })
-        }
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        AttributeValue::Null(_) => json!({ "NULL": true }),
-        AttributeValue::L(l) => json!({ "L": l.iter().map(attribute_json).collect::<Vec<_>>() }),
-        AttributeValue::M(m) => json!({ "M": image_json(m) }),
-        _ => json!({ "NULL": true }),
-    }
+/// A stream record's image as the event's item type.
+fn image(m: &Option<std::collections::HashMap<String, AttributeValue>>) -> serde_dynamo::Item {
+    let values: std::collections::HashMap<String, serde_dynamo::AttributeValue> = m
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), serde_dynamo::AttributeValue::from(v.clone())))
+        .collect();
+    serde_dynamo::Item::from(values)
 }
 
-fn image_json(m: &std::collections::HashMap<String, AttributeValue>) -> Value {
-    Value::Object(
-        m.iter()
-            .map(|(k, v)| (k.clone(), attribute_json(v)))
-            .collect::<Map<_, _>>(),
-    )
-}
-
-/// One stream record as Lambda delivers it.
-pub fn record_json(r: &Record, stream_arn: &str) -> Value {
-    let mut ddb = Map::new();
+/// One stream record as Lambda delivers it: the stream API's record turned into
+/// `aws_lambda_events`' `EventRecord`, then written as the JSON Lambda sends (which the filter
+/// reads and the function's entry point parses).
+pub fn record_json(r: &Record, stream_arn: &str) -> anyhow::Result<Value> {
+    let mut record = EventRecord::default();
+    record.event_id = r.event_id.clone().unwrap_or_default();
+    record.event_name = r
+        .event_name
+        .as_ref()
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default();
+    record.event_version = Some(r.event_version.clone().unwrap_or_else(|| "1.1".into()));
+    record.event_source = Some("aws:dynamodb".into());
+    record.aws_region = r
+        .aws_region
+        .clone()
+        .unwrap_or_else(|| crate::local::LOCAL_REGION.into());
+    record.event_source_arn = Some(stream_arn.to_owned());
     if let Some(s) = &r.dynamodb {
         if let Some(t) = s.approximate_creation_date_time {
-            ddb.insert(
-                "ApproximateCreationDateTime".into(),
-                json!(t.as_secs_f64().floor()),
-            );
+            record.change.approximate_creation_date_time =
+                chrono::DateTime::from_timestamp(t.secs(), 0).unwrap_or_default();
         }
-        if let Some(k) = &s.keys {
-            ddb.insert("Keys".into(), image_json(k));
-        }
-        if let Some(n) = &s.new_image {
-            ddb.insert("NewImage".into(), image_json(n));
-        }
-        if let Some(o) = &s.old_image {
-            ddb.insert("OldImage".into(), image_json(o));
-        }
-        if let Some(seq) = &s.sequence_number {
-            ddb.insert("SequenceNumber".into(), json!(seq));
-        }
-        if let Some(size) = s.size_bytes {
-            ddb.insert("SizeBytes".into(), json!(size));
-        }
-        if let Some(v) = &s.stream_view_type {
-            ddb.insert("StreamViewType".into(), json!(v.as_str()));
-        }
+        record.change.keys = image(&s.keys);
+        record.change.new_image = image(&s.new_image);
+        record.change.old_image = image(&s.old_image);
+        record.change.sequence_number = s.sequence_number.clone();
+        record.change.size_bytes = s.size_bytes.unwrap_or_default();
+        record.change.stream_view_type = s
+            .stream_view_type
+            .as_ref()
+            .map(|v| serde_json::from_value(json!(v.as_str())))
+            .transpose()
+            .context("the stream view type")?;
     }
-    json!({
-        "eventID": r.event_id,
-        "eventName": r.event_name.as_ref().map(|n| n.as_str()),
-        "eventVersion": r.event_version.as_deref().unwrap_or("1.1"),
-        "eventSource": "aws:dynamodb",
-        "awsRegion": r.aws_region.as_deref().unwrap_or(crate::local::LOCAL_REGION),
-        "dynamodb": ddb,
-        "eventSourceARN": stream_arn,
-    })
+    serde_json::to_value(record).context("writing a stream record as JSON")
 }
 
 /// What one poll did.
@@ -308,7 +288,7 @@ impl StreamPoller {
                 }
                 read += records.len();
                 for r in &records {
-                    let json = record_json(r, &self.stream_arn);
+                    let json = record_json(r, &self.stream_arn)?;
                     if self.settings.passes(&json)? {
                         passing.push(json);
                     }
