@@ -79,6 +79,21 @@ async fn twenty_concurrent_patches_with_one_if_match_give_one_200_and_nineteen_4
     );
 }
 
+/// Sends two requests at once: one succeeds, the other is refused as removing the last admin.
+async fn one_wins_and_the_other_is_refused_as_last_admin(
+    a: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+    b: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+) {
+    let (a, b) = tokio::join!(a, b);
+    let (sa, ba) = status_and_json(a.unwrap()).await;
+    let (sb, bb) = status_and_json(b.unwrap()).await;
+    let mut statuses = [sa, sb];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{ba} {bb}");
+    let refused = if sa == 409 { ba } else { bb };
+    assert_eq!(refused["code"], "last_admin", "{refused}");
+}
+
 /// A second admin of acme, active (as accepting the invitation makes them).
 async fn second_active_admin(app: &rollcall_e2e::TestApp) -> UserId {
     let second = app
@@ -113,14 +128,7 @@ async fn two_admins_suspending_each_other_at_once_leave_one_active_admin() {
             &second_token,
         )
         .send();
-    let (a, b) = tokio::join!(a, b);
-    let (sa, ba) = status_and_json(a.unwrap()).await;
-    let (sb, bb) = status_and_json(b.unwrap()).await;
-    let mut statuses = [sa, sb];
-    statuses.sort();
-    assert_eq!(statuses, [200, 409], "{ba} {bb}");
-    let refused = if sa == 409 { ba } else { bb };
-    assert_eq!(refused["code"], "last_admin");
+    one_wins_and_the_other_is_refused_as_last_admin(a, b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -169,14 +177,7 @@ async fn the_last_two_admins_demoting_each_other_at_once_leave_one_admin() {
         )
         .json(&json!({"role": "manager"}))
         .send();
-    let (a, b) = tokio::join!(a, b);
-    let (sa, ba) = status_and_json(a.unwrap()).await;
-    let (sb, bb) = status_and_json(b.unwrap()).await;
-    let mut statuses = [sa, sb];
-    statuses.sort();
-    assert_eq!(statuses, [200, 409], "{ba} {bb}");
-    let refused = if sa == 409 { ba } else { bb };
-    assert_eq!(refused["code"], "last_admin", "{refused}");
+    one_wins_and_the_other_is_refused_as_last_admin(a, b).await;
     let mut left = 0;
     for id in [app.acme.admin.id, second_id] {
         let user = app.store.get_user(&app.acme.id, &id).await.unwrap();
