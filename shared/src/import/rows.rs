@@ -674,6 +674,15 @@ mod tests {
         assert_eq!(f.rows[0].login_text, "taro");
     }
 
+    /// The lines of the rows that still act (refused duplicates lose their action).
+    fn acting_lines(f: &ParsedFile) -> Vec<usize> {
+        f.rows
+            .iter()
+            .filter(|r| r.action.is_some())
+            .map(|r| r.line)
+            .collect()
+    }
+
     #[test]
     fn a_user_touched_twice_in_one_file_is_refused_on_the_later_rows() {
         let f = parse(
@@ -690,12 +699,7 @@ mod tests {
             ]
         );
         assert!(f.problems[0].message_en.contains("line 2"));
-        let acting: Vec<usize> = f
-            .rows
-            .iter()
-            .filter(|r| r.action.is_some())
-            .map(|r| r.line)
-            .collect();
+        let acting = acting_lines(&f);
         assert_eq!(acting, vec![2], "only the first row of each user acts");
     }
 
@@ -717,12 +721,7 @@ mod tests {
             ],
             "a NEW after the DELETE is a new user; anything else is a repeat"
         );
-        let acting: Vec<usize> = f
-            .rows
-            .iter()
-            .filter(|r| r.action.is_some())
-            .map(|r| r.line)
-            .collect();
+        let acting = acting_lines(&f);
         assert_eq!(acting, vec![2, 3, 5]);
     }
 
