@@ -17,7 +17,7 @@ use rollcall::csv::CsvWriter;
 use rollcall::csv::Records;
 use rollcall::csv::encoding::{EncodingChoice, decode, encode_shift_jis};
 use rollcall::domain::{
-    DisplayName, Email, ImportId, LoginId, NewUser, Role, SeatUsage, Status, Tenant, TenantId,
+    DisplayName, Email, ImportId, LoginId, Profile, Role, SeatUsage, Status, Tenant, TenantId,
     User, UserId,
 };
 use rollcall::import::{Column, Creating, DerivedIds, Directory, ParsedFile, check, parse_file};
@@ -50,7 +50,7 @@ fn existing(n: usize, tenant: &TenantId) -> User {
     User::new(
         tenant.clone(),
         UserId::generate(),
-        NewUser::minimal(
+        Profile::minimal(
             LoginId::parse(&login).unwrap(),
             Email::parse(&format!("{login}@example.co.jp")).unwrap(),
             DisplayName::parse(&format!("{} {}", FAMILY[n % 8], GIVEN[n % 7])).unwrap(),

@@ -10,8 +10,8 @@
 use std::time::Instant;
 
 use rollcall::domain::{
-    DisplayName, Email, Invitation, InvitationTrigger, LoginId, NewUser, PasswordHash,
-    PasswordPolicy, Role, Status, User, UserId,
+    DisplayName, Email, Invitation, InvitationTrigger, LoginId, PasswordHash, PasswordPolicy,
+    Profile, Role, Status, User, UserId,
 };
 use rollcall_e2e::runtime_api::peak_rss_of;
 use rollcall_e2e::{mail_to, spawn_app, unique_address, write_benchmark_section};
@@ -60,7 +60,7 @@ async fn main() {
         let user = User::new(
             app.acme.id.clone(),
             UserId::generate(),
-            NewUser::minimal(
+            Profile::minimal(
                 LoginId::parse(&format!("u{i}")).expect("login"),
                 Email::parse(&email).expect("email"),
                 DisplayName::parse(&format!("User {i}")).expect("name"),

@@ -233,19 +233,26 @@ async fn mixed_file_applies(shift_jis: bool) {
     let created = user(&app.store, &tenant.id, "b0999")
         .await
         .expect("created");
-    assert_eq!(created.name.as_str(), "髙橋 ① b999");
+    assert_eq!(created.profile.name.as_str(), "髙橋 ① b999");
     assert_eq!(
-        created.department.as_ref().map(|d| d.as_str()),
+        created.profile.department.as_ref().map(|d| d.as_str()),
         Some("営業～第一")
     );
     assert_eq!(created.status, Status::Invited);
     assert_eq!(invitations(&app.store, &created).await, 1);
 
     let edited = user(&app.store, &tenant.id, "a0100").await.expect("edited");
-    assert_eq!(edited.name.as_str(), "髙木 ～100～");
-    assert_eq!(edited.department.as_ref().map(|d| d.as_str()), Some("②課"));
-    assert_eq!(edited.role, rollcall::domain::Role::Admin);
-    assert_eq!(edited.email.as_str(), "a0100@acme.example", "email kept");
+    assert_eq!(edited.profile.name.as_str(), "髙木 ～100～");
+    assert_eq!(
+        edited.profile.department.as_ref().map(|d| d.as_str()),
+        Some("②課")
+    );
+    assert_eq!(edited.profile.role, rollcall::domain::Role::Admin);
+    assert_eq!(
+        edited.profile.email.as_str(),
+        "a0100@acme.example",
+        "email kept"
+    );
     assert_eq!(edited.version, 2);
     assert_eq!(
         invitations(&app.store, &edited).await,
@@ -345,10 +352,13 @@ async fn projection(
             None => "absent".to_owned(),
             Some(u) => format!(
                 "{}|{}|{:?}|{:?}|{:?}|v{}|h{}|invitations {}",
-                u.name.as_str(),
-                u.email.as_str().replace(&format!("@{tenant}."), "@."),
-                u.department.as_ref().map(|d| d.as_str().to_owned()),
-                u.role,
+                u.profile.name.as_str(),
+                u.profile
+                    .email
+                    .as_str()
+                    .replace(&format!("@{tenant}."), "@."),
+                u.profile.department.as_ref().map(|d| d.as_str().to_owned()),
+                u.profile.role,
                 u.status,
                 u.version,
                 u.history.len(),
@@ -733,7 +743,10 @@ async fn export_then_edit_then_reimport_round_trips_and_neutralises_formulas() {
     let formula = user(&app.store, &app.acme.id, "formula")
         .await
         .expect("user");
-    assert_eq!((formula.name.as_str(), formula.version), ("=SUM(A1)", 1));
+    assert_eq!(
+        (formula.profile.name.as_str(), formula.version),
+        ("=SUM(A1)", 1)
+    );
 
     // Edited in a spreadsheet: one department changed, one row deleted.
     let edited = without_admin
@@ -754,7 +767,10 @@ async fn export_then_edit_then_reimport_round_trips_and_neutralises_formulas() {
         (Some(1), Some(1))
     );
     let u1 = user(&app.store, &app.acme.id, "u1").await.expect("u1");
-    assert_eq!(u1.department.as_ref().map(|d| d.as_str()), Some("開発部"));
+    assert_eq!(
+        u1.profile.department.as_ref().map(|d| d.as_str()),
+        Some("開発部")
+    );
     assert!(user(&app.store, &app.acme.id, "u2").await.is_none());
 
     // Shift_JIS export for Excel.
@@ -1167,11 +1183,11 @@ async fn a_file_may_delete_a_user_and_give_their_email_and_login_id_to_new_users
     let newbie = user(&app.store, &app.acme.id, "newbie")
         .await
         .expect("newbie");
-    assert_eq!(newbie.email.as_str(), "exist1@example.com");
+    assert_eq!(newbie.profile.email.as_str(), "exist1@example.com");
     let reborn = user(&app.store, &app.acme.id, "exist2")
         .await
         .expect("a new exist2");
-    assert_eq!(reborn.name.as_str(), "Second Life");
+    assert_eq!(reborn.profile.name.as_str(), "Second Life");
     assert!(user(&app.store, &app.acme.id, "exist1").await.is_none());
     let found = get_json(&app, "/users?email=exist1@example.com").await;
     assert_eq!(found["items"][0]["login_id"], "newbie", "{found}");

@@ -48,7 +48,7 @@ async fn the_sample_create_user_event_creates_a_user_through_the_lambda_entry_pa
 
     let id = rollcall::domain::UserId::parse(body["id"].as_str().unwrap()).unwrap();
     let stored = app.store.get_user(&app.acme.id, &id).await.unwrap();
-    assert_eq!(stored.name.as_str(), "鈴木 一郎");
+    assert_eq!(stored.profile.name.as_str(), "鈴木 一郎");
 
     // Without the token the same event is a problem document.
     let out = invoke(&app, "users-api-create-user.json", "").await;

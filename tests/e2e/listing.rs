@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use reqwest::Method;
-use rollcall::domain::{DisplayName, Email, LoginId, NewUser, Role, Status, User, UserId};
+use rollcall::domain::{DisplayName, Email, LoginId, Profile, Role, Status, User, UserId};
 use rollcall::store::Store;
 use rollcall_e2e::{TestApp, assert_problem, spawn_app, status_and_json};
 
@@ -23,14 +23,14 @@ const SURNAMES: [&str; 12] = [
     "Álvarez",
 ];
 
-fn new_user(i: usize) -> NewUser {
+fn new_user(i: usize) -> Profile {
     // Every twentieth name repeats exactly, so ties are broken by id.
     let name = if i.is_multiple_of(20) {
         "同姓 同名".to_owned()
     } else {
         format!("{} {}", SURNAMES[i % SURNAMES.len()], i)
     };
-    NewUser::minimal(
+    Profile::minimal(
         LoginId::parse(&format!("user{i:04}")).unwrap(),
         Email::parse(&format!("user{i:04}@example.com")).unwrap(),
         DisplayName::parse(&name).unwrap(),
@@ -110,7 +110,7 @@ async fn a_thousand_users_paged_in_every_order_come_back_once_each_in_order() {
     assert_eq!(users.len(), 1_001);
 
     let mut by_name: Vec<&User> = users.iter().collect();
-    by_name.sort_by_key(|u| (u.name.sort_key(), u.id.to_string()));
+    by_name.sort_by_key(|u| (u.profile.name.sort_key(), u.id.to_string()));
     let name_order: Vec<String> = by_name.iter().map(|u| u.id.to_string()).collect();
     let mut created_order: Vec<String> = users.iter().map(|u| u.id.to_string()).collect();
     created_order.sort();
@@ -170,7 +170,7 @@ async fn filters_page_through_exactly_the_matching_users() {
             .filter(|u| {
                 expected_prefixes
                     .iter()
-                    .any(|p| u.name.as_str().starts_with(p))
+                    .any(|p| u.profile.name.as_str().starts_with(p))
             })
             .map(|u| u.id.to_string())
             .collect();
@@ -186,8 +186,11 @@ async fn filters_page_through_exactly_the_matching_users() {
     // Exact look-ups go through the claims, in any case.
     let target = &users[5];
     for q in [
-        format!("email={}", target.email.as_str().to_uppercase()),
-        format!("login_id={}", target.login_id.as_str().to_uppercase()),
+        format!("email={}", target.profile.email.as_str().to_uppercase()),
+        format!(
+            "login_id={}",
+            target.profile.login_id.as_str().to_uppercase()
+        ),
     ] {
         let got = ids(&collect(&app, &q).await);
         assert_eq!(got, vec![target.id.to_string()], "{q}");

@@ -123,7 +123,7 @@ impl Importer {
             if let Some((login, action)) = &row.action {
                 logins.push(login.key());
                 if let RowAction::New(user) = action {
-                    emails.push(user.email.key());
+                    emails.push(user.profile.email.key());
                 }
             }
         }

@@ -410,14 +410,17 @@ impl Sender {
             token.expose()
         );
         let mail = InvitationMail {
-            language: recipient.language.unwrap_or(tenant.language),
+            language: recipient.profile.language.unwrap_or(tenant.language),
             tenant_name: tenant.name.as_str(),
             inviter_name: inviter.as_deref(),
-            user_name: recipient.name.as_str(),
-            login_id: recipient.login_id.as_str(),
+            user_name: recipient.profile.name.as_str(),
+            login_id: recipient.profile.login_id.as_str(),
             link: &link,
             expires_at: link_expires_at,
-            time_zone: recipient.time_zone.unwrap_or(tenant.billing_time_zone),
+            time_zone: recipient
+                .profile
+                .time_zone
+                .unwrap_or(tenant.billing_time_zone),
         }
         .render();
         let sent = self
@@ -534,7 +537,7 @@ impl Sender {
             return Ok(name);
         }
         let name = match self.store.get_user(tenant, user).await {
-            Ok(u) => Some(u.name.as_str().to_owned()),
+            Ok(u) => Some(u.profile.name.as_str().to_owned()),
             Err(StoreError::NotFound) => None,
             Err(e) => return Err(e.into()),
         };

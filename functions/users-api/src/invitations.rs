@@ -199,7 +199,7 @@ pub async fn check_invitation(
         message: link.state.message(lang),
         tenant_name: link.tenant.name.as_str().to_owned(),
         expires_at: link.token.link_expires_at,
-        login_id: user.map(|u| u.login_id.as_str().to_owned()),
+        login_id: user.map(|u| u.profile.login_id.as_str().to_owned()),
         password_rules: valid.then(|| PasswordRulesView::new(&link.tenant.password_policy, lang)),
     }))
 }
@@ -238,7 +238,7 @@ pub async fn accept_invitation(
     let password = link
         .tenant
         .password_policy
-        .check(&candidate, &user.login_id)
+        .check(&candidate, &user.profile.login_id)
         .map_err(|broken| {
             ApiError::PasswordRejected(
                 broken
@@ -276,7 +276,7 @@ pub async fn accept_invitation(
     tracing::info!(tenant_id = %saved.tenant, user_id = %saved.id, invitation_id = %invitation.id, "invitation accepted");
     Ok(Json(AcceptedView {
         status: saved.status.as_str(),
-        login_id: saved.login_id.as_str().to_owned(),
+        login_id: saved.profile.login_id.as_str().to_owned(),
         tenant_name: link.tenant.name.as_str().to_owned(),
     }))
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rollcall::domain::{
     AppRoles, Change, DisplayName, Edited, Email, Groups, Invitation, InvitationTrigger, Language,
-    Localized, LoginId, NewUser, Notes, Phone, Role, RoleCatalogue, SetError, ShortText, Status,
+    Localized, LoginId, Notes, Phone, Profile, Role, RoleCatalogue, SetError, ShortText, Status,
     TimeZone, User, UserId, UserPatch, ValidityWindow,
 };
 use rollcall::store::{
@@ -76,7 +76,7 @@ fn ensure_can_read(caller: &Caller, target: &UserId) -> Result<(), ApiError> {
 
 /// The role matrix for writes.
 fn ensure_can_manage(caller: &Caller, target: &User) -> Result<(), ApiError> {
-    if caller.role.can_manage(target.role) {
+    if caller.role.can_manage(target.profile.role) {
         Ok(())
     } else {
         Err(ApiError::Forbidden)
@@ -162,7 +162,8 @@ pub async fn list_users(
             (None, None) => None,
         };
         let found = found.filter(|u| {
-            login.as_ref().is_none_or(|l| u.login_id == *l) && status.is_none_or(|s| u.status == s)
+            login.as_ref().is_none_or(|l| u.profile.login_id == *l)
+                && status.is_none_or(|s| u.status == s)
         });
         if found.is_none() {
             ensure_tenant(&state, &caller).await?;
@@ -298,7 +299,7 @@ fn has_problem(fields: &Fields, name: &str) -> bool {
     fields.problems.iter().any(|p| p.field == name)
 }
 
-fn new_user_from(body: JsonObject) -> Result<NewUser, ApiError> {
+fn new_user_from(body: JsonObject) -> Result<Profile, ApiError> {
     let mut fields = Fields::new(body.map);
     let c = read_patch(&mut fields);
     let login_id = required(&mut fields, "login_id", c.login_id);
@@ -314,7 +315,7 @@ fn new_user_from(body: JsonObject) -> Result<NewUser, ApiError> {
     };
     let problems = fields.finish();
     match (login_id, email, name) {
-        (Some(login_id), Some(email), Some(name)) if problems.is_empty() => Ok(NewUser {
+        (Some(login_id), Some(email), Some(name)) if problems.is_empty() => Ok(Profile {
             login_id,
             email,
             name,
@@ -490,9 +491,9 @@ pub async fn patch_user(
         user: edited,
         reinvite,
     } = edited_user(&state, &caller, &current, body).await?;
-    if edited.role != current.role {
+    if edited.profile.role != current.profile.role {
         ensure_not_self(&caller, &id)?;
-        if !caller.role.can_assign(edited.role) {
+        if !caller.role.can_assign(edited.profile.role) {
             return Err(ApiError::Forbidden);
         }
     }

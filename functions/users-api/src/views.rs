@@ -97,20 +97,30 @@ impl From<&User> for UserView {
     fn from(u: &User) -> Self {
         UserView {
             id: u.id.to_string(),
-            login_id: u.login_id.to_string(),
-            email: u.email.to_string(),
-            name: u.name.to_string(),
-            role: u.role.as_str(),
-            app_roles: u.app_roles.iter().map(|r| r.as_str().to_owned()).collect(),
-            groups: u.groups.iter().map(|g| g.as_str().to_owned()).collect(),
-            organization: u.organization.as_ref().map(|v| v.to_string()),
-            department: u.department.as_ref().map(|v| v.to_string()),
-            phone: u.phone.as_ref().map(|v| v.to_string()),
-            notes: u.notes.as_ref().map(|v| v.to_string()),
-            language: u.language.map(|l| l.as_str()),
-            time_zone: u.time_zone.map(|t| t.name()),
-            valid_from: u.validity.from(),
-            valid_till: u.validity.till(),
+            login_id: u.profile.login_id.to_string(),
+            email: u.profile.email.to_string(),
+            name: u.profile.name.to_string(),
+            role: u.profile.role.as_str(),
+            app_roles: u
+                .profile
+                .app_roles
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+            groups: u
+                .profile
+                .groups
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect(),
+            organization: u.profile.organization.as_ref().map(|v| v.to_string()),
+            department: u.profile.department.as_ref().map(|v| v.to_string()),
+            phone: u.profile.phone.as_ref().map(|v| v.to_string()),
+            notes: u.profile.notes.as_ref().map(|v| v.to_string()),
+            language: u.profile.language.map(|l| l.as_str()),
+            time_zone: u.profile.time_zone.map(|t| t.name()),
+            valid_from: u.profile.validity.from(),
+            valid_till: u.profile.validity.till(),
             status: u.status.as_str(),
             created_at: u.created_at,
             updated_at: u.updated_at,

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use rollcall::domain::{
-    DisplayName, Email, LoginId, NewUser, Role, Status, Tenant, TenantId, TimeZone, User, UserId,
+    DisplayName, Email, LoginId, Profile, Role, Status, Tenant, TenantId, TimeZone, User, UserId,
 };
 use rollcall::store::Store;
 
@@ -42,7 +42,7 @@ pub async fn create_admin(
     let admin = User::new(
         tenant.clone(),
         UserId::generate(),
-        NewUser::minimal(login_id, email, name, Role::Admin),
+        Profile::minimal(login_id, email, name, Role::Admin),
         Status::Active,
         store.clock().now(),
     );

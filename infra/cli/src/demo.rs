@@ -203,7 +203,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     );
     println!(
         "  admin {} (login id {}), and a 1-hour admin token for the calls below",
-        first_admin.id, first_admin.login_id
+        first_admin.id, first_admin.profile.login_id
     );
     let admin = Admin {
         http: http.clone(),

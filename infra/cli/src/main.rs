@@ -242,7 +242,10 @@ async fn main() -> anyhow::Result<()> {
                     DisplayName::parse(&admin_name).context("--admin-name")?,
                 )
                 .await?;
-                println!("created admin {} (login id {})", admin.id, admin.login_id);
+                println!(
+                    "created admin {} (login id {})",
+                    admin.id, admin.profile.login_id
+                );
                 let token = users_api::auth::issue_hs256(
                     &signing_key(),
                     &tenant.id,

@@ -194,7 +194,7 @@ impl Invitation {
             id: InvitationId::generate(),
             tenant: user.tenant.clone(),
             user: user.id,
-            email: user.email.clone(),
+            email: user.profile.email.clone(),
             status: InvitationStatus::Pending,
             trigger,
             invited_by,
@@ -309,7 +309,7 @@ impl Localized for TokenState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{DisplayName, LoginId, NewUser, Role};
+    use crate::domain::{DisplayName, LoginId, Profile, Role};
     use chrono::TimeZone as _;
     use proptest::prelude::*;
 
@@ -321,7 +321,7 @@ mod tests {
         User::new(
             TenantId::parse("acme").unwrap(),
             UserId::generate(),
-            NewUser::minimal(
+            Profile::minimal(
                 LoginId::parse("taro").unwrap(),
                 Email::parse("taro@example.com").unwrap(),
                 DisplayName::parse("Taro").unwrap(),

@@ -143,7 +143,7 @@ impl UserPatch {
     /// app roles that differ from the stored ones and are not empty): the caller reads the
     /// catalogue only then.
     pub fn checks_app_roles(&self, current: &User) -> bool {
-        matches!(&self.app_roles, Change::Set(r) if !r.is_empty() && *r != current.app_roles)
+        matches!(&self.app_roles, Change::Set(r) if !r.is_empty() && *r != current.profile.app_roles)
     }
 }
 
@@ -208,25 +208,25 @@ impl User {
         let mut after = self.clone();
         required(
             &patch.login_id,
-            &mut after.login_id,
+            &mut after.profile.login_id,
             PatchField::LoginId,
             &mut problems,
         );
         required(
             &patch.email,
-            &mut after.email,
+            &mut after.profile.email,
             PatchField::Email,
             &mut problems,
         );
         required(
             &patch.name,
-            &mut after.name,
+            &mut after.profile.name,
             PatchField::Name,
             &mut problems,
         );
         required(
             &patch.role,
-            &mut after.role,
+            &mut after.profile.role,
             PatchField::Role,
             &mut problems,
         );
@@ -236,24 +236,24 @@ impl User {
         {
             problems.push(PatchProblem::new(PatchField::AppRoles, &e));
         }
-        after.app_roles = patch
+        after.profile.app_roles = patch
             .app_roles
-            .applied_to(&Some(self.app_roles.clone()))
+            .applied_to(&Some(self.profile.app_roles.clone()))
             .unwrap_or_default();
-        after.groups = patch
+        after.profile.groups = patch
             .groups
-            .applied_to(&Some(self.groups.clone()))
+            .applied_to(&Some(self.profile.groups.clone()))
             .unwrap_or_default();
-        after.organization = patch.organization.applied_to(&self.organization);
-        after.department = patch.department.applied_to(&self.department);
-        after.phone = patch.phone.applied_to(&self.phone);
-        after.notes = patch.notes.applied_to(&self.notes);
-        after.language = patch.language.applied_to(&self.language);
-        after.time_zone = patch.time_zone.applied_to(&self.time_zone);
-        let from = patch.valid_from.applied_to(&self.validity.from());
-        let till = patch.valid_till.applied_to(&self.validity.till());
+        after.profile.organization = patch.organization.applied_to(&self.profile.organization);
+        after.profile.department = patch.department.applied_to(&self.profile.department);
+        after.profile.phone = patch.phone.applied_to(&self.profile.phone);
+        after.profile.notes = patch.notes.applied_to(&self.profile.notes);
+        after.profile.language = patch.language.applied_to(&self.profile.language);
+        after.profile.time_zone = patch.time_zone.applied_to(&self.profile.time_zone);
+        let from = patch.valid_from.applied_to(&self.profile.validity.from());
+        let till = patch.valid_till.applied_to(&self.profile.validity.till());
         match ValidityWindow::new(from, till) {
-            Ok(w) => after.validity = w,
+            Ok(w) => after.profile.validity = w,
             Err(e) => problems.push(PatchProblem::new(PatchField::ValidTill, &e)),
         }
         let status = match patch.disabled {
@@ -270,7 +270,7 @@ impl User {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let reinvite = after.email.key() != self.email.key();
+        let reinvite = after.profile.email.key() != self.profile.email.key();
         Ok(Edited {
             user: after,
             reinvite,
@@ -295,14 +295,14 @@ fn required<T: Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AppRole, NewUser, TenantId, UserId};
+    use crate::domain::{AppRole, Profile, TenantId, UserId};
     use chrono::TimeZone as _;
 
     fn user() -> User {
         let mut u = User::new(
             TenantId::parse("acme").unwrap(),
             UserId::generate(),
-            NewUser::minimal(
+            Profile::minimal(
                 LoginId::parse("taro").unwrap(),
                 Email::parse("taro@example.com").unwrap(),
                 DisplayName::parse("Taro").unwrap(),
@@ -351,7 +351,7 @@ mod tests {
     fn one_end_of_the_window_is_checked_against_the_stored_other_end() {
         let mut u = user();
         let end = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
-        u.validity = ValidityWindow::new(None, Some(end)).unwrap();
+        u.profile.validity = ValidityWindow::new(None, Some(end)).unwrap();
         let late_start = UserPatch {
             valid_from: Change::Set(end),
             ..UserPatch::default()
@@ -364,7 +364,7 @@ mod tests {
             ..UserPatch::default()
         };
         let edited = u.apply(&open_end, &catalogue()).unwrap();
-        assert_eq!(edited.user.validity.till(), None);
+        assert_eq!(edited.user.profile.validity.till(), None);
     }
 
     #[test]
@@ -413,9 +413,9 @@ mod tests {
     #[test]
     fn unchanged_app_roles_are_not_checked_against_the_catalogue_again() {
         let mut u = user();
-        u.app_roles = AppRoles::parse(["retired:role"]).unwrap();
+        u.profile.app_roles = AppRoles::parse(["retired:role"]).unwrap();
         let same = UserPatch {
-            app_roles: Change::Set(u.app_roles.clone()),
+            app_roles: Change::Set(u.profile.app_roles.clone()),
             ..UserPatch::default()
         };
         assert!(!same.checks_app_roles(&u));

@@ -8,9 +8,10 @@ use super::{
     ShortText, Status, TenantId, TimeZone, UserId, ValidityWindow,
 };
 
-/// Everything needed to create a user, already validated.
+/// What an admin sets on a user, already validated: everything needed to create one, and the
+/// part of a stored [`User`] that edits change (the rest is identity, lifecycle and bookkeeping).
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewUser {
+pub struct Profile {
     /// Unique per tenant, ignoring case.
     pub login_id: LoginId,
     /// Unique per tenant, ignoring case.
@@ -39,10 +40,10 @@ pub struct NewUser {
     pub validity: ValidityWindow,
 }
 
-impl NewUser {
+impl Profile {
     /// A user with only the required fields; everything optional empty, always valid.
-    pub fn minimal(login_id: LoginId, email: Email, name: DisplayName, role: Role) -> NewUser {
-        NewUser {
+    pub fn minimal(login_id: LoginId, email: Email, name: DisplayName, role: Role) -> Profile {
+        Profile {
             login_id,
             email,
             name,
@@ -119,32 +120,8 @@ pub struct User {
     pub id: UserId,
     /// The tenant the user belongs to.
     pub tenant: TenantId,
-    /// Login id.
-    pub login_id: LoginId,
-    /// Email address.
-    pub email: Email,
-    /// Display name.
-    pub name: DisplayName,
-    /// Management role.
-    pub role: Role,
-    /// Application roles.
-    pub app_roles: AppRoles,
-    /// Groups.
-    pub groups: Groups,
-    /// Organisation.
-    pub organization: Option<ShortText>,
-    /// Department.
-    pub department: Option<ShortText>,
-    /// Phone number.
-    pub phone: Option<Phone>,
-    /// Notes.
-    pub notes: Option<Notes>,
-    /// Preferred language.
-    pub language: Option<Language>,
-    /// Preferred time zone.
-    pub time_zone: Option<TimeZone>,
-    /// Validity window.
-    pub validity: ValidityWindow,
+    /// Everything an admin edits: login id, email, name, roles, profile fields, validity.
+    pub profile: Profile,
     /// Lifecycle status.
     pub status: Status,
     /// Whether the user has ever set a password (decides where reactivation leads).
@@ -164,14 +141,14 @@ pub struct User {
 impl User {
     /// A user who is an active admin counts towards the tenant's "last admin" guard.
     pub fn is_active_admin(&self) -> bool {
-        self.role == Role::Admin && self.status == Status::Active
+        self.profile.role == Role::Admin && self.status == Status::Active
     }
 
     /// Builds a fresh user from validated input.
     pub fn new(
         tenant: TenantId,
         id: UserId,
-        new: NewUser,
+        new: Profile,
         status: Status,
         now: DateTime<Utc>,
     ) -> User {
@@ -184,19 +161,7 @@ impl User {
         User {
             id,
             tenant,
-            login_id: new.login_id,
-            email: new.email,
-            name: new.name,
-            role: new.role,
-            app_roles: new.app_roles,
-            groups: new.groups,
-            organization: new.organization,
-            department: new.department,
-            phone: new.phone,
-            notes: new.notes,
-            language: new.language,
-            time_zone: new.time_zone,
-            validity: new.validity,
+            profile: new,
             has_password: status == Status::Active,
             password_hash: None,
             status,
@@ -214,15 +179,15 @@ impl User {
         let state: UserState = self.status.into();
         let changed = self.history.last().is_none_or(|last| {
             last.state != state
-                || last.valid_from != self.validity.from()
-                || last.valid_till != self.validity.till()
+                || last.valid_from != self.profile.validity.from()
+                || last.valid_till != self.profile.validity.till()
         });
         if changed {
             self.history.push(StateChange {
                 at: now,
                 state,
-                valid_from: self.validity.from(),
-                valid_till: self.validity.till(),
+                valid_from: self.profile.validity.from(),
+                valid_till: self.profile.validity.till(),
             });
         }
     }
@@ -237,7 +202,7 @@ mod tests {
         User::new(
             TenantId::parse("acme").unwrap(),
             UserId::generate(),
-            NewUser::minimal(
+            Profile::minimal(
                 LoginId::parse("taro").unwrap(),
                 Email::parse("taro@example.com").unwrap(),
                 DisplayName::parse("山田 太郎").unwrap(),
@@ -266,7 +231,7 @@ mod tests {
         let mut u = sample(t0);
         assert_eq!(u.history.len(), 1);
 
-        u.name = DisplayName::parse("山田 花子").unwrap();
+        u.profile.name = DisplayName::parse("山田 花子").unwrap();
         u.touch(t0 + chrono::Duration::hours(1));
         assert_eq!(u.history.len(), 1, "a rename is not a billable change");
 

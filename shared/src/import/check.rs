@@ -119,7 +119,10 @@ pub fn check(
                         "This login id is already taken.",
                     ));
                 }
-                if dir.email_owners.contains_key(user.email.key().as_ref()) {
+                if dir
+                    .email_owners
+                    .contains_key(user.profile.email.key().as_ref())
+                {
                     problems.push(RowProblem::custom(
                         line,
                         Some(Column::Email),
@@ -128,7 +131,7 @@ pub fn check(
                         "This email address is already taken.",
                     ));
                 }
-                if let Err(e) = dir.tenant.role_catalogue.check(&user.app_roles) {
+                if let Err(e) = dir.tenant.role_catalogue.check(&user.profile.app_roles) {
                     problems.push(RowProblem::new(line, Some(Column::AppRoles), &e));
                 }
                 if problems.len() == before {
@@ -200,8 +203,9 @@ pub fn check(
                 }
                 // Its email and login id are free for later rows of the file (the apply
                 // deletes before it creates: see `order_for_apply` and the plan's chunks).
-                if dir.email_owners.get(current.email.key().as_ref()) == Some(&current.id) {
-                    dir.email_owners.remove(current.email.key().as_ref());
+                if dir.email_owners.get(current.profile.email.key().as_ref()) == Some(&current.id) {
+                    dir.email_owners
+                        .remove(current.profile.email.key().as_ref());
                 }
                 if policy.holds_seat(current.status) {
                     seats_freed += 1;
@@ -270,25 +274,37 @@ fn target(line: usize, existing: Option<Box<User>>) -> Result<Box<User>, RowProb
 /// The columns in which `after` differs from `before`, in the file's column order.
 fn changed_columns(before: &User, after: &User) -> Vec<Column> {
     [
-        (Column::Name, before.name != after.name),
-        (Column::Role, before.role != after.role),
-        (Column::AppRoles, before.app_roles != after.app_roles),
-        (Column::Groups, before.groups != after.groups),
+        (Column::Name, before.profile.name != after.profile.name),
+        (Column::Role, before.profile.role != after.profile.role),
+        (
+            Column::AppRoles,
+            before.profile.app_roles != after.profile.app_roles,
+        ),
+        (
+            Column::Groups,
+            before.profile.groups != after.profile.groups,
+        ),
         (
             Column::Organization,
-            before.organization != after.organization,
+            before.profile.organization != after.profile.organization,
         ),
-        (Column::Department, before.department != after.department),
-        (Column::Phone, before.phone != after.phone),
-        (Column::Notes, before.notes != after.notes),
-        (Column::Language, before.language != after.language),
+        (
+            Column::Department,
+            before.profile.department != after.profile.department,
+        ),
+        (Column::Phone, before.profile.phone != after.profile.phone),
+        (Column::Notes, before.profile.notes != after.profile.notes),
+        (
+            Column::Language,
+            before.profile.language != after.profile.language,
+        ),
         (
             Column::ValidFrom,
-            before.validity.from() != after.validity.from(),
+            before.profile.validity.from() != after.profile.validity.from(),
         ),
         (
             Column::ValidTill,
-            before.validity.till() != after.validity.till(),
+            before.profile.validity.till() != after.profile.validity.till(),
         ),
         (Column::Disabled, before.status != after.status),
     ]
@@ -361,7 +377,7 @@ fn edited(
 ) -> Option<User> {
     let mut email_changed = false;
     if let Change::Set(email) = &patch.email {
-        email_changed = email.key() != current.email.key();
+        email_changed = email.key() != current.profile.email.key();
         patch.email = Change::Leave;
     }
     if email_changed {
@@ -409,7 +425,7 @@ mod tests {
     use super::*;
     use crate::csv::encoding::EncodingChoice;
     use crate::domain::{
-        AppRole, DisplayName, Email, LoginId, NewUser, Role, RoleCatalogue, Status, TenantId,
+        AppRole, DisplayName, Email, LoginId, Profile, Role, RoleCatalogue, Status, TenantId,
         ValidityWindow,
     };
     use crate::import::parse_file;
@@ -424,7 +440,7 @@ mod tests {
         let mut u = User::new(
             TenantId::parse("acme").unwrap(),
             UserId::generate(),
-            NewUser::minimal(
+            Profile::minimal(
                 LoginId::parse(login).unwrap(),
                 Email::parse(&format!("{login}@example.com")).unwrap(),
                 DisplayName::parse(login).unwrap(),
@@ -455,11 +471,11 @@ mod tests {
             active_admins: users.iter().filter(|u| u.is_active_admin()).count() as u64,
             users: users
                 .iter()
-                .map(|u| (u.login_id.key().into_owned(), Box::new(u.clone())))
+                .map(|u| (u.profile.login_id.key().into_owned(), Box::new(u.clone())))
                 .collect(),
             email_owners: users
                 .iter()
-                .map(|u| (u.email.key().into_owned(), u.id))
+                .map(|u| (u.profile.email.key().into_owned(), u.id))
                 .collect(),
         }
     }
@@ -509,13 +525,16 @@ mod tests {
             panic!("a create")
         };
         assert_eq!(created.status, Status::Invited);
-        assert_eq!(created.department.as_ref().unwrap().as_str(), "Sales");
+        assert_eq!(
+            created.profile.department.as_ref().unwrap().as_str(),
+            "Sales"
+        );
         let Planned::Update { after, .. } = &plan.changes[1] else {
             panic!("an update")
         };
         assert_eq!(after.status, Status::Suspended);
         assert_eq!(
-            after.email.as_str(),
+            after.profile.email.as_str(),
             "hanako@example.com",
             "same email, any case"
         );
@@ -543,10 +562,10 @@ mod tests {
         let Planned::Update { before, after, .. } = &plan.changes[0] else {
             panic!("an update")
         };
-        assert_eq!(before.name.as_str(), "hanako");
-        assert_eq!(after.name.as_str(), "Hanako Sato");
+        assert_eq!(before.profile.name.as_str(), "hanako");
+        assert_eq!(after.profile.name.as_str(), "Hanako Sato");
         assert!(
-            matches!(&plan.changes[1], Planned::Delete { user, .. } if user.login_id.as_str() == "jiro")
+            matches!(&plan.changes[1], Planned::Delete { user, .. } if user.profile.login_id.as_str() == "jiro")
         );
     }
 
@@ -716,7 +735,7 @@ mod tests {
     #[test]
     fn an_edit_window_is_checked_against_the_stored_end() {
         let mut u = user("hanako", Role::Member, Status::Active);
-        u.validity = ValidityWindow::new(None, Some(now())).unwrap();
+        u.profile.validity = ValidityWindow::new(None, Some(now())).unwrap();
         let dir = directory(&[u]);
         let problems = run(
             "operation,login_id,valid_from\r\nEDIT,hanako,2027/01/01\r\n",

@@ -98,7 +98,7 @@ impl Duplicates {
 /// The email a row names, if it names one.
 fn email_of(action: &RowAction) -> Option<&Email> {
     match action {
-        RowAction::New(user) => Some(&user.email),
+        RowAction::New(user) => Some(&user.profile.email),
         RowAction::Edit(c) => match &c.email {
             Change::Set(e) => Some(e),
             Change::Leave | Change::Clear => None,

@@ -13,33 +13,37 @@ fn cell(user: &User, column: Column) -> String {
     let opt = |v: Option<&str>| v.unwrap_or_default().to_owned();
     match column {
         Column::Operation => Operation::Edit.as_str().to_owned(),
-        Column::LoginId => user.login_id.as_str().to_owned(),
-        Column::Name => user.name.as_str().to_owned(),
-        Column::Email => user.email.as_str().to_owned(),
-        Column::Role => user.role.as_str().to_owned(),
+        Column::LoginId => user.profile.login_id.as_str().to_owned(),
+        Column::Name => user.profile.name.as_str().to_owned(),
+        Column::Email => user.profile.email.as_str().to_owned(),
+        Column::Role => user.profile.role.as_str().to_owned(),
         Column::AppRoles => user
+            .profile
             .app_roles
             .iter()
             .map(|r| r.as_str())
             .collect::<Vec<_>>()
             .join("|"),
         Column::Groups => user
+            .profile
             .groups
             .iter()
             .map(|g| g.as_str())
             .collect::<Vec<_>>()
             .join("|"),
-        Column::Organization => opt(user.organization.as_ref().map(|v| v.as_str())),
-        Column::Department => opt(user.department.as_ref().map(|v| v.as_str())),
-        Column::Phone => opt(user.phone.as_ref().map(|v| v.as_str())),
-        Column::Notes => opt(user.notes.as_ref().map(|v| v.as_str())),
-        Column::Language => opt(user.language.map(|l| l.as_str())),
+        Column::Organization => opt(user.profile.organization.as_ref().map(|v| v.as_str())),
+        Column::Department => opt(user.profile.department.as_ref().map(|v| v.as_str())),
+        Column::Phone => opt(user.profile.phone.as_ref().map(|v| v.as_str())),
+        Column::Notes => opt(user.profile.notes.as_ref().map(|v| v.as_str())),
+        Column::Language => opt(user.profile.language.map(|l| l.as_str())),
         Column::ValidFrom => user
+            .profile
             .validity
             .from()
             .map(format_datetime)
             .unwrap_or_default(),
         Column::ValidTill => user
+            .profile
             .validity
             .till()
             .map(format_datetime)

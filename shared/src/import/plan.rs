@@ -48,8 +48,8 @@ fn items_of(change: &Planned) -> usize {
     match change {
         Planned::Create { .. } | Planned::Delete { .. } => 3,
         Planned::Update { before, after, .. } => {
-            1 + 2 * usize::from(before.email.key() != after.email.key())
-                + 2 * usize::from(before.login_id.key() != after.login_id.key())
+            1 + 2 * usize::from(before.profile.email.key() != after.profile.email.key())
+                + 2 * usize::from(before.profile.login_id.key() != after.profile.login_id.key())
         }
     }
 }
@@ -64,12 +64,13 @@ fn claims_of(change: &Planned) -> impl Iterator<Item = String> {
     };
     let keys = |u: &User| {
         [
-            format!("login:{}", u.login_id.key()),
-            format!("email:{}", u.email.key()),
+            format!("login:{}", u.profile.login_id.key()),
+            format!("email:{}", u.profile.email.key()),
         ]
     };
     let moved = |before: &User, after: &User| {
-        before.login_id.key() != after.login_id.key() || before.email.key() != after.email.key()
+        before.profile.login_id.key() != after.profile.login_id.key()
+            || before.profile.email.key() != after.profile.email.key()
     };
     let touched: Vec<String> = match (before, after) {
         (Some(b), Some(a)) if !moved(b, a) => Vec::new(),
@@ -299,7 +300,7 @@ impl<I: Iterator<Item = Result<Planned, PlanError>>> Iterator for PlanChunks<I> 
 mod tests {
     use super::*;
     use crate::domain::TenantId;
-    use crate::domain::{DisplayName, Email, LoginId, NewUser, Role, Status, UserId};
+    use crate::domain::{DisplayName, Email, LoginId, Profile, Role, Status, UserId};
     use chrono::TimeZone as _;
     use chrono::Utc;
 
@@ -308,7 +309,7 @@ mod tests {
         User::new(
             TenantId::parse("acme").unwrap(),
             UserId::generate(),
-            NewUser::minimal(
+            Profile::minimal(
                 LoginId::parse(&login).unwrap(),
                 Email::parse(&format!("{login}@example.com")).unwrap(),
                 DisplayName::parse(&format!("髙橋 ① {n}")).unwrap(),
@@ -323,7 +324,7 @@ mod tests {
     fn a_plan_reads_back_exactly_as_it_was_written() {
         let before = user(2, Status::Active);
         let mut after = before.clone();
-        after.name = DisplayName::parse("新しい名前").unwrap();
+        after.profile.name = DisplayName::parse("新しい名前").unwrap();
         after.status = Status::Suspended;
         let changes = vec![
             Planned::Create {
@@ -372,9 +373,9 @@ mod tests {
     fn a_claim_a_chunk_frees_is_taken_in_a_later_chunk() {
         let gone = user(1, Status::Active);
         let mut heir = user(2, Status::Invited);
-        heir.email = gone.email.clone();
+        heir.profile.email = gone.profile.email.clone();
         let mut same_login = user(3, Status::Invited);
-        same_login.login_id = gone.login_id.clone();
+        same_login.profile.login_id = gone.profile.login_id.clone();
         let changes = vec![
             Planned::Delete {
                 line: 2,

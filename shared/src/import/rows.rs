@@ -17,8 +17,8 @@ use super::{FileProblem, RowProblem};
 use crate::csv::encoding::{EncodingChoice, FileEncoding, decode};
 use crate::csv::{Records, is_blank, restore};
 use crate::domain::{
-    AppRoles, Change, DisplayName, Email, Groups, Language, Localized, LoginId, NewUser, Notes,
-    Phone, Role, SetError, ShortText, Status, TenantId, User, UserId, UserPatch, ValidityWindow,
+    AppRoles, Change, DisplayName, Email, Groups, Language, Localized, LoginId, Notes, Phone,
+    Profile, Role, SetError, ShortText, Status, TenantId, User, UserId, UserPatch, ValidityWindow,
     trim,
 };
 
@@ -451,7 +451,7 @@ impl<'a> Cells<'a, '_> {
             // Refused: no user to build.
             return None;
         }
-        let new = NewUser {
+        let new = Profile {
             login_id: login?,
             email: email?,
             name: name?,
@@ -587,30 +587,35 @@ mod tests {
         assert_eq!(login.as_str(), "taro");
         assert_eq!(user.status, Status::Invited, "not disabled: invited");
         assert_eq!(user.tenant.as_str(), "acme");
-        assert_eq!(user.email.as_str(), "Taro@Example.com");
-        assert_eq!(user.role, Role::Admin);
+        assert_eq!(user.profile.email.as_str(), "Taro@Example.com");
+        assert_eq!(user.profile.role, Role::Admin);
         assert_eq!(
-            user.app_roles
+            user.profile
+                .app_roles
                 .iter()
                 .map(|r| r.as_str())
                 .collect::<Vec<_>>(),
             ["crm:editor", "crm:viewer"]
         );
         assert_eq!(
-            user.groups.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            user.profile
+                .groups
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>(),
             ["営業", "東京"]
         );
         assert_eq!(
-            user.notes.unwrap().as_str(),
+            user.profile.notes.unwrap().as_str(),
             "=memo",
             "neutralised cells are restored"
         );
         assert_eq!(
-            user.validity.from(),
+            user.profile.validity.from(),
             Some(Utc.with_ymd_and_hms(2026, 4, 1, 9, 0, 0).unwrap())
         );
         assert_eq!(
-            user.validity.till(),
+            user.profile.validity.till(),
             Some(Utc.with_ymd_and_hms(2027, 3, 31, 18, 30, 0).unwrap())
         );
         assert_eq!(f.rows[1].line, 4, "line 2 holds a line break inside a cell");
@@ -780,8 +785,11 @@ mod tests {
         let Some((_, RowAction::New(user))) = &f.rows[0].action else {
             panic!("a NEW row")
         };
-        assert_eq!(user.name.as_str(), "髙橋 ①");
-        assert_eq!(user.department.as_ref().unwrap().as_str(), "営業～東京");
+        assert_eq!(user.profile.name.as_str(), "髙橋 ①");
+        assert_eq!(
+            user.profile.department.as_ref().unwrap().as_str(),
+            "営業～東京"
+        );
     }
 
     proptest! {
@@ -825,14 +833,14 @@ mod tests {
             };
             prop_assert_eq!(l.as_str(), login.as_str());
             prop_assert_eq!(user.status, Status::Invited);
-            prop_assert_eq!(user.name.as_str(), name.as_str());
-            prop_assert_eq!(user.email.as_str(), email.as_str());
-            prop_assert_eq!(user.role, role);
-            prop_assert_eq!(user.department.map(|d| d.as_str().to_owned()), department);
-            prop_assert_eq!(user.notes.map(|n| n.as_str().to_owned()), notes);
-            prop_assert_eq!(user.groups.iter().map(|g| g.as_str().to_owned()).collect::<Vec<_>>(), groups);
-            prop_assert_eq!(user.language, Some(Language::En));
-            prop_assert_eq!(user.validity.from(), from);
+            prop_assert_eq!(user.profile.name.as_str(), name.as_str());
+            prop_assert_eq!(user.profile.email.as_str(), email.as_str());
+            prop_assert_eq!(user.profile.role, role);
+            prop_assert_eq!(user.profile.department.map(|d| d.as_str().to_owned()), department);
+            prop_assert_eq!(user.profile.notes.map(|n| n.as_str().to_owned()), notes);
+            prop_assert_eq!(user.profile.groups.iter().map(|g| g.as_str().to_owned()).collect::<Vec<_>>(), groups);
+            prop_assert_eq!(user.profile.language, Some(Language::En));
+            prop_assert_eq!(user.profile.validity.from(), from);
         }
     }
 }

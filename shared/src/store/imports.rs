@@ -308,7 +308,7 @@ impl Store {
                 .collect();
             for item in self.batch_get(batch).await? {
                 if let Some(user) = items::user_from_item(item)? {
-                    users.insert(user.login_id.key().into_owned(), Box::new(user));
+                    users.insert(user.profile.login_id.key().into_owned(), Box::new(user));
                 }
             }
         }

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::{StoreError, keys, schema};
 use crate::domain::{
     AppRoles, BillingPolicy, DisplayName, Email, Groups, Language, LoginId, Notes, PasswordHash,
-    PasswordPolicy, Phone, Role, RoleCatalogue, SeatUsage, ShortText, StateChange, Status, Tenant,
-    TenantId, TimeZone, User, UserId, UserState, ValidityWindow,
+    PasswordPolicy, Phone, Profile, Role, RoleCatalogue, SeatUsage, ShortText, StateChange, Status,
+    Tenant, TenantId, TimeZone, User, UserId, UserState, ValidityWindow,
 };
 
 /// A DynamoDB item.
@@ -148,7 +148,7 @@ pub(crate) fn user_item(
     listed: bool,
     expires_at: Option<i64>,
 ) -> UserItem {
-    let name_key = u.name.sort_key();
+    let name_key = u.profile.name.sort_key();
     let tenant_pk = keys::tenant_pk(&u.tenant);
     // Live users are listed by name and by creation; tombstones only in their own partition of
     // the by-created index, where billing finds them.
@@ -163,22 +163,22 @@ pub(crate) fn user_item(
         entity: "user".into(),
         tenant_id: u.tenant.clone(),
         user_id: u.id,
-        login_id: u.login_id.clone(),
-        email: u.email.clone(),
-        name: u.name.clone(),
+        login_id: u.profile.login_id.clone(),
+        email: u.profile.email.clone(),
+        name: u.profile.name.clone(),
         gsi1sk: listed.then(|| keys::by_name_sk(&name_key, &u.id)),
         name_key,
-        role: u.role,
-        app_roles: u.app_roles.clone(),
-        groups: u.groups.clone(),
-        organization: u.organization.clone(),
-        department: u.department.clone(),
-        phone: u.phone.clone(),
-        notes: u.notes.clone(),
-        language: u.language,
-        time_zone: u.time_zone,
-        valid_from: u.validity.from(),
-        valid_till: u.validity.till(),
+        role: u.profile.role,
+        app_roles: u.profile.app_roles.clone(),
+        groups: u.profile.groups.clone(),
+        organization: u.profile.organization.clone(),
+        department: u.profile.department.clone(),
+        phone: u.profile.phone.clone(),
+        notes: u.profile.notes.clone(),
+        language: u.profile.language,
+        time_zone: u.profile.time_zone,
+        valid_from: u.profile.validity.from(),
+        valid_till: u.profile.validity.till(),
         state,
         has_password: u.has_password,
         password_hash: u.password_hash.clone(),
@@ -208,8 +208,8 @@ pub(crate) fn tombstone_to_item(u: &User, deleted_at: DateTime<Utc>) -> Result<I
     u.history.push(StateChange {
         at: deleted_at,
         state: UserState::Deleted,
-        valid_from: u.validity.from(),
-        valid_till: u.validity.till(),
+        valid_from: u.profile.validity.from(),
+        valid_till: u.profile.validity.till(),
     });
     let expires = deleted_at + chrono::Duration::days(TOMBSTONE_RETENTION_DAYS);
     serde_dynamo::to_item(user_item(
@@ -241,19 +241,21 @@ pub(crate) fn user_from_user_item(u: UserItem) -> Result<Option<User>, StoreErro
     Ok(Some(User {
         id: u.user_id,
         tenant: u.tenant_id,
-        login_id: u.login_id,
-        email: u.email,
-        name: u.name,
-        role: u.role,
-        app_roles: u.app_roles,
-        groups: u.groups,
-        organization: u.organization,
-        department: u.department,
-        phone: u.phone,
-        notes: u.notes,
-        language: u.language,
-        time_zone: u.time_zone,
-        validity,
+        profile: Profile {
+            login_id: u.login_id,
+            email: u.email,
+            name: u.name,
+            role: u.role,
+            app_roles: u.app_roles,
+            groups: u.groups,
+            organization: u.organization,
+            department: u.department,
+            phone: u.phone,
+            notes: u.notes,
+            language: u.language,
+            time_zone: u.time_zone,
+            validity,
+        },
         status,
         has_password: u.has_password,
         password_hash: u.password_hash,

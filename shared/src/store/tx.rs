@@ -243,7 +243,7 @@ impl Transaction {
         )?;
         self.claim(
             items::claim_item(
-                keys::email_claim_pk(&user.tenant, &user.email.key()),
+                keys::email_claim_pk(&user.tenant, &user.profile.email.key()),
                 &user.tenant,
                 &user.id,
             ),
@@ -251,7 +251,7 @@ impl Transaction {
         )?;
         self.claim(
             items::claim_item(
-                keys::login_claim_pk(&user.tenant, &user.login_id.key()),
+                keys::login_claim_pk(&user.tenant, &user.profile.login_id.key()),
                 &user.tenant,
                 &user.id,
             ),
@@ -269,28 +269,28 @@ impl Transaction {
                 .expression_attribute_values(":v", num(before.version)),
             Guard::UserVersion,
         )?;
-        if before.email.key() != after.email.key() {
+        if before.profile.email.key() != after.profile.email.key() {
             self.release_claim(
-                keys::email_claim_pk(&before.tenant, &before.email.key()),
+                keys::email_claim_pk(&before.tenant, &before.profile.email.key()),
                 &before.id,
             )?;
             self.claim(
                 items::claim_item(
-                    keys::email_claim_pk(&after.tenant, &after.email.key()),
+                    keys::email_claim_pk(&after.tenant, &after.profile.email.key()),
                     &after.tenant,
                     &after.id,
                 ),
                 Guard::EmailClaim,
             )?;
         }
-        if before.login_id.key() != after.login_id.key() {
+        if before.profile.login_id.key() != after.profile.login_id.key() {
             self.release_claim(
-                keys::login_claim_pk(&before.tenant, &before.login_id.key()),
+                keys::login_claim_pk(&before.tenant, &before.profile.login_id.key()),
                 &before.id,
             )?;
             self.claim(
                 items::claim_item(
-                    keys::login_claim_pk(&after.tenant, &after.login_id.key()),
+                    keys::login_claim_pk(&after.tenant, &after.profile.login_id.key()),
                     &after.tenant,
                     &after.id,
                 ),
@@ -316,11 +316,11 @@ impl Transaction {
             Guard::UserVersion,
         )?;
         self.release_claim(
-            keys::email_claim_pk(&user.tenant, &user.email.key()),
+            keys::email_claim_pk(&user.tenant, &user.profile.email.key()),
             &user.id,
         )?;
         self.release_claim(
-            keys::login_claim_pk(&user.tenant, &user.login_id.key()),
+            keys::login_claim_pk(&user.tenant, &user.profile.login_id.key()),
             &user.id,
         )
     }
