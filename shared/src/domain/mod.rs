@@ -40,6 +40,7 @@ mod password;
 mod patch;
 mod phone;
 mod role;
+mod secret_token;
 mod sets;
 mod status;
 mod tenant;
@@ -51,8 +52,7 @@ pub use billing::{BillingMonth, MonthError, billable_at, state_at};
 pub use email::{Email, EmailError};
 pub use ids::{IdError, ImportId, InvitationId, TenantId, UserId};
 pub use invitation::{
-    Invitation, InvitationStatus, InvitationToken, InvitationTrigger, TokenDigest, TokenError,
-    TokenState,
+    Invitation, InvitationStatus, InvitationToken, InvitationTrigger, TokenState,
 };
 pub use language::{Language, LanguageError};
 pub use login_id::{LoginId, LoginIdError};
@@ -63,6 +63,7 @@ pub use password::{
 pub use patch::{Change, Edited, PatchField, PatchProblem, UserPatch};
 pub use phone::{Phone, PhoneError};
 pub use role::{Role, RoleError};
+pub use secret_token::{SecretToken, TOKEN_BYTES, TokenDigest, TokenError};
 pub use sets::{AppRole, AppRoles, Group, Groups, RoleCatalogue, SetError, UnknownAppRoles};
 pub use status::{Status, StatusError, TransitionError};
 pub use tenant::{BillingPolicy, SeatUsage, Tenant};
