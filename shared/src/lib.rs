@@ -17,6 +17,7 @@ pub mod domain;
 pub mod files;
 pub mod import;
 pub mod mail;
+pub mod oidc;
 pub mod retry;
 pub mod store;
 pub mod telemetry;
