@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use auth::AuthState;
+use auth::keyring::{Keyring, Sealer};
 use aws_config::SdkConfig;
 use billing_snapshot::{SnapshotConfig, Snapshotter};
 use bulk_import::{ImportConfig, Importer};
@@ -137,6 +139,10 @@ pub struct TestApp {
     /// The stand-in for the import queue's event source mapping (failed messages come back
     /// at once).
     pub import_queue: QueuePoller,
+    /// The sign-in function's state (same store and clock).
+    pub auth: AuthState,
+    /// Seals signing keys under this app's KMS key.
+    pub sealer: Sealer,
 }
 
 /// Starts an app with the system clock.
@@ -177,8 +183,21 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
         .await
         .expect("binding a loopback port");
     let base = format!("http://{}", listener.local_addr().expect("local address"));
+    let kms_key_id = local::provision_signing_kms_key(&sdk)
+        .await
+        .expect("creating the signing keys' KMS key");
+    let sealer = Sealer::new(aws_sdk_kms::Client::new(&sdk), kms_key_id);
+    auth::keyring::ensure_key(&store, &sealer)
+        .await
+        .expect("making the first signing key");
+    let auth = AuthState::new(
+        store.clone(),
+        Keyring::new(store.clone(), sealer.clone()),
+        &base,
+    );
+    let router = local::one_origin(app(state), auth::app(auth.clone()));
     tokio::spawn(async move {
-        axum::serve(listener, app(state))
+        axum::serve(listener, router)
             .await
             .expect("serving the API");
     });
@@ -191,6 +210,8 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
         acme,
         bucket,
         import_queue,
+        auth,
+        sealer,
     }
 }
 

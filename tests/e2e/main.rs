@@ -11,5 +11,6 @@ mod lambda;
 mod listing;
 mod openapi;
 mod requests;
+mod signin;
 mod template;
 mod users;

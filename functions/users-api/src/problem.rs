@@ -500,6 +500,7 @@ impl From<StoreError> for ApiError {
             }
             e @ (StoreError::TenantExists
             | StoreError::ImportLockLost
+            | StoreError::KeysChanged
             | StoreError::Corrupt(_)
             | StoreError::Aws { .. }) => ApiError::internal(e),
         }

@@ -199,3 +199,36 @@ pub async fn provision_bucket(sdk: &SdkConfig, name: &str) -> anyhow::Result<Buc
         .map_err(|e| failed("encryption", DisplayErrorContext(e).to_string()))?;
     Ok(bucket)
 }
+
+/// Creates the KMS key that seals the token signing keys, as the template's `SigningKeyKey`
+/// (symmetric, encrypt/decrypt); returns its id.
+pub async fn provision_signing_kms_key(sdk: &SdkConfig) -> anyhow::Result<String> {
+    let out = aws_sdk_kms::Client::new(sdk)
+        .create_key()
+        .description("rollcall: seals the token signing keys")
+        .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+        .key_spec(aws_sdk_kms::types::KeySpec::SymmetricDefault)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+    out.key_metadata
+        .map(|m| m.key_id)
+        .context("KMS returned no key id")
+}
+
+/// Both functions behind one origin, as API Gateway puts them: `/t/…` (sign-in) to auth, every
+/// other path to users-api.
+pub fn one_origin(api: axum::Router, auth: axum::Router) -> axum::Router {
+    use tower::ServiceExt;
+    // Dispatched before either router routes, as API Gateway does, so neither sees the
+    // other's path parameters.
+    let dispatch = tower::service_fn(move |req: axum::extract::Request| {
+        let target = if req.uri().path().starts_with("/t/") {
+            auth.clone()
+        } else {
+            api.clone()
+        };
+        target.oneshot(req)
+    });
+    axum::Router::new().fallback_service(dispatch)
+}

@@ -56,6 +56,32 @@ impl Language {
     }
 }
 
+impl Language {
+    /// The first supported language of an OpenID Connect `ui_locales` parameter: BCP 47 tags
+    /// separated by spaces, most preferred first (OIDC Core §3.1.2.1).
+    ///
+    /// ```
+    /// use rollcall::domain::Language;
+    /// assert_eq!(Language::from_ui_locales("fr-CA ja-JP en"), Some(Language::Ja));
+    /// assert_eq!(Language::from_ui_locales("fr"), None);
+    /// ```
+    pub fn from_ui_locales(locales: &str) -> Option<Language> {
+        locales.split(' ').find_map(|tag| {
+            match tag
+                .split('-')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "ja" => Some(Language::Ja),
+                "en" => Some(Language::En),
+                _ => None,
+            }
+        })
+    }
+}
+
 impl fmt::Display for Language {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

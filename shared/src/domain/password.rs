@@ -254,6 +254,14 @@ impl PasswordHash {
         Output::new(&out).is_ok_and(|o| o == expected)
     }
 
+    /// A hash read from its PHC string; `None` unless it is an argon2id PHC string with a salt
+    /// and a hash.
+    pub fn from_phc(s: &str) -> Option<PasswordHash> {
+        let phc = PhcString::new(s).ok()?;
+        (phc.algorithm.as_str() == "argon2id" && phc.salt.is_some() && phc.hash.is_some())
+            .then(|| PasswordHash(s.to_owned()))
+    }
+
     /// The PHC string.
     pub fn as_str(&self) -> &str {
         &self.0

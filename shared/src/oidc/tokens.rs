@@ -82,9 +82,10 @@ pub struct AccessClaims {
     pub tenant: String,
     /// The management role at issue (rollcall's API reads the current one from the store).
     pub role: String,
-    /// The session or refresh family it belongs to, so revoking that ends it.
+    /// The grant it belongs to (the code redeemed, and the refresh tokens rotated from it):
+    /// revoking the grant ends it at rollcall's API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
+    pub grant_id: Option<String>,
 }
 
 /// Which token a JWT is meant to be: the `typ` header tells them apart (RFC 9068 §2.1), so an
@@ -138,8 +139,9 @@ pub fn sign<T: Serialize>(
 pub struct Expect<'a> {
     /// The issuer.
     pub issuer: &'a str,
-    /// The audience.
-    pub audience: &'a str,
+    /// The audience; `None` accepts any (the provider's own `userinfo` takes every access token
+    /// it issued).
+    pub audience: Option<&'a str>,
     /// Now, seconds since the epoch.
     pub now: i64,
 }
@@ -196,7 +198,7 @@ fn verify<T: serde::de::DeserializeOwned>(
 }
 
 fn check(iss: &str, aud: &str, exp: i64, expect: Expect<'_>) -> Result<(), VerifyError> {
-    if iss != expect.issuer || aud != expect.audience {
+    if iss != expect.issuer || expect.audience.is_some_and(|a| a != aud) {
         return Err(VerifyError::WrongParty);
     }
     if exp + LEEWAY_SECONDS <= expect.now {
@@ -222,7 +224,7 @@ mod tests {
             auth_time: now,
             tenant: "acme".into(),
             role: "admin".into(),
-            sid: None,
+            grant_id: None,
         }
     }
 
@@ -231,7 +233,7 @@ mod tests {
     fn expect(now: i64) -> Expect<'static> {
         Expect {
             issuer: "https://id.example.com/t/acme",
-            audience: "https://id.example.com",
+            audience: Some("https://id.example.com"),
             now,
         }
     }
@@ -263,7 +265,7 @@ mod tests {
             Err(VerifyError::WrongParty)
         );
         let other_aud = Expect {
-            audience: "client-1",
+            audience: Some("client-1"),
             ..expect(NOW)
         };
         assert_eq!(

@@ -323,7 +323,10 @@ impl Store {
 
     /// Reads up to 100 keys with one `BatchGetItem`, strongly consistent, asking again for
     /// what DynamoDB leaves unprocessed.
-    async fn batch_get(&self, keys: Vec<items::Item>) -> Result<Vec<items::Item>, StoreError> {
+    pub(crate) async fn batch_get(
+        &self,
+        keys: Vec<items::Item>,
+    ) -> Result<Vec<items::Item>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         let mut pending = Some(
             KeysAndAttributes::builder()

@@ -76,3 +76,35 @@ pub fn idempotency_pk(t: &TenantId, key_digest: &str) -> String {
 pub fn by_name_sk(name_key: &str, u: &UserId) -> String {
     format!("{name_key}\u{1}{u}")
 }
+
+/// `SIGNING_KEYS`: the partition of the deployment's token signing keys, one item per key.
+pub const SIGNING_KEYS_PK: &str = "SIGNING_KEYS";
+
+/// `KEY#{kid}`: a signing key.
+pub fn signing_key_sk(kid: &str) -> String {
+    format!("KEY#{kid}")
+}
+
+/// `CLIENT#{cid}`: a relying party, in its tenant's partition (so a tenant's clients list with
+/// one query).
+pub fn client_sk(c: &crate::oidc::ClientId) -> String {
+    format!("CLIENT#{c}")
+}
+
+/// Prefix of [`client_sk`].
+pub const CLIENT_SK_PREFIX: &str = "CLIENT#";
+
+/// `CODE#{sha256(code)}`: an authorization code.
+pub fn code_pk(digest: &str) -> String {
+    format!("CODE#{digest}")
+}
+
+/// `SESSION#{sha256(cookie)}`: a browser's sign-in session.
+pub fn session_pk(digest: &str) -> String {
+    format!("SESSION#{digest}")
+}
+
+/// `FAMILY#{tid}#{fid}`: a grant (one code redeemed) and the refresh tokens rotated from it.
+pub fn family_pk(t: &TenantId, grant: &str) -> String {
+    format!("FAMILY#{t}#{grant}")
+}

@@ -15,6 +15,7 @@ mod keys;
 mod list;
 mod metrics;
 pub mod schema;
+mod signin;
 mod tx;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub use invitations::{
 pub use items::TOMBSTONE_RETENTION_DAYS;
 pub use list::{ListQuery, Page, PageKey, SortBy, SortOrder};
 pub use metrics::RequestCounter;
+pub use signin::{AuthCode, KeyState, Redeemed, Session, StoredKey};
 use tx::{TenantDelta, Transaction};
 
 /// What can go wrong talking to the store.
@@ -84,6 +86,9 @@ pub enum StoreError {
     /// The invitation link was used already.
     #[error("the invitation link was used already")]
     TokenUsed,
+    /// The signing keys changed since they were read (another rotation won).
+    #[error("the signing keys changed since they were read")]
+    KeysChanged,
     /// Too many concurrent transactions touched the same items; worth retrying.
     #[error("the store is busy with conflicting writes; retry")]
     Contention,
@@ -137,6 +142,7 @@ impl StoreError {
             | StoreError::IdempotencyKeyUsed
             | StoreError::InvitationChanged
             | StoreError::TokenUsed
+            | StoreError::KeysChanged
             | StoreError::Corrupt(_) => false,
         }
     }

@@ -52,6 +52,10 @@ pub(crate) enum Guard {
     ImportJournal,
     /// The import job holds the tenant's lock.
     ImportLockHeld,
+    /// The signing keys are as read (a concurrent rotation lost).
+    SigningKeys,
+    /// A fresh random id (a client's, a token's) is unused.
+    FreshId,
 }
 
 impl Guard {
@@ -71,6 +75,8 @@ impl Guard {
             Guard::Invitation => StoreError::Corrupt("a new invitation id collided".into()),
             Guard::ImportJournal => StoreError::VersionConflict,
             Guard::ImportLockHeld => StoreError::ImportLockLost,
+            Guard::SigningKeys => StoreError::KeysChanged,
+            Guard::FreshId => StoreError::Corrupt("a fresh random id collided".into()),
         }
     }
 }
@@ -342,6 +348,23 @@ impl Transaction {
             .build()
             .map_err(StoreError::build)?;
         self.push(TransactWriteItem::builder().update(update).build(), guard);
+        Ok(())
+    }
+
+    /// Adds a delete of the item at `key`, conditioned on `condition`.
+    pub(crate) fn delete(
+        &mut self,
+        key: items::Item,
+        condition: &str,
+        guard: Guard,
+    ) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .build()
+            .map_err(StoreError::build)?;
+        self.push(TransactWriteItem::builder().delete(delete).build(), guard);
         Ok(())
     }
 

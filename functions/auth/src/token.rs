@@ -1,0 +1,399 @@
+//! The token endpoint (RFC 6749 §3.2) and `userinfo` (OIDC Core §5.3).
+//!
+//! Client authentication (RFC 6749 §2.3): a public client names itself with `client_id` in the
+//! body and has no secret; a confidential one uses HTTP Basic (`client_secret_basic`) and only
+//! that. Every failure is an RFC 6749 §5.2 JSON error; none is a 5xx unless rollcall failed.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rollcall::domain::{SecretToken, Tenant, TenantId, User};
+use rollcall::oidc::tokens::{self, Expect};
+use rollcall::oidc::{
+    AccessClaims, AuthMethod, Client, ClientId, GrantType, IdClaims, Scopes, TokenKind,
+};
+use rollcall::store::{AuthCode, Redeemed, StoreError};
+use serde_json::json;
+
+use crate::authorize::Params;
+use crate::error::{BearerError, OAuthCode, OAuthError};
+use crate::{AuthState, signin};
+
+fn invalid_request(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(OAuthCode::InvalidRequest, description)
+}
+
+fn invalid_client() -> OAuthError {
+    OAuthError::new(
+        OAuthCode::InvalidClient,
+        "client authentication failed (unknown client, wrong secret or wrong method)",
+    )
+}
+
+fn invalid_grant(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(OAuthCode::InvalidGrant, description)
+}
+
+/// The tenant of a token request; an unknown one is `invalid_client` (there are no clients).
+async fn tenant(state: &AuthState, raw: &str) -> Result<Tenant, OAuthError> {
+    let id = TenantId::parse(raw).map_err(|_| invalid_client())?;
+    match state.store.get_tenant(&id).await {
+        Ok(t) => Ok(t),
+        Err(StoreError::TenantNotFound) => Err(invalid_client()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Authenticates the client of a token request (RFC 6749 §2.3.1, §3.2.1).
+pub async fn authenticate_client(
+    state: &AuthState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    p: &Params,
+) -> Result<Client, OAuthError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "));
+    let (id, secret) = match basic {
+        Some(b64) => {
+            if p.get("client_secret").is_some() {
+                return Err(invalid_request(
+                    "use one client authentication method, not two",
+                ));
+            }
+            let decoded = STANDARD
+                .decode(b64.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(invalid_client)?;
+            let (id, secret) = decoded.split_once(':').ok_or_else(invalid_client)?;
+            // RFC 6749 §2.3.1: both halves are form-urlencoded before encoding.
+            let decode = |s: &str| {
+                form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+            };
+            (
+                decode(id).ok_or_else(invalid_client)?,
+                Some(decode(secret).ok_or_else(invalid_client)?),
+            )
+        }
+        None => {
+            if p.get("client_secret").is_some() {
+                // client_secret_post is not offered (discovery lists the methods).
+                return Err(invalid_client());
+            }
+            let id = p
+                .get("client_id")
+                .ok_or_else(|| invalid_request("client_id is required"))?;
+            (id.to_owned(), None)
+        }
+    };
+    if let (Some(body_id), true) = (p.get("client_id"), secret.is_some())
+        && body_id != id
+    {
+        return Err(invalid_request(
+            "client_id differs from the authenticated client",
+        ));
+    }
+    let id = ClientId::parse(&id).map_err(|_| invalid_client())?;
+    let client = state
+        .store
+        .get_client(&tenant.id, &id)
+        .await?
+        .ok_or_else(invalid_client)?;
+    match (client.auth_method, secret, &client.secret_digest) {
+        (AuthMethod::None, None, _) => Ok(client),
+        (AuthMethod::ClientSecretBasic, Some(secret), Some(digest)) => {
+            let presented = SecretToken::parse(&secret).map_err(|_| invalid_client())?;
+            // Digests of 256-bit secrets: comparing them leaks nothing usable, and it is done
+            // in constant time all the same.
+            let same = presented
+                .digest()
+                .as_str()
+                .bytes()
+                .zip(digest.as_str().bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+            if same {
+                Ok(client)
+            } else {
+                Err(invalid_client())
+            }
+        }
+        _ => Err(invalid_client()),
+    }
+}
+
+/// `POST /t/{tenant}/token`
+pub async fn token(
+    State(state): State<AuthState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(invalid_request(
+            "the body must be application/x-www-form-urlencoded (RFC 6749 §3.2)",
+        ));
+    }
+    let p = Params::parse(&body)
+        .map_err(|name| invalid_request(format!("{name} is repeated (RFC 6749 §3.1)")))?;
+    let tenant = tenant(&state, &raw).await?;
+    let client = authenticate_client(&state, &tenant, &headers, &p).await?;
+    match p.get("grant_type") {
+        Some("authorization_code") => {
+            if !client.allows(GrantType::AuthorizationCode) {
+                return Err(OAuthError::new(
+                    OAuthCode::UnauthorizedClient,
+                    "the client may not use authorization_code",
+                ));
+            }
+            authorization_code(&state, &tenant, &client, &p).await
+        }
+        Some(_) => Err(OAuthError::new(
+            OAuthCode::UnsupportedGrantType,
+            "grant_type must be authorization_code",
+        )),
+        None => Err(invalid_request("grant_type is required")),
+    }
+}
+
+async fn authorization_code(
+    state: &AuthState,
+    tenant: &Tenant,
+    client: &Client,
+    p: &Params,
+) -> Result<Response, OAuthError> {
+    let code = p
+        .get("code")
+        .ok_or_else(|| invalid_request("code is required"))?;
+    let redirect_uri = p
+        .get("redirect_uri")
+        .ok_or_else(|| invalid_request("redirect_uri is required"))?;
+    let verifier = p
+        .get("code_verifier")
+        .ok_or_else(|| invalid_request("code_verifier is required (PKCE)"))?;
+    let Ok(code) = SecretToken::parse(code) else {
+        return Err(invalid_grant("the code is invalid, expired or used"));
+    };
+    let record = match state.store.redeem_code(&code.digest()).await? {
+        Redeemed::Fresh(r) => r,
+        Redeemed::Unknown => return Err(invalid_grant("the code is invalid, expired or used")),
+        Redeemed::Replayed(r) => {
+            // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+            tracing::warn!(tenant_id = %r.tenant, client_id = %r.client_id, "an authorization code was replayed; revoking its grant");
+            state.store.revoke_grant(&r.tenant, &r.grant_id).await?;
+            return Err(invalid_grant("the code is invalid, expired or used"));
+        }
+    };
+    if record.tenant != tenant.id || record.client_id != client.id {
+        return Err(invalid_grant("the code was issued to another client"));
+    }
+    if record.redirect_uri != redirect_uri {
+        return Err(invalid_grant(
+            "redirect_uri differs from the authorization request's",
+        ));
+    }
+    record
+        .code_challenge
+        .verify(verifier)
+        .map_err(|e| invalid_grant(e.to_string()))?;
+    let user = match state.store.get_user(&tenant.id, &record.user_id).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound) => return Err(invalid_grant("the user no longer exists")),
+        Err(e) => return Err(e.into()),
+    };
+    if signin::may_sign_in(&user, state.store.clock().now()).is_err() {
+        return Err(invalid_grant("the user may not sign in now"));
+    }
+    issue(state, tenant, client, &user, &record).await
+}
+
+/// The token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+async fn issue(
+    state: &AuthState,
+    tenant: &Tenant,
+    client: &Client,
+    user: &User,
+    grant: &AuthCode,
+) -> Result<Response, OAuthError> {
+    let (key, _) = state.keys.keys().await?;
+    let now = state.store.clock().now().timestamp();
+    let ttl = i64::try_from(state.lifetimes.access_token.as_secs()).unwrap_or(900);
+    let iss = state.issuer(&tenant.id);
+    let scopes = Scopes::parse(&grant.scope);
+    let access = AccessClaims {
+        iss: iss.clone(),
+        sub: user.id.to_string(),
+        aud: grant.audience.clone(),
+        exp: now + ttl,
+        iat: now,
+        jti: ulid::Ulid::new().to_string(),
+        client_id: client.id.to_string(),
+        scope: grant.scope.clone(),
+        auth_time: grant.auth_time.timestamp(),
+        tenant: tenant.id.to_string(),
+        role: user.profile.role.as_str().to_owned(),
+        grant_id: Some(grant.grant_id.clone()),
+    };
+    let access_token = tokens::sign(&key, TokenKind::Access, &access)
+        .map_err(|e| OAuthError::internal(e, false))?;
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": grant.scope,
+    });
+    if scopes.openid {
+        let id = id_claims(&iss, tenant, user, client, grant, scopes, now, ttl);
+        body["id_token"] = json!(
+            tokens::sign(&key, TokenKind::Id, &id).map_err(|e| OAuthError::internal(e, false))?
+        );
+    }
+    let mut resp = Json(body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn id_claims(
+    iss: &str,
+    tenant: &Tenant,
+    user: &User,
+    client: &Client,
+    grant: &AuthCode,
+    scopes: Scopes,
+    now: i64,
+    ttl: i64,
+) -> IdClaims {
+    let mut id = IdClaims {
+        iss: iss.to_owned(),
+        sub: user.id.to_string(),
+        aud: client.id.to_string(),
+        exp: now + ttl,
+        iat: now,
+        auth_time: grant.auth_time.timestamp(),
+        nonce: grant.nonce.clone(),
+        amr: grant.amr.clone(),
+        sid: Some(grant.sid.clone()),
+        email: None,
+        email_verified: None,
+        name: None,
+        preferred_username: None,
+        locale: None,
+        zoneinfo: None,
+        tenant: tenant.id.to_string(),
+    };
+    release(&mut id, tenant, user, scopes);
+    id
+}
+
+/// Fills the claims `scopes` release (OIDC Core §5.4).
+fn release(id: &mut IdClaims, tenant: &Tenant, user: &User, scopes: Scopes) {
+    if scopes.email {
+        id.email = Some(user.profile.email.to_string());
+        // The address received the invitation whose link the user followed to set a password.
+        id.email_verified = Some(user.has_password);
+    }
+    if scopes.profile {
+        id.name = Some(user.profile.name.to_string());
+        id.preferred_username = Some(user.profile.login_id.to_string());
+        id.locale = Some(
+            user.profile
+                .language
+                .unwrap_or(tenant.language)
+                .as_str()
+                .to_owned(),
+        );
+        id.zoneinfo = Some(
+            user.profile
+                .time_zone
+                .unwrap_or(tenant.billing_time_zone)
+                .name()
+                .to_owned(),
+        );
+    }
+}
+
+/// `GET|POST /t/{tenant}/userinfo` (OIDC Core §5.3): the claims of the access token's user, by
+/// its scopes. Any access token this issuer signed is accepted, whatever its audience.
+pub async fn userinfo(
+    State(state): State<AuthState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, BearerError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(BearerError::Missing)?;
+    let tenant_id = TenantId::parse(&raw).map_err(|_| BearerError::InvalidToken)?;
+    let tenant = match state.store.get_tenant(&tenant_id).await {
+        Ok(t) => t,
+        Err(StoreError::TenantNotFound) => return Err(BearerError::InvalidToken),
+        Err(e) => return Err(e.into()),
+    };
+    let (_, keys) = state.keys.keys().await?;
+    let iss = state.issuer(&tenant.id);
+    let claims = tokens::verify_access(
+        bearer.trim(),
+        &keys,
+        Expect {
+            issuer: &iss,
+            audience: None,
+            now: state.store.clock().now().timestamp(),
+        },
+    )
+    .map_err(|_| BearerError::InvalidToken)?;
+    let user_id = claims.sub.parse().map_err(|_| BearerError::InvalidToken)?;
+    let user = match state.store.get_user(&tenant.id, &user_id).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound) => return Err(BearerError::InvalidToken),
+        Err(e) => return Err(e.into()),
+    };
+    if signin::may_sign_in(&user, state.store.clock().now()).is_err() {
+        return Err(BearerError::InvalidToken);
+    }
+    let mut id = IdClaims {
+        iss,
+        sub: user.id.to_string(),
+        aud: claims.client_id,
+        exp: claims.exp,
+        iat: claims.iat,
+        auth_time: claims.auth_time,
+        nonce: None,
+        amr: Vec::new(),
+        sid: None,
+        email: None,
+        email_verified: None,
+        name: None,
+        preferred_username: None,
+        locale: None,
+        zoneinfo: None,
+        tenant: tenant.id.to_string(),
+    };
+    release(&mut id, &tenant, &user, Scopes::parse(&claims.scope));
+    let mut body = serde_json::to_value(&id).unwrap_or_default();
+    // userinfo is not a token: no iss/aud/exp/iat (OIDC Core §5.3.2 lists sub and the claims).
+    if let Some(o) = body.as_object_mut() {
+        for k in ["iss", "aud", "exp", "iat", "auth_time", "amr"] {
+            o.remove(k);
+        }
+    }
+    let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}

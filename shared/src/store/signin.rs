@@ -1,0 +1,605 @@
+//! The sign-in items: the deployment's signing keys, each tenant's clients, authorization codes
+//! and browser sessions. Every secret (code, session cookie) is found by its SHA-256; the items
+//! that die carry `expires_at`, the table's TTL attribute, and are also checked against the
+//! clock on read, since TTL deletes lazily.
+
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, ReturnValue};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tracing::instrument;
+
+use super::tx::{Guard, Transaction};
+use super::{Store, StoreError, condition_held, items, keys};
+use crate::domain::{DisplayName, TenantId, TokenDigest, UserId};
+use crate::oidc::{AuthMethod, Client, ClientId, CodeChallenge, GrantType, PublicJwk, RedirectUri};
+
+fn corrupt(what: &str) -> impl Fn(serde_dynamo::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("{what} item: {e}"))
+}
+
+/// Where a signing key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Signs new tokens.
+    Current,
+    /// Signs nothing; published until the tokens it signed have expired.
+    Previous,
+}
+
+/// A signing key as stored: its public half and its private half sealed (encrypted under KMS by
+/// the sign-in function; the store never sees it in the clear).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKey {
+    /// The public key.
+    pub public: PublicJwk,
+    /// Current or previous.
+    pub state: KeyState,
+    /// The sealed PKCS#8, base64.
+    pub sealed: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    #[serde(flatten)]
+    key: StoredKey,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClientItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    tenant_id: TenantId,
+    client_id: ClientId,
+    client_name: DisplayName,
+    redirect_uris: Vec<RedirectUri>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<RedirectUri>,
+    token_endpoint_auth_method: AuthMethod,
+    grant_types: Vec<GrantType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_digest: Option<TokenDigest>,
+    created_at: DateTime<Utc>,
+}
+
+impl ClientItem {
+    fn of(c: &Client) -> ClientItem {
+        ClientItem {
+            pk: keys::tenant_pk(&c.tenant),
+            sk: keys::client_sk(&c.id),
+            entity: "client".into(),
+            tenant_id: c.tenant.clone(),
+            client_id: c.id,
+            client_name: c.name.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            token_endpoint_auth_method: c.auth_method,
+            grant_types: c.grant_types.clone(),
+            secret_digest: c.secret_digest.clone(),
+            created_at: c.created_at,
+        }
+    }
+
+    fn client(self) -> Client {
+        Client {
+            id: self.client_id,
+            tenant: self.tenant_id,
+            name: self.client_name,
+            redirect_uris: self.redirect_uris,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            auth_method: self.token_endpoint_auth_method,
+            grant_types: self.grant_types,
+            secret_digest: self.secret_digest,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// What an authorization code stands for: everything the token endpoint needs to issue tokens
+/// and to check the request that redeems it (RFC 6749 §4.1.3, RFC 7636 §4.6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthCode {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The client it was issued to.
+    pub client_id: ClientId,
+    /// The user who signed in.
+    pub user_id: UserId,
+    /// The redirect URI of the authorization request, as sent (the token request must repeat it).
+    pub redirect_uri: String,
+    /// The PKCE challenge.
+    pub code_challenge: CodeChallenge,
+    /// The `nonce`, for the ID token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The granted scopes, space-separated.
+    pub scope: String,
+    /// When the user authenticated.
+    pub auth_time: DateTime<Utc>,
+    /// How (RFC 8176).
+    pub amr: Vec<String>,
+    /// The browser session it came from.
+    pub sid: String,
+    /// The grant the code opens: the refresh family and the access tokens issued for it carry
+    /// this id, so a replayed code can revoke all of them (RFC 6749 §4.1.2).
+    pub grant_id: String,
+    /// The access token's audience (the resource it is for).
+    pub audience: String,
+    /// When the code dies (60 s after issue).
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CodeItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    /// The TTL, epoch seconds: a day after the code's expiry, so a late replay is recognised.
+    expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    used_at: Option<DateTime<Utc>>,
+    code: AuthCode,
+}
+
+/// What redeeming a code found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redeemed {
+    /// The code was live and is now spent: issue tokens.
+    Fresh(AuthCode),
+    /// The code was spent before: refuse, and revoke what it issued.
+    Replayed(AuthCode),
+    /// No such code, or it expired.
+    Unknown,
+}
+
+/// A browser's sign-in session at one tenant (the cookie holds the secret; the item its digest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The user.
+    pub user_id: UserId,
+    /// A public id for the session (the `sid` claim).
+    pub sid: String,
+    /// When the user authenticated.
+    pub auth_time: DateTime<Utc>,
+    /// How (RFC 8176).
+    pub amr: Vec<String>,
+    /// When the session ends.
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SessionItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    /// The TTL, epoch seconds.
+    expires_at: i64,
+    session: Session,
+}
+
+/// Sort key of the item naming the current signing key.
+const KEYS_HEAD_SK: &str = "HEAD";
+/// Sort key of code items.
+const CODE_SK: &str = "CODE";
+/// Sort key of session items.
+const SESSION_SK: &str = "SESSION";
+
+impl Store {
+    /// The deployment's signing keys, current first.
+    #[instrument(skip_all)]
+    pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::SIGNING_KEYS_PK.into()))
+            .consistent_read(true);
+        let mut out = Vec::new();
+        self.query_all(query, |item| {
+            if items::string_attr(&item, "sk") == Some(KEYS_HEAD_SK) {
+                return Ok(());
+            }
+            let k: KeyItem = serde_dynamo::from_item(item).map_err(corrupt("signing key"))?;
+            out.push(k.key);
+            Ok(())
+        })
+        .await?;
+        out.sort_by_key(|k| {
+            (
+                k.state != KeyState::Current,
+                std::cmp::Reverse(k.created_at),
+            )
+        });
+        Ok(out)
+    }
+
+    /// Makes `new` the current key: the current one (if any) becomes previous and the previous
+    /// one is deleted, in one transaction conditioned on the keys being as read, so two
+    /// rotations at once can't both win.
+    #[instrument(skip_all, fields(kid = %new.public.kid))]
+    pub async fn rotate_signing_keys(
+        &self,
+        new: &StoredKey,
+        current: Option<&StoredKey>,
+        previous: Option<&StoredKey>,
+    ) -> Result<(), StoreError> {
+        let mut tx = Transaction::new(&self.table);
+        // The head names the current key: two rotations from the same state (or two first
+        // keys) can't both commit.
+        let head = aws_sdk_dynamodb::types::Update::builder()
+            .set_key(Some(items::key(keys::SIGNING_KEYS_PK.into(), KEYS_HEAD_SK)))
+            .update_expression("SET current_kid = :new")
+            .expression_attribute_values(":new", AttributeValue::S(new.public.kid.clone()));
+        let head = match current {
+            Some(c) => head
+                .condition_expression("current_kid = :old")
+                .expression_attribute_values(":old", AttributeValue::S(c.public.kid.clone())),
+            None => head.condition_expression("attribute_not_exists(current_kid)"),
+        };
+        tx.update(head, Guard::SigningKeys)?;
+        let item = KeyItem {
+            pk: keys::SIGNING_KEYS_PK.into(),
+            sk: keys::signing_key_sk(&new.public.kid),
+            entity: "signing_key".into(),
+            key: StoredKey {
+                state: KeyState::Current,
+                ..new.clone()
+            },
+        };
+        tx.put(
+            Put::builder()
+                .set_item(Some(
+                    serde_dynamo::to_item(item).map_err(corrupt("signing key"))?,
+                ))
+                .condition_expression("attribute_not_exists(pk)"),
+            Guard::SigningKeys,
+        )?;
+        if let Some(current) = current {
+            tx.update(
+                aws_sdk_dynamodb::types::Update::builder()
+                    .set_key(Some(items::key(
+                        keys::SIGNING_KEYS_PK.into(),
+                        &keys::signing_key_sk(&current.public.kid),
+                    )))
+                    .update_expression("SET #state = :previous")
+                    .condition_expression("#state = :current")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":previous", AttributeValue::S("previous".into()))
+                    .expression_attribute_values(":current", AttributeValue::S("current".into())),
+                Guard::SigningKeys,
+            )?;
+        }
+        if let Some(previous) = previous {
+            tx.delete(
+                items::key(
+                    keys::SIGNING_KEYS_PK.into(),
+                    &keys::signing_key_sk(&previous.public.kid),
+                ),
+                "attribute_exists(pk)",
+                Guard::SigningKeys,
+            )?;
+        }
+        self.commit(tx).await
+    }
+
+    /// Registers a client; its tenant must exist.
+    #[instrument(skip_all, fields(tenant_id = %client.tenant, client_id = %client.id))]
+    pub async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
+        let mut tx = Transaction::new(&self.table);
+        tx.put(
+            Put::builder()
+                .set_item(Some(
+                    serde_dynamo::to_item(ClientItem::of(client)).map_err(corrupt("client"))?,
+                ))
+                .condition_expression("attribute_not_exists(pk)"),
+            Guard::FreshId,
+        )?;
+        tx.condition_check(
+            ConditionCheck::builder()
+                .table_name(self.table.as_ref())
+                .set_key(Some(items::key(
+                    keys::tenant_pk(&client.tenant),
+                    keys::TENANT_SK,
+                )))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(StoreError::build)?,
+            Guard::TenantExists,
+        );
+        self.commit(tx).await
+    }
+
+    /// A tenant's client.
+    #[instrument(skip_all, fields(tenant_id = %tenant, client_id = %id))]
+    pub async fn get_client(
+        &self,
+        tenant: &TenantId,
+        id: &ClientId,
+    ) -> Result<Option<Client>, StoreError> {
+        let item = self
+            .read_item(keys::tenant_pk(tenant), &keys::client_sk(id))
+            .await?;
+        item.map(|i| {
+            serde_dynamo::from_item::<_, ClientItem>(i)
+                .map(ClientItem::client)
+                .map_err(corrupt("client"))
+        })
+        .transpose()
+    }
+
+    /// A tenant's clients, oldest first.
+    #[instrument(skip_all, fields(tenant_id = %tenant))]
+    pub async fn list_clients(&self, tenant: &TenantId) -> Result<Vec<Client>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::tenant_pk(tenant)))
+            .expression_attribute_values(
+                ":prefix",
+                AttributeValue::S(keys::CLIENT_SK_PREFIX.into()),
+            )
+            .consistent_read(true);
+        let mut out = Vec::new();
+        self.query_all(query, |item| {
+            let c: ClientItem = serde_dynamo::from_item(item).map_err(corrupt("client"))?;
+            out.push(c.client());
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Deletes a client; `NotFound` if there is none.
+    #[instrument(skip_all, fields(tenant_id = %tenant, client_id = %id))]
+    pub async fn delete_client(&self, tenant: &TenantId, id: &ClientId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(
+                keys::tenant_pk(tenant),
+                &keys::client_sk(id),
+            )))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        if condition_held(result)? {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    /// Stores a fresh authorization code under its digest.
+    #[instrument(skip_all, fields(tenant_id = %code.tenant, client_id = %code.client_id))]
+    pub async fn put_code(&self, digest: &TokenDigest, code: &AuthCode) -> Result<(), StoreError> {
+        let item = CodeItem {
+            pk: keys::code_pk(digest.as_str()),
+            sk: CODE_SK.into(),
+            entity: "code".into(),
+            expires_at: code.expires_at.timestamp() + 86_400,
+            used_at: None,
+            code: code.clone(),
+        };
+        let item = serde_dynamo::to_item(item).map_err(corrupt("code"))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        if condition_held(result)? {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(
+                "an authorization code was minted twice".into(),
+            ))
+        }
+    }
+
+    /// Spends a code: the first redemption wins (one conditional write); a second finds it
+    /// spent (`Replayed`); an expired or unknown code is `Unknown`.
+    #[instrument(skip_all)]
+    pub async fn redeem_code(&self, digest: &TokenDigest) -> Result<Redeemed, StoreError> {
+        let now = self.clock.now();
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(keys::code_pk(digest.as_str()), CODE_SK)))
+            .update_expression("SET used_at = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(used_at)")
+            .expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let code = code_from(out.attributes.unwrap_or_default())?;
+                if code.expires_at <= now {
+                    Ok(Redeemed::Unknown)
+                } else {
+                    Ok(Redeemed::Fresh(code))
+                }
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                match self
+                    .read_item(keys::code_pk(digest.as_str()), CODE_SK)
+                    .await?
+                {
+                    Some(item) => Ok(Redeemed::Replayed(code_from(item)?)),
+                    None => Ok(Redeemed::Unknown),
+                }
+            }
+            Err(e) => Err(StoreError::aws(e)),
+        }
+    }
+
+    /// Stores a session under the digest of its cookie.
+    #[instrument(skip_all, fields(tenant_id = %session.tenant))]
+    pub async fn put_session(
+        &self,
+        digest: &TokenDigest,
+        session: &Session,
+    ) -> Result<(), StoreError> {
+        let item = SessionItem {
+            pk: keys::session_pk(digest.as_str()),
+            sk: SESSION_SK.into(),
+            entity: "session".into(),
+            expires_at: session.expires_at.timestamp(),
+            session: session.clone(),
+        };
+        let item = serde_dynamo::to_item(item).map_err(corrupt("session"))?;
+        self.client
+            .put_item()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        Ok(())
+    }
+
+    /// The live session whose cookie has this digest.
+    #[instrument(skip_all)]
+    pub async fn session(&self, digest: &TokenDigest) -> Result<Option<Session>, StoreError> {
+        let Some(item) = self
+            .read_item(keys::session_pk(digest.as_str()), SESSION_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let session = session_from(item)?;
+        Ok((session.expires_at > self.clock.now()).then_some(session))
+    }
+
+    /// Ends a session.
+    #[instrument(skip_all)]
+    pub async fn delete_session(&self, digest: &TokenDigest) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(
+                keys::session_pk(digest.as_str()),
+                SESSION_SK,
+            )))
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        Ok(())
+    }
+}
+
+fn code_from(item: items::Item) -> Result<AuthCode, StoreError> {
+    let c: CodeItem = serde_dynamo::from_item(item).map_err(corrupt("code"))?;
+    Ok(c.code)
+}
+
+fn session_from(item: items::Item) -> Result<Session, StoreError> {
+    let s: SessionItem = serde_dynamo::from_item(item).map_err(corrupt("session"))?;
+    Ok(s.session)
+}
+
+impl Store {
+    /// The live user who signs in with `typed`: their login id or their email address, in any
+    /// case. Both claims are read in one request; if the text is one user's login id and
+    /// another's email, the login id wins (it is what the sign-in page asks for first).
+    ///
+    /// Always two requests, found or not (an unknown name reads a user key that can't exist),
+    /// so the time taken says nothing about whether the account exists.
+    #[instrument(skip_all, fields(tenant_id = %tenant))]
+    pub async fn find_for_sign_in(
+        &self,
+        tenant: &TenantId,
+        typed: &str,
+    ) -> Result<Option<crate::domain::User>, StoreError> {
+        use crate::domain::{Email, LoginId};
+        let login_pk = LoginId::parse(typed)
+            .ok()
+            .map(|l| keys::login_claim_pk(tenant, &l.key()));
+        let email_pk = Email::parse(typed)
+            .ok()
+            .map(|e| keys::email_claim_pk(tenant, &e.key()));
+        let wanted: Vec<_> = login_pk
+            .iter()
+            .chain(email_pk.iter())
+            .map(|pk| items::key(pk.clone(), keys::CLAIM_SK))
+            .collect();
+        let claims = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            self.batch_get(wanted).await?
+        };
+        let owner = |pk: &Option<String>| {
+            pk.as_ref().and_then(|pk| {
+                claims
+                    .iter()
+                    .find(|c| items::string_attr(c, "pk") == Some(pk.as_str()))
+                    .and_then(|c| items::string_attr(c, "user_id"))
+                    .and_then(|u| UserId::parse(u).ok())
+            })
+        };
+        let user_id = owner(&login_pk).or_else(|| owner(&email_pk));
+        // A user id no ULID generator produces (all zeroes): the read that makes "unknown"
+        // cost what "known" costs.
+        let probe = user_id.unwrap_or(UserId::from_ulid(ulid::Ulid::nil()));
+        let item = self
+            .read_item(keys::user_pk(tenant, &probe), keys::USER_SK)
+            .await?;
+        match (user_id, item) {
+            (Some(_), Some(item)) => items::user_from_item(item),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Store {
+    /// Revokes grant `grant_id` of `tenant`: its refresh tokens stop working, and rollcall's
+    /// API refuses the access tokens issued under it. Idempotent; the marker outlives every
+    /// token of the grant (refresh families live at most 30 days by default; 400 days covers
+    /// any configured lifetime).
+    #[instrument(skip_all, fields(tenant_id = %tenant))]
+    pub async fn revoke_grant(&self, tenant: &TenantId, grant_id: &str) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(
+                keys::family_pk(tenant, grant_id),
+                FAMILY_SK,
+            )))
+            .update_expression(
+                "SET entity = :e, revoked_at = if_not_exists(revoked_at, :now), expires_at = :ttl",
+            )
+            .expression_attribute_values(":e", AttributeValue::S("family".into()))
+            .expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339()))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N((now + chrono::Duration::days(400)).timestamp().to_string()),
+            )
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        Ok(())
+    }
+}
+
+/// Sort key of grant (family) items.
+const FAMILY_SK: &str = "FAMILY";
