@@ -10,6 +10,7 @@ mod invitations;
 mod lambda;
 mod listing;
 mod openapi;
+mod refresh;
 mod requests;
 mod signin;
 mod template;

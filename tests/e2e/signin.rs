@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 pub const PASSWORD: &str = "Tr0ub4dor&3";
 pub const REDIRECT: &str = "http://127.0.0.1:9/callback";
+pub const SIGNED_OUT: &str = "https://portal.acme.example/signed-out";
 
 /// An HTTP client that does not follow redirects (the test reads them).
 pub fn browser() -> reqwest::Client {
@@ -59,7 +60,7 @@ pub async fn public_client(app: &TestApp) -> Client {
         tenant: app.acme.id.clone(),
         name: DisplayName::parse("Acme Portal").unwrap(),
         redirect_uris: vec![RedirectUri::parse("http://127.0.0.1/callback").unwrap()],
-        post_logout_redirect_uris: vec![],
+        post_logout_redirect_uris: vec![RedirectUri::parse(SIGNED_OUT).unwrap()],
         auth_method: AuthMethod::None,
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         secret_digest: None,
@@ -102,10 +103,12 @@ pub fn location_params(resp: &reqwest::Response) -> HashMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
-/// The authorization request's query for `client`.
+/// The authorization request's query for `client`; `extra` adds parameters or replaces the
+/// defaults of the same name.
 pub fn authorize_query(client: &Client, challenge: &str, extra: &[(&str, &str)]) -> String {
-    let mut q = url_encode(&[
-        ("client_id", &client.id.to_string()),
+    let id = client.id.to_string();
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("client_id", &id),
         ("redirect_uri", REDIRECT),
         ("response_type", "code"),
         ("scope", "openid email profile"),
@@ -113,12 +116,14 @@ pub fn authorize_query(client: &Client, challenge: &str, extra: &[(&str, &str)])
         ("nonce", "n-1"),
         ("code_challenge", challenge),
         ("code_challenge_method", "S256"),
-    ]);
+    ];
     for (k, v) in extra {
-        q.push('&');
-        q.push_str(&url_encode(&[(k, v)]));
+        match pairs.iter_mut().find(|(name, _)| name == k) {
+            Some(pair) => pair.1 = v,
+            None => pairs.push((k, v)),
+        }
     }
-    q
+    url_encode(&pairs)
 }
 
 fn url_encode(pairs: &[(&str, &str)]) -> String {
@@ -154,11 +159,24 @@ pub async fn sign_in(
     login: &str,
     password: &str,
 ) -> reqwest::Response {
+    sign_in_with(app, http, client, challenge, login, password, &[]).await
+}
+
+/// [`sign_in`] with more authorization request parameters.
+pub async fn sign_in_with(
+    app: &TestApp,
+    http: &reqwest::Client,
+    client: &Client,
+    challenge: &str,
+    login: &str,
+    password: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
     let page = http
         .get(format!(
             "{}/t/acme/authorize?{}",
             app.base,
-            authorize_query(client, challenge, &[])
+            authorize_query(client, challenge, extra)
         ))
         .send()
         .await
@@ -192,7 +210,7 @@ pub async fn sign_in(
         .unwrap()
 }
 
-async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
+pub async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
     let resp = browser()
         .post(format!("{}/t/acme/token", app.base))
         .form(form)

@@ -29,6 +29,8 @@ pub enum OAuthCode {
     InvalidGrant,
     /// The client may not use this grant.
     UnauthorizedClient,
+    /// A scope beyond what was granted (RFC 6749 §5.2).
+    InvalidScope,
     /// A grant type rollcall does not support.
     UnsupportedGrantType,
     /// A response type rollcall does not support.
@@ -53,6 +55,7 @@ impl OAuthCode {
             OAuthCode::InvalidClient => "invalid_client",
             OAuthCode::InvalidGrant => "invalid_grant",
             OAuthCode::UnauthorizedClient => "unauthorized_client",
+            OAuthCode::InvalidScope => "invalid_scope",
             OAuthCode::UnsupportedGrantType => "unsupported_grant_type",
             OAuthCode::UnsupportedResponseType => "unsupported_response_type",
             OAuthCode::LoginRequired => "login_required",
@@ -191,6 +194,8 @@ pub enum PageError {
     FormExpired,
     /// The form's body could not be read.
     BadForm,
+    /// An `id_token_hint` that this issuer did not sign, or that names another client.
+    BadHint,
     /// rollcall failed.
     Internal {
         /// Whether a retry may help.
@@ -248,6 +253,16 @@ impl PageError {
                 StatusCode::BAD_REQUEST,
                 "The form has expired",
                 "Go back to the application and sign in again.",
+            ),
+            (PageError::BadHint, Language::Ja) => (
+                StatusCode::BAD_REQUEST,
+                "サインアウトできません",
+                "アプリケーションから渡された情報(id_token_hint)が正しくありません。アプリケーションに戻ってもう一度お試しください。",
+            ),
+            (PageError::BadHint, Language::En) => (
+                StatusCode::BAD_REQUEST,
+                "Sign-out can't proceed",
+                "The application sent an invalid id_token_hint. Go back to the application and try again.",
             ),
             (PageError::BadForm, Language::Ja) => (
                 StatusCode::BAD_REQUEST,

@@ -17,6 +17,7 @@ pub mod authorize;
 pub mod discovery;
 pub mod error;
 pub mod keyring;
+pub mod logout;
 pub mod pages;
 pub mod session;
 pub mod signin;
@@ -37,9 +38,8 @@ use crate::keyring::Keyring;
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
     /// An authorization code (RFC 6749 §4.1.2 recommends at most 10 minutes; rollcall: 60 s).
+    /// Token lifetimes are the tenant's ([`rollcall::domain::SignInPolicy`]).
     pub code: Duration,
-    /// An access token (RFC 9068), and the ID token issued with it.
-    pub access_token: Duration,
     /// A browser session at the provider.
     pub session: Duration,
 }
@@ -48,7 +48,6 @@ impl Default for Lifetimes {
     fn default() -> Self {
         Lifetimes {
             code: Duration::from_secs(60),
-            access_token: Duration::from_secs(15 * 60),
             session: Duration::from_secs(12 * 3600),
         }
     }
@@ -129,6 +128,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/t/{tenant}/authorize"),
     ("POST", "/t/{tenant}/signin"),
     ("POST", "/t/{tenant}/token"),
+    ("POST", "/t/{tenant}/revoke"),
+    ("GET", "/t/{tenant}/logout"),
+    ("POST", "/t/{tenant}/logout"),
     ("GET", "/t/{tenant}/userinfo"),
     ("POST", "/t/{tenant}/userinfo"),
     ("GET", "/t/{tenant}/assets/rollcall.css"),
@@ -148,6 +150,11 @@ pub fn app(state: AuthState) -> Router {
         )
         .route("/t/{tenant}/signin", post(authorize::signin))
         .route("/t/{tenant}/token", post(token::token))
+        .route("/t/{tenant}/revoke", post(token::revoke))
+        .route(
+            "/t/{tenant}/logout",
+            get(logout::logout_get).post(logout::logout_post),
+        )
         .route(
             "/t/{tenant}/userinfo",
             get(token::userinfo).post(token::userinfo),

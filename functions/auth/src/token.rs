@@ -11,12 +11,13 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
 use rollcall::domain::{SecretToken, Tenant, TenantId, User};
 use rollcall::oidc::tokens::{self, Expect};
 use rollcall::oidc::{
     AccessClaims, AuthMethod, Client, ClientId, GrantType, IdClaims, Scopes, TokenKind,
 };
-use rollcall::store::{AuthCode, Redeemed, StoreError};
+use rollcall::store::{Family, Redeemed, RefreshRecord, Spend, StoreError};
 use serde_json::json;
 
 use crate::authorize::Params;
@@ -160,9 +161,18 @@ pub async fn token(
             }
             authorization_code(&state, &tenant, &client, &p).await
         }
+        Some("refresh_token") => {
+            if !client.allows(GrantType::RefreshToken) {
+                return Err(OAuthError::new(
+                    OAuthCode::UnauthorizedClient,
+                    "the client may not use refresh_token",
+                ));
+            }
+            refresh(&state, &tenant, &client, &p).await
+        }
         Some(_) => Err(OAuthError::new(
             OAuthCode::UnsupportedGrantType,
-            "grant_type must be authorization_code",
+            "grant_type must be authorization_code or refresh_token",
         )),
         None => Err(invalid_request("grant_type is required")),
     }
@@ -213,23 +223,203 @@ async fn authorization_code(
         Err(StoreError::NotFound) => return Err(invalid_grant("the user no longer exists")),
         Err(e) => return Err(e.into()),
     };
-    if signin::may_sign_in(&user, state.store.clock().now()).is_err() {
+    let now = state.store.clock().now();
+    if signin::may_sign_in(&user, now).is_err() {
         return Err(invalid_grant("the user may not sign in now"));
     }
-    issue(state, tenant, client, &user, &record).await
+    let scopes = Scopes::parse(&record.scope);
+    let grant = Grant {
+        grant_id: record.grant_id.clone(),
+        scope: record.scope.clone(),
+        audience: record.audience.clone(),
+        auth_time: record.auth_time,
+        amr: record.amr.clone(),
+        sid: record.sid.clone(),
+        nonce: record.nonce.clone(),
+    };
+    // A refresh token only for offline_access (OIDC Core §11), and only to a client that may
+    // use one.
+    let refresh = if scopes.offline_access && client.allows(GrantType::RefreshToken) {
+        let policy = tenant.sign_in;
+        let absolute = now + chrono::Duration::days(i64::from(policy.refresh_absolute_days));
+        let family = Family {
+            tenant: tenant.id.clone(),
+            grant_id: record.grant_id.clone(),
+            user_id: user.id,
+            client_id: client.id,
+            scope: record.scope.clone(),
+            audience: record.audience.clone(),
+            auth_time: record.auth_time,
+            amr: record.amr.clone(),
+            sid: record.sid.clone(),
+            created_at: now,
+            absolute_expires_at: absolute,
+            revoked_at: None,
+        };
+        let token = mint()?;
+        let first = refresh_record(tenant, &record.grant_id, now, absolute);
+        match state
+            .store
+            .start_family(&family, &token.digest(), &first)
+            .await
+        {
+            Ok(()) => Some(token),
+            Err(StoreError::GrantRevoked) => {
+                return Err(invalid_grant("the code is invalid, expired or used"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    issue(state, tenant, client, &user, &grant, refresh.as_ref()).await
 }
 
-/// The token response (RFC 6749 §5.1, OIDC Core §3.1.3.3).
+fn mint() -> Result<SecretToken, OAuthError> {
+    SecretToken::mint().map_err(|e| OAuthError::internal(e, true))
+}
+
+/// A refresh token issued at `now`: idle for the tenant's idle lifetime, never past the
+/// family's absolute end.
+fn refresh_record(
+    tenant: &Tenant,
+    grant_id: &str,
+    now: DateTime<Utc>,
+    absolute: DateTime<Utc>,
+) -> RefreshRecord {
+    let idle = now + chrono::Duration::days(i64::from(tenant.sign_in.refresh_idle_days));
+    RefreshRecord {
+        tenant: tenant.id.clone(),
+        grant_id: grant_id.to_owned(),
+        issued_at: now,
+        idle_expires_at: idle.min(absolute),
+        rotated_at: None,
+        grace_used: false,
+    }
+}
+
+/// The refresh grant (RFC 6749 §6), with rotation: every use returns a new refresh token and
+/// spends the old one. A spent token presented again revokes its whole family (OAuth 2.0
+/// Security BCP, RFC 9700 §4.14.2) — unless it is inside the tenant's grace period and its one
+/// grace use is still free: two tabs refreshing with the same token at once both succeed.
+async fn refresh(
+    state: &AuthState,
+    tenant: &Tenant,
+    client: &Client,
+    p: &Params,
+) -> Result<Response, OAuthError> {
+    let presented = p
+        .get("refresh_token")
+        .ok_or_else(|| invalid_request("refresh_token is required"))?;
+    let invalid = || invalid_grant("the refresh token is invalid, expired or revoked");
+    let token = SecretToken::parse(presented).map_err(|_| invalid())?;
+    let digest = token.digest();
+    // A concurrent use may spend the token between read and write: read again, once.
+    for _ in 0..2 {
+        let Some((record, family)) = state.store.refresh_token(&digest).await? else {
+            return Err(invalid());
+        };
+        if record.tenant != tenant.id || family.client_id != client.id {
+            return Err(invalid());
+        }
+        let now = state.store.clock().now();
+        if family.revoked_at.is_some()
+            || now >= family.absolute_expires_at
+            || now >= record.idle_expires_at
+        {
+            return Err(invalid());
+        }
+        let grace = chrono::Duration::seconds(i64::from(tenant.sign_in.refresh_grace_seconds));
+        let spend = match record.rotated_at {
+            None => Spend::Rotate,
+            Some(at) if !record.grace_used && now - at <= grace => Spend::Grace,
+            Some(_) => {
+                tracing::warn!(tenant_id = %tenant.id, client_id = %client.id, "a spent refresh token was presented again; revoking its family");
+                state
+                    .store
+                    .revoke_grant(&tenant.id, &record.grant_id)
+                    .await?;
+                return Err(invalid());
+            }
+        };
+        let scope = narrowed_scope(&family.scope, p.get("scope"))?;
+        let user = match state.store.get_user(&tenant.id, &family.user_id).await {
+            Ok(u) => u,
+            Err(StoreError::NotFound) => return Err(invalid()),
+            Err(e) => return Err(e.into()),
+        };
+        if signin::may_sign_in(&user, now).is_err() {
+            return Err(invalid_grant("the user may not sign in now"));
+        }
+        let next = mint()?;
+        let next_record = refresh_record(tenant, &record.grant_id, now, family.absolute_expires_at);
+        match state
+            .store
+            .rotate_refresh(&digest, &record, spend, &next.digest(), &next_record)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::TokenUsed) => continue,
+            Err(StoreError::GrantRevoked) => return Err(invalid()),
+            Err(e) => return Err(e.into()),
+        }
+        let grant = Grant {
+            grant_id: family.grant_id.clone(),
+            scope,
+            audience: family.audience.clone(),
+            auth_time: family.auth_time,
+            amr: family.amr.clone(),
+            sid: family.sid.clone(),
+            nonce: None,
+        };
+        return issue(state, tenant, client, &user, &grant, Some(&next)).await;
+    }
+    Err(invalid())
+}
+
+/// The scope of a refreshed access token: the family's, or a subset the request names (RFC
+/// 6749 §6: it may not add any).
+fn narrowed_scope(granted: &str, requested: Option<&str>) -> Result<String, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(granted.to_owned());
+    };
+    let granted_set: Vec<&str> = granted.split(' ').collect();
+    if let Some(extra) = requested
+        .split(' ')
+        .find(|s| !s.is_empty() && !granted_set.contains(s))
+    {
+        return Err(OAuthError::new(
+            OAuthCode::InvalidScope,
+            format!("scope {extra} was not granted"),
+        ));
+    }
+    Ok(Scopes::parse(requested).to_string())
+}
+
+/// What issued tokens carry of their grant.
+#[derive(Debug)]
+struct Grant {
+    grant_id: String,
+    scope: String,
+    audience: String,
+    auth_time: DateTime<Utc>,
+    amr: Vec<String>,
+    sid: String,
+    nonce: Option<String>,
+}
+
+/// The token response (RFC 6749 §5.1, OIDC Core §3.1.3.3, §12.2).
 async fn issue(
     state: &AuthState,
     tenant: &Tenant,
     client: &Client,
     user: &User,
-    grant: &AuthCode,
+    grant: &Grant,
+    refresh: Option<&SecretToken>,
 ) -> Result<Response, OAuthError> {
     let (key, _) = state.keys.keys().await?;
     let now = state.store.clock().now().timestamp();
-    let ttl = i64::try_from(state.lifetimes.access_token.as_secs()).unwrap_or(900);
+    let ttl = i64::from(tenant.sign_in.access_token_minutes) * 60;
     let iss = state.issuer(&tenant.id);
     let scopes = Scopes::parse(&grant.scope);
     let access = AccessClaims {
@@ -254,6 +444,9 @@ async fn issue(
         "expires_in": ttl,
         "scope": grant.scope,
     });
+    if let Some(r) = refresh {
+        body["refresh_token"] = json!(r.expose());
+    }
     if scopes.openid {
         let id = id_claims(&iss, tenant, user, client, grant, scopes, now, ttl);
         body["id_token"] = json!(
@@ -273,7 +466,7 @@ fn id_claims(
     tenant: &Tenant,
     user: &User,
     client: &Client,
-    grant: &AuthCode,
+    grant: &Grant,
     scopes: Scopes,
     now: i64,
     ttl: i64,
@@ -393,6 +586,58 @@ pub async fn userinfo(
         }
     }
     let mut resp = Json(body).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `POST /t/{tenant}/revoke` (RFC 7009): the client revokes one of its refresh tokens or access
+/// tokens, and with it the whole grant. The answer is 200 whether or not the token was known
+/// (§2.2): a client learns nothing about other clients' tokens.
+pub async fn revoke(
+    State(state): State<AuthState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(&body)
+        .map_err(|name| invalid_request(format!("{name} is repeated (RFC 6749 §3.1)")))?;
+    let tenant = tenant(&state, &raw).await?;
+    let client = authenticate_client(&state, &tenant, &headers, &p).await?;
+    let presented = p
+        .get("token")
+        .ok_or_else(|| invalid_request("token is required"))?;
+    if let Ok(token) = SecretToken::parse(presented) {
+        if let Some((record, family)) = state.store.refresh_token(&token.digest()).await?
+            && record.tenant == tenant.id
+            && family.client_id == client.id
+        {
+            state
+                .store
+                .revoke_grant(&tenant.id, &record.grant_id)
+                .await?;
+        }
+    } else {
+        let (_, keys) = state.keys.keys().await?;
+        let iss = state.issuer(&tenant.id);
+        // An expired access token may still be revoked: its grant lives on.
+        let claims = tokens::verify_access(
+            presented,
+            &keys,
+            Expect {
+                issuer: &iss,
+                audience: None,
+                now: i64::MIN / 2,
+            },
+        );
+        if let Ok(claims) = claims
+            && claims.client_id == client.id.to_string()
+            && let Some(grant) = claims.grant_id
+        {
+            state.store.revoke_grant(&tenant.id, &grant).await?;
+        }
+    }
+    let mut resp = axum::http::StatusCode::OK.into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)

@@ -501,6 +501,7 @@ impl From<StoreError> for ApiError {
             e @ (StoreError::TenantExists
             | StoreError::ImportLockLost
             | StoreError::KeysChanged
+            | StoreError::GrantRevoked
             | StoreError::Corrupt(_)
             | StoreError::Aws { .. }) => ApiError::internal(e),
         }

@@ -66,7 +66,7 @@ pub use role::{Role, RoleError};
 pub use secret_token::{SecretToken, TOKEN_BYTES, TokenDigest, TokenError};
 pub use sets::{AppRole, AppRoles, Group, Groups, RoleCatalogue, SetError, UnknownAppRoles};
 pub use status::{Status, StatusError, TransitionError};
-pub use tenant::{BillingPolicy, SeatUsage, Tenant};
+pub use tenant::{BillingPolicy, SeatUsage, SignInPolicy, SignInPolicyError, Tenant};
 pub use text::{DisplayName, Notes, ShortText, TextError, search_key};
 pub(crate) use text::{has_ascii_uppercase, has_control, longer_than, trim};
 pub use time::{TimeZone, TimeZoneError, ValidityError, ValidityWindow};

@@ -23,6 +23,69 @@ pub struct Tenant {
     pub password_policy: PasswordPolicy,
     /// Billing settings.
     pub billing: BillingPolicy,
+    /// Token lifetimes.
+    pub sign_in: SignInPolicy,
+}
+
+/// A tenant's token lifetimes, each within the bounds [`SignInPolicy::check`] enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SignInPolicy {
+    /// Access and ID tokens live this many minutes (1–60; default 15).
+    pub access_token_minutes: u32,
+    /// A refresh family lives at most this many days from sign-in (1–365; default 30).
+    pub refresh_absolute_days: u32,
+    /// A refresh token unused this many days dies (1–absolute; default 7).
+    pub refresh_idle_days: u32,
+    /// Seconds after a rotation in which the previous refresh token still works once (0–60;
+    /// default 30), so two tabs refreshing together don't revoke each other.
+    pub refresh_grace_seconds: u32,
+}
+
+impl Default for SignInPolicy {
+    fn default() -> Self {
+        SignInPolicy {
+            access_token_minutes: 15,
+            refresh_absolute_days: 30,
+            refresh_idle_days: 7,
+            refresh_grace_seconds: 30,
+        }
+    }
+}
+
+/// A sign-in policy value out of its bounds: the field and its bounds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} must be between {min} and {max}")]
+pub struct SignInPolicyError {
+    /// The field.
+    pub field: &'static str,
+    /// Its least value.
+    pub min: u32,
+    /// Its greatest value.
+    pub max: u32,
+}
+
+impl SignInPolicy {
+    /// Checks every bound; the first field out of bounds is named.
+    pub fn check(self) -> Result<SignInPolicy, SignInPolicyError> {
+        let bounds = [
+            ("access_token_minutes", self.access_token_minutes, 1, 60),
+            ("refresh_absolute_days", self.refresh_absolute_days, 1, 365),
+            (
+                "refresh_idle_days",
+                self.refresh_idle_days,
+                1,
+                self.refresh_absolute_days.max(1),
+            ),
+            ("refresh_grace_seconds", self.refresh_grace_seconds, 0, 60),
+        ];
+        for (field, value, min, max) in bounds {
+            if !(min..=max).contains(&value) {
+                return Err(SignInPolicyError { field, min, max });
+            }
+        }
+        Ok(self)
+    }
 }
 
 /// How a tenant is billed.
@@ -89,6 +152,37 @@ impl Tenant {
             role_catalogue: RoleCatalogue::default(),
             password_policy: PasswordPolicy::default(),
             billing: BillingPolicy::default(),
+            sign_in: SignInPolicy::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_sign_in_policy_is_within_its_bounds_and_each_bound_is_named() {
+        assert_eq!(SignInPolicy::default().check(), Ok(SignInPolicy::default()));
+        let too_long_grace = SignInPolicy {
+            refresh_grace_seconds: 61,
+            ..SignInPolicy::default()
+        };
+        assert_eq!(
+            too_long_grace.check().unwrap_err().field,
+            "refresh_grace_seconds"
+        );
+        let idle_over_absolute = SignInPolicy {
+            refresh_absolute_days: 5,
+            refresh_idle_days: 7,
+            ..SignInPolicy::default()
+        };
+        let e = idle_over_absolute.check().unwrap_err();
+        assert_eq!((e.field, e.max), ("refresh_idle_days", 5));
+        let no_grace = SignInPolicy {
+            refresh_grace_seconds: 0,
+            ..SignInPolicy::default()
+        };
+        assert!(no_grace.check().is_ok());
     }
 }

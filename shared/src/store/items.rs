@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::{StoreError, keys, schema};
 use crate::domain::{
     AppRoles, BillingPolicy, DisplayName, Email, Groups, Language, LoginId, Notes, PasswordHash,
-    PasswordPolicy, Phone, Profile, Role, RoleCatalogue, SeatUsage, ShortText, StateChange, Status,
-    Tenant, TenantId, TimeZone, User, UserId, UserState, ValidityWindow,
+    PasswordPolicy, Phone, Profile, Role, RoleCatalogue, SeatUsage, ShortText, SignInPolicy,
+    StateChange, Status, Tenant, TenantId, TimeZone, User, UserId, UserState, ValidityWindow,
 };
 
 /// A DynamoDB item.
@@ -40,6 +40,8 @@ struct TenantItem {
     #[serde(default)]
     billing: BillingPolicy,
     #[serde(default)]
+    sign_in: SignInPolicy,
+    #[serde(default)]
     active_admins: u64,
     #[serde(default)]
     users_active: u64,
@@ -62,6 +64,7 @@ pub(crate) fn tenant_to_item(t: &Tenant) -> Result<Item, StoreError> {
         role_catalogue: t.role_catalogue.clone(),
         password_policy: t.password_policy.clone(),
         billing: t.billing,
+        sign_in: t.sign_in,
         active_admins: 0,
         users_active: 0,
         users_active_or_invited: 0,
@@ -85,6 +88,7 @@ pub(crate) fn tenant_from_item(item: Item) -> Result<(Tenant, SeatUsage), StoreE
         role_catalogue: t.role_catalogue,
         password_policy: t.password_policy,
         billing: t.billing,
+        sign_in: t.sign_in,
     };
     Ok((tenant, usage))
 }

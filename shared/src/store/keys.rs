@@ -108,3 +108,8 @@ pub fn session_pk(digest: &str) -> String {
 pub fn family_pk(t: &TenantId, grant: &str) -> String {
     format!("FAMILY#{t}#{grant}")
 }
+
+/// `REFRESH#{sha256(token)}`: a refresh token.
+pub fn refresh_pk(digest: &str) -> String {
+    format!("REFRESH#{digest}")
+}

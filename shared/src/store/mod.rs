@@ -38,7 +38,7 @@ pub use invitations::{
 pub use items::TOMBSTONE_RETENTION_DAYS;
 pub use list::{ListQuery, Page, PageKey, SortBy, SortOrder};
 pub use metrics::RequestCounter;
-pub use signin::{AuthCode, KeyState, Redeemed, Session, StoredKey};
+pub use signin::{AuthCode, Family, KeyState, Redeemed, RefreshRecord, Session, Spend, StoredKey};
 use tx::{TenantDelta, Transaction};
 
 /// What can go wrong talking to the store.
@@ -86,6 +86,9 @@ pub enum StoreError {
     /// The invitation link was used already.
     #[error("the invitation link was used already")]
     TokenUsed,
+    /// The grant (a refresh family and its access tokens) was revoked.
+    #[error("the grant was revoked")]
+    GrantRevoked,
     /// The signing keys changed since they were read (another rotation won).
     #[error("the signing keys changed since they were read")]
     KeysChanged,
@@ -143,6 +146,7 @@ impl StoreError {
             | StoreError::InvitationChanged
             | StoreError::TokenUsed
             | StoreError::KeysChanged
+            | StoreError::GrantRevoked
             | StoreError::Corrupt(_) => false,
         }
     }

@@ -603,3 +603,238 @@ impl Store {
 
 /// Sort key of grant (family) items.
 const FAMILY_SK: &str = "FAMILY";
+
+/// A grant with refresh tokens: what every token rotated from one sign-in shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Family {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The grant's id (the code's).
+    pub grant_id: String,
+    /// The user.
+    pub user_id: UserId,
+    /// The client.
+    pub client_id: ClientId,
+    /// The granted scopes.
+    pub scope: String,
+    /// The access tokens' audience.
+    pub audience: String,
+    /// When the user authenticated.
+    pub auth_time: DateTime<Utc>,
+    /// How.
+    pub amr: Vec<String>,
+    /// The browser session the grant came from.
+    pub sid: String,
+    /// When the family was started.
+    pub created_at: DateTime<Utc>,
+    /// When every token of the family dies, however recently used (absolute lifetime).
+    pub absolute_expires_at: DateTime<Utc>,
+    /// Set when the family was revoked (reuse, revocation, sign-out everywhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// One refresh token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Its family.
+    pub grant_id: String,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+    /// When it dies unused (idle lifetime).
+    pub idle_expires_at: DateTime<Utc>,
+    /// When it was exchanged for its successor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// Whether its one use inside the grace period was taken.
+    #[serde(default)]
+    pub grace_used: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FamilyItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    family: Option<Family>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RefreshItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    expires_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotated_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    grace_used: bool,
+    refresh: RefreshRecord,
+}
+
+/// Sort key of refresh token items.
+const REFRESH_SK: &str = "REFRESH";
+
+/// How a refresh token's item should change when it is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    /// A live token: it becomes rotated now (it must still be unrotated).
+    Rotate,
+    /// A token rotated at the time read, inside its grace period: its one grace use is taken
+    /// (it must still be untaken).
+    Grace,
+}
+
+impl Store {
+    /// Starts a refresh family with its first token: one transaction. A family whose grant was
+    /// revoked already (its code replayed in between) can't start.
+    #[instrument(skip_all, fields(tenant_id = %family.tenant))]
+    pub async fn start_family(
+        &self,
+        family: &Family,
+        digest: &TokenDigest,
+        first: &RefreshRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = Transaction::new(&self.table);
+        let item = FamilyItem {
+            pk: keys::family_pk(&family.tenant, &family.grant_id),
+            sk: FAMILY_SK.into(),
+            entity: "family".into(),
+            // A day past the absolute expiry: a late reuse still finds the family.
+            expires_at: family.absolute_expires_at.timestamp() + 86_400,
+            revoked_at: None,
+            family: Some(family.clone()),
+        };
+        tx.put(
+            Put::builder()
+                .set_item(Some(
+                    serde_dynamo::to_item(item).map_err(corrupt("family"))?,
+                ))
+                .condition_expression("attribute_not_exists(pk)"),
+            Guard::GrantLive,
+        )?;
+        tx.put(
+            Put::builder()
+                .set_item(Some(refresh_item(digest, first)?))
+                .condition_expression("attribute_not_exists(pk)"),
+            Guard::FreshId,
+        )?;
+        self.commit(tx).await
+    }
+
+    /// A refresh token and its family, if both exist.
+    #[instrument(skip_all)]
+    pub async fn refresh_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<(RefreshRecord, Family)>, StoreError> {
+        let Some(item) = self
+            .read_item(keys::refresh_pk(digest.as_str()), REFRESH_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let r: RefreshItem = serde_dynamo::from_item(item).map_err(corrupt("refresh token"))?;
+        let mut record = r.refresh;
+        record.rotated_at = r.rotated_at;
+        record.grace_used = r.grace_used;
+        let Some(family) = self.family(&record.tenant, &record.grant_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((record, family)))
+    }
+
+    /// A family (with `revoked_at` as stored).
+    pub async fn family(
+        &self,
+        tenant: &TenantId,
+        grant_id: &str,
+    ) -> Result<Option<Family>, StoreError> {
+        let Some(item) = self
+            .read_item(keys::family_pk(tenant, grant_id), FAMILY_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let f: FamilyItem = serde_dynamo::from_item(item).map_err(corrupt("family"))?;
+        Ok(f.family.map(|mut family| {
+            family.revoked_at = f.revoked_at;
+            family
+        }))
+    }
+
+    /// Spends refresh token `old` (read as `read`) and stores its successor `new`, while the
+    /// family is unrevoked: one transaction. `TokenUsed` if another request spent it first;
+    /// `GrantRevoked` if the family was revoked.
+    #[instrument(skip_all)]
+    pub async fn rotate_refresh(
+        &self,
+        old: &TokenDigest,
+        read: &RefreshRecord,
+        spend: Spend,
+        new_digest: &TokenDigest,
+        new: &RefreshRecord,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut tx = Transaction::new(&self.table);
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .set_key(Some(items::key(keys::refresh_pk(old.as_str()), REFRESH_SK)));
+        let update = match (spend, read.rotated_at) {
+            (Spend::Rotate, _) => update
+                .update_expression("SET rotated_at = :now")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(rotated_at)")
+                .expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339())),
+            (Spend::Grace, Some(at)) => update
+                .update_expression("SET grace_used = :t")
+                .condition_expression("rotated_at = :at AND grace_used = :f")
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .expression_attribute_values(":f", AttributeValue::Bool(false))
+                .expression_attribute_values(":at", AttributeValue::S(at.to_rfc3339())),
+            (Spend::Grace, None) => return Err(StoreError::TokenUsed),
+        };
+        tx.update(update, Guard::TokenUnused)?;
+        tx.put(
+            Put::builder()
+                .set_item(Some(refresh_item(new_digest, new)?))
+                .condition_expression("attribute_not_exists(pk)"),
+            Guard::FreshId,
+        )?;
+        tx.condition_check(
+            ConditionCheck::builder()
+                .table_name(self.table.as_ref())
+                .set_key(Some(items::key(
+                    keys::family_pk(&read.tenant, &read.grant_id),
+                    FAMILY_SK,
+                )))
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(revoked_at)")
+                .build()
+                .map_err(StoreError::build)?,
+            Guard::GrantLive,
+        );
+        self.commit(tx).await
+    }
+}
+
+fn refresh_item(digest: &TokenDigest, r: &RefreshRecord) -> Result<items::Item, StoreError> {
+    let item = RefreshItem {
+        pk: keys::refresh_pk(digest.as_str()),
+        sk: REFRESH_SK.into(),
+        entity: "refresh".into(),
+        // A day past its idle expiry, so a late reuse is still recognised as one.
+        expires_at: r.idle_expires_at.timestamp() + 86_400,
+        rotated_at: None,
+        grace_used: false,
+        refresh: RefreshRecord {
+            rotated_at: None,
+            grace_used: false,
+            ..r.clone()
+        },
+    };
+    serde_dynamo::to_item(item).map_err(corrupt("refresh token"))
+}

@@ -56,6 +56,8 @@ pub(crate) enum Guard {
     SigningKeys,
     /// A fresh random id (a client's, a token's) is unused.
     FreshId,
+    /// The grant (refresh family) is not revoked.
+    GrantLive,
 }
 
 impl Guard {
@@ -77,6 +79,7 @@ impl Guard {
             Guard::ImportLockHeld => StoreError::ImportLockLost,
             Guard::SigningKeys => StoreError::KeysChanged,
             Guard::FreshId => StoreError::Corrupt("a fresh random id collided".into()),
+            Guard::GrantLive => StoreError::GrantRevoked,
         }
     }
 }
