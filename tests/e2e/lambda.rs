@@ -55,3 +55,21 @@ async fn the_sample_create_user_event_creates_a_user_through_the_lambda_entry_pa
     assert_eq!(out["statusCode"], 401, "{out}");
     assert_eq!(out["headers"]["content-type"], "application/problem+json");
 }
+
+#[tokio::test]
+async fn the_sample_discovery_event_is_answered_by_the_sign_in_function() {
+    let app = spawn_app().await;
+    let raw = std::fs::read_to_string(workspace_root().join("events").join("auth-discovery.json"))
+        .expect("reading the event");
+    let request: LambdaRequest = serde_json::from_str(&raw).expect("an API Gateway v2 event");
+    let mut adapter = Adapter::from(auth::app(app.auth.clone()));
+    let response = adapter
+        .call(LambdaEvent::new(request, Context::default()))
+        .await
+        .expect("the router never fails");
+    let out = serde_json::to_value(response).expect("a Lambda response serialises");
+    assert_eq!(out["statusCode"], 200, "{out}");
+    let body: serde_json::Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["issuer"], format!("{}/t/acme", app.base));
+    assert_eq!(body["code_challenge_methods_supported"][0], "S256");
+}

@@ -3,6 +3,7 @@
 
 mod access;
 mod billing;
+mod clients;
 mod concurrency;
 mod errors;
 mod imports;

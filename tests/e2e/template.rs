@@ -192,23 +192,46 @@ fn every_route_of_the_router_is_an_api_gateway_route_of_the_function_and_back() 
     assert_eq!(globals["Runtime"], "provided.al2023");
     assert_eq!(globals["Architectures"][0]["Ref"], "Architecture");
     assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
-    let in_template: BTreeSet<(String, String)> = f["Properties"]["Events"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|e| e["Type"] == "HttpApi")
-        .map(|e| {
-            (
-                e["Properties"]["Method"].as_str().unwrap().to_uppercase(),
-                e["Properties"]["Path"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let http_events = |function: &str| -> BTreeSet<(String, String)> {
+        t["Resources"][function]["Properties"]["Events"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|e| e["Type"] == "HttpApi")
+            .map(|e| {
+                (
+                    e["Properties"]["Method"].as_str().unwrap().to_uppercase(),
+                    e["Properties"]["Path"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
     let routed: BTreeSet<(String, String)> = users_api::routes()
         .iter()
         .map(|r| (r.method.to_string(), r.path.to_owned()))
         .collect();
-    assert_eq!(in_template, routed);
+    assert_eq!(http_events("UsersApiFunction"), routed);
+    let auth_routes: BTreeSet<(String, String)> = auth::ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(http_events("AuthFunction"), auth_routes);
+    assert_eq!(
+        t["Resources"]["AuthFunction"]["Metadata"]["BuildProperties"]["Binary"],
+        "auth"
+    );
+    // Every route the sign-in path takes has its own throttling bounds.
+    let settings = &t["Resources"]["HttpApi"]["Properties"]["RouteSettings"];
+    for route in [
+        "GET /t/{tenant}/authorize",
+        "POST /t/{tenant}/signin",
+        "POST /t/{tenant}/token",
+    ] {
+        assert!(
+            settings[route]["ThrottlingRateLimit"].as_u64().unwrap() >= 1000,
+            "{route}"
+        );
+    }
 }
 
 #[test]
@@ -221,8 +244,8 @@ fn every_function_policy_names_single_actions_on_named_resources() {
         .collect();
     assert_eq!(
         functions.len(),
-        4,
-        "users-api, send-invitations, bulk-import, billing-snapshot"
+        5,
+        "users-api, auth, send-invitations, bulk-import, billing-snapshot"
     );
     for (name, f) in functions {
         let statements = f["Properties"]["Policies"][0]["Statement"]
@@ -452,7 +475,7 @@ fn every_dead_letter_queue_function_and_failed_import_has_an_alarm() {
         dead_letters
     );
     let functions = of_type("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 4);
+    assert_eq!(functions.len(), 5);
     assert_eq!(watched("AWS/Lambda", "Errors"), functions);
     assert_eq!(watched("AWS/Lambda", "Throttles"), functions);
 

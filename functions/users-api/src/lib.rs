@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod clients;
 pub mod imports;
 pub mod input;
 pub mod invitations;
@@ -179,6 +180,18 @@ pub fn routes() -> Vec<Route> {
             Method::POST,
             "/imports/{id}/apply",
             post(imports::apply_import),
+        ),
+        route(Method::GET, "/clients", get(clients::list_clients)),
+        route(Method::POST, "/clients", post(clients::create_client)),
+        route(
+            Method::GET,
+            "/clients/{client_id}",
+            get(clients::get_client),
+        ),
+        route(
+            Method::DELETE,
+            "/clients/{client_id}",
+            delete(clients::delete_client),
         ),
         route(Method::GET, "/billing/current", get(billing::current)),
         route(

@@ -128,6 +128,8 @@ pub enum ApiError {
     SnapshotNotFound,
     /// 404: the tenant has no import job with this id.
     ImportNotFound,
+    /// 404: the tenant has no client with this id.
+    ClientNotFound,
     /// 409: only a validated job can be applied; this one is in the named status.
     ImportNotValidated(&'static str),
     /// 422: the export can't be written in Shift_JIS; the message names the user and character.
@@ -291,6 +293,12 @@ impl ApiError {
                 "import_not_found",
                 "このインポートはありません。".into(),
                 "No such import.".into(),
+            ),
+            E::ClientNotFound => (
+                StatusCode::NOT_FOUND,
+                "client_not_found",
+                "このクライアントはありません。".into(),
+                "No such client.".into(),
             ),
             E::ImportNotValidated(status) => (
                 StatusCode::CONFLICT,
