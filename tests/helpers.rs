@@ -195,6 +195,7 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
         Keyring::new(store.clone(), sealer.clone()),
         &base,
     );
+    let state = state.accepting_issued_tokens(&base);
     let router = local::one_origin(app(state), auth::app(auth.clone()));
     tokio::spawn(async move {
         axum::serve(listener, router)

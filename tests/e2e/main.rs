@@ -2,6 +2,7 @@
 //! Each test has its own table, so they run in parallel.
 
 mod access;
+mod api_tokens;
 mod billing;
 mod clients;
 mod concurrency;

@@ -175,10 +175,12 @@ async fn a_suspended_user_can_not_refresh() {
     let user = s
         .app
         .store
-        .find_for_sign_in(&s.app.acme.id, "yuki")
+        .find_for_sign_in(&s.app.acme.id, "yuki", "unknown")
         .await
         .unwrap()
-        .unwrap();
+        .found
+        .unwrap()
+        .0;
     let mut after = user.clone();
     after.status = after.status.suspend().unwrap();
     s.app.store.update_user(&user, after).await.unwrap();

@@ -31,8 +31,13 @@ pub fn browser() -> reqwest::Client {
         .expect("client")
 }
 
-/// Adds an active user with a password to `acme`.
+/// Adds a member with a password to `acme`.
 pub async fn member(app: &TestApp, login: &str, status: Status) -> User {
+    user_with_role(app, login, status, Role::Member).await
+}
+
+/// Adds a user with a password and `role` to `acme`.
+pub async fn user_with_role(app: &TestApp, login: &str, status: Status, role: Role) -> User {
     let mut user = User::new(
         app.acme.id.clone(),
         UserId::generate(),
@@ -40,7 +45,7 @@ pub async fn member(app: &TestApp, login: &str, status: Status) -> User {
             LoginId::parse(login).unwrap(),
             Email::parse(&format!("{login}@acme.example")).unwrap(),
             DisplayName::parse(&format!("{login} Example")).unwrap(),
-            Role::Member,
+            role,
         ),
         status,
         Utc::now(),
@@ -384,10 +389,12 @@ async fn every_failed_sign_in_gets_the_same_page_and_no_session() {
     member(&app, "suspended", Status::Active).await;
     let suspended = app
         .store
-        .find_for_sign_in(&app.acme.id, "suspended")
+        .find_for_sign_in(&app.acme.id, "suspended", "unknown")
         .await
         .unwrap()
-        .unwrap();
+        .found
+        .unwrap()
+        .0;
     let mut after = suspended.clone();
     after.status = after.status.suspend().unwrap();
     app.store.update_user(&suspended, after).await.unwrap();

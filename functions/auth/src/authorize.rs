@@ -376,12 +376,18 @@ async fn current_session(
     if session.tenant != tenant.id {
         return Ok(None);
     }
-    let user = match state.store.get_user(&tenant.id, &session.user_id).await {
-        Ok(u) => u,
-        Err(rollcall::store::StoreError::NotFound) => return Ok(None),
-        Err(e) => return Err(e.into()),
+    let found = state
+        .store
+        .caller_state(&tenant.id, &session.user_id, None)
+        .await?;
+    let Some(user) = found.user else {
+        return Ok(None);
     };
-    if signin::may_sign_in(&user, state.store.clock().now()).is_err() {
+    // Signed out everywhere (or the password changed) since this session began.
+    if found.sign_in.revokes(session.auth_time) {
+        return Ok(None);
+    }
+    if user.may_sign_in(state.store.clock().now()).is_err() {
         return Ok(None);
     }
     Ok(Some((session, user)))
@@ -448,6 +454,7 @@ fn sign_in_page(
 pub async fn signin(
     State(state): State<AuthState>,
     Path(raw): Path<String>,
+    source: signin::SourceAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -471,7 +478,7 @@ pub async fn signin(
     let csrf = csrf_cookie.unwrap_or_default();
     let login = params.get("login").unwrap_or("");
     let password = params.get("password").unwrap_or("");
-    let user = match signin::authenticate(&state.store, &tenant, login, password).await {
+    let user = match signin::authenticate(&state.store, &tenant, login, password, &source).await {
         Ok(u) => u,
         Err(signin::SignInError::Refused) => {
             let t = SignInText::of(lang);

@@ -1,12 +1,19 @@
-//! Who may sign in, and checking what they typed.
+//! Checking what a person typed on the sign-in page.
 //!
-//! A refusal never says why (ASVS 5.0 §6.3.8): an unknown name, a wrong password, and an
-//! account that may not sign in (invited, suspended, outside its validity window) all get the
-//! same answer after the same work: an unknown name is checked against a dummy argon2id hash of
-//! the same cost, so its time matches a wrong password's.
+//! A refusal never says why (ASVS 5.0 §6.3.8): an unknown name, a wrong password, a locked
+//! account, an address over its bound and an account that may not sign in (invited,
+//! suspended, outside its validity window) all get the same answer after the same work. Every
+//! attempt makes the same requests and runs argon2id once: an unknown name or a refused
+//! attempt is checked against a dummy hash of the same cost, and where a known account's
+//! attempt is counted with a conditional write, an unknown one makes the same write to a key
+//! that can't exist (it fails its condition, as a write costs).
+//!
+//! Brute force (ASVS 5.0 §6.3.1): [`rollcall::oidc::throttle`] holds the schedule.
 
-use chrono::{DateTime, Utc};
-use rollcall::domain::{PasswordHash, Status, Tenant, User};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use rollcall::domain::{PasswordHash, Tenant, User, UserId};
+use rollcall::oidc::throttle::{ADDRESS_FAILURES_PER_HOUR, address_bucket, lock_after};
 use rollcall::store::{Store, StoreError};
 
 /// An argon2id hash (rollcall's parameters) of a random password nobody knows: what an unknown
@@ -27,54 +34,101 @@ pub enum SignInError {
     Hash(#[source] tokio::task::JoinError),
 }
 
-/// Why an account may not sign in now (for logs and tests; never shown).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotAllowed {
-    /// Invited or suspended.
-    Status(Status),
-    /// Outside the validity window.
-    OutsideValidity,
+/// The request's source address: API Gateway's `sourceIp` on Lambda, the peer address when
+/// served directly, else unknown. Never a header a client can write.
+#[derive(Debug, Clone)]
+pub struct SourceAddress(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for SourceAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        use lambda_http::request::RequestContext;
+        if let Some(RequestContext::ApiGatewayV2(ctx)) = parts.extensions.get::<RequestContext>() {
+            return Ok(SourceAddress(ctx.http.source_ip.clone()));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        Ok(SourceAddress(peer))
+    }
 }
 
-/// Whether `user` may sign in (or refresh) at `now`: active, and inside the validity window.
-pub fn may_sign_in(user: &User, now: DateTime<Utc>) -> Result<(), NotAllowed> {
-    if user.status != Status::Active {
-        return Err(NotAllowed::Status(user.status));
-    }
-    if !user.profile.validity.contains(now) {
-        return Err(NotAllowed::OutsideValidity);
-    }
-    Ok(())
-}
-
-/// Checks `login` (a login id or an email, any case) and `password` at `tenant`.
+/// Checks `login` (a login id or an email, any case) and `password` at `tenant`, from
+/// `source`.
 pub async fn authenticate(
     store: &Store,
     tenant: &Tenant,
     login: &str,
     password: &str,
+    source: &SourceAddress,
 ) -> Result<User, SignInError> {
-    let user = store.find_for_sign_in(&tenant.id, login.trim()).await?;
-    let hash = user
-        .as_ref()
-        .and_then(|u| u.password_hash.clone())
-        .or_else(|| PasswordHash::from_phc(DUMMY_HASH));
-    let candidate = password.to_owned();
-    // argon2id takes tens of milliseconds of CPU: off the async executor.
-    let matches = tokio::task::spawn_blocking(move || hash.is_some_and(|h| h.verify(&candidate)))
-        .await
-        .map_err(SignInError::Hash)?;
-    let Some(user) = user else {
-        return Err(SignInError::Refused);
-    };
-    if !matches || user.password_hash.is_none() {
+    let address = address_bucket(source.0.as_deref());
+    // A concurrent attempt on the same account may move its counter between read and claim:
+    // read again, once.
+    for round in 0..2 {
+        let lookup = store
+            .find_for_sign_in(&tenant.id, login.trim(), &address)
+            .await?;
+        let now = store.clock().now();
+        let address_open = lookup.address_failures < ADDRESS_FAILURES_PER_HOUR;
+        let (user, state) = match lookup.found {
+            Some((u, s)) => (Some(u), s),
+            None => (None, Default::default()),
+        };
+        let open = address_open && state.locked_until.is_none_or(|l| now >= l);
+        // The attempt is counted before the password is checked, so a burst of parallel
+        // guesses is counted one by one.
+        let counted = match (&user, open) {
+            (Some(u), true) => {
+                store
+                    .claim_attempt(
+                        &tenant.id,
+                        &u.id,
+                        state.failures,
+                        lock_after(state.failures + 1, now),
+                    )
+                    .await?
+            }
+            _ => {
+                let nobody = UserId::from_ulid(ulid::Ulid::nil());
+                store.claim_attempt(&tenant.id, &nobody, 1, None).await?;
+                false
+            }
+        };
+        if user.is_some() && open && !counted && round == 0 {
+            continue;
+        }
+        let hash = user
+            .as_ref()
+            .filter(|_| counted)
+            .and_then(|u| u.password_hash.clone())
+            .or_else(|| PasswordHash::from_phc(DUMMY_HASH));
+        let candidate = password.to_owned();
+        // argon2id takes tens of milliseconds of CPU: off the async executor.
+        let matches =
+            tokio::task::spawn_blocking(move || hash.is_some_and(|h| h.verify(&candidate)))
+                .await
+                .map_err(SignInError::Hash)?;
+        if let Some(user) = user
+            && counted
+            && matches
+        {
+            match user.may_sign_in(now) {
+                Ok(()) => {
+                    store.record_sign_in(&tenant.id, &user.id, now).await?;
+                    return Ok(user);
+                }
+                Err(why) => {
+                    tracing::info!(user_id = %user.id, reason = ?why, "sign-in refused: the account may not sign in now");
+                }
+            }
+        }
+        store.count_address_failure(&address).await?;
         return Err(SignInError::Refused);
     }
-    if let Err(why) = may_sign_in(&user, store.clock().now()) {
-        tracing::info!(user_id = %user.id, reason = ?why, "sign-in refused: the account may not sign in now");
-        return Err(SignInError::Refused);
-    }
-    Ok(user)
+    Err(SignInError::Refused)
 }
 
 #[cfg(test)]

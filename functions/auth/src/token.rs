@@ -20,9 +20,9 @@ use rollcall::oidc::{
 use rollcall::store::{Family, Redeemed, RefreshRecord, Spend, StoreError};
 use serde_json::json;
 
+use crate::AuthState;
 use crate::authorize::Params;
 use crate::error::{BearerError, OAuthCode, OAuthError};
-use crate::{AuthState, signin};
 
 fn invalid_request(description: impl Into<String>) -> OAuthError {
     OAuthError::new(OAuthCode::InvalidRequest, description)
@@ -218,13 +218,15 @@ async fn authorization_code(
         .code_challenge
         .verify(verifier)
         .map_err(|e| invalid_grant(e.to_string()))?;
-    let user = match state.store.get_user(&tenant.id, &record.user_id).await {
-        Ok(u) => u,
-        Err(StoreError::NotFound) => return Err(invalid_grant("the user no longer exists")),
-        Err(e) => return Err(e.into()),
+    let found = state
+        .store
+        .caller_state(&tenant.id, &record.user_id, None)
+        .await?;
+    let Some(user) = found.user else {
+        return Err(invalid_grant("the user no longer exists"));
     };
     let now = state.store.clock().now();
-    if signin::may_sign_in(&user, now).is_err() {
+    if found.sign_in.revokes(record.auth_time) || user.may_sign_in(now).is_err() {
         return Err(invalid_grant("the user may not sign in now"));
     }
     let scopes = Scopes::parse(&record.scope);
@@ -343,12 +345,17 @@ async fn refresh(
             }
         };
         let scope = narrowed_scope(&family.scope, p.get("scope"))?;
-        let user = match state.store.get_user(&tenant.id, &family.user_id).await {
-            Ok(u) => u,
-            Err(StoreError::NotFound) => return Err(invalid()),
-            Err(e) => return Err(e.into()),
+        let found = state
+            .store
+            .caller_state(&tenant.id, &family.user_id, None)
+            .await?;
+        let Some(user) = found.user else {
+            return Err(invalid());
         };
-        if signin::may_sign_in(&user, now).is_err() {
+        if found.sign_in.revokes(family.created_at) {
+            return Err(invalid());
+        }
+        if user.may_sign_in(now).is_err() {
             return Err(invalid_grant("the user may not sign in now"));
         }
         let next = mint()?;
@@ -556,7 +563,7 @@ pub async fn userinfo(
         Err(StoreError::NotFound) => return Err(BearerError::InvalidToken),
         Err(e) => return Err(e.into()),
     };
-    if signin::may_sign_in(&user, state.store.clock().now()).is_err() {
+    if user.may_sign_in(state.store.clock().now()).is_err() {
         return Err(BearerError::InvalidToken);
     }
     let mut id = IdClaims {

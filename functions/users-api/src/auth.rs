@@ -12,6 +12,9 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rollcall::config::{self, ConfigError};
 use rollcall::domain::{Role, TenantId, UserId};
+use rollcall::oidc::PublishedKeys;
+use rollcall::oidc::tokens::{self, VerifyError};
+use rollcall::store::Store;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +78,9 @@ pub struct TokenSettings {
     pub issuer: Option<String>,
     /// The required `aud` claim.
     pub audience: Option<String>,
+    /// Tokens rollcall issues are accepted too (`PUBLIC_BASE_URL` is set): then neither key is
+    /// required.
+    pub rollcall_issued: bool,
 }
 
 /// Verifies tokens: an HS256 shared secret (local use and simple deployments) and/or a public
@@ -120,6 +126,7 @@ impl TokenVerifier {
             algorithm: config::optional("JWT_ALGORITHM"),
             issuer: config::optional("JWT_ISSUER"),
             audience: config::optional("JWT_AUDIENCE"),
+            rollcall_issued: config::optional("PUBLIC_BASE_URL").is_some(),
         })
     }
 
@@ -159,9 +166,9 @@ impl TokenVerifier {
             })?;
             keys.push((alg, key));
         }
-        if keys.is_empty() {
+        if keys.is_empty() && !s.rollcall_issued {
             return Err(ConfigError::Missing(
-                "JWT_HS256_SECRET or JWT_PUBLIC_KEY_PEM",
+                "PUBLIC_BASE_URL, JWT_HS256_SECRET or JWT_PUBLIC_KEY_PEM",
             ));
         }
         Ok(TokenVerifier {
@@ -237,6 +244,57 @@ pub fn issue_hs256(
     )
 }
 
+/// Tokens rollcall's own sign-in issued for this API: verified against the deployment's
+/// published keys, and their caller read from the store on every request, so a suspension,
+/// a demotion, a deletion, a revoked grant or "sign out everywhere" takes effect at once.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    /// `PUBLIC_BASE_URL`: the audience of tokens for this API, and the issuers' prefix.
+    pub base: String,
+    /// The public keys.
+    pub keys: PublishedKeys,
+}
+
+impl IssuedTokens {
+    /// The caller of a rollcall access token: one read (the user, their sign-in record and the
+    /// token's grant, in one `BatchGetItem`).
+    pub async fn caller(&self, store: &Store, token: &str) -> Result<Caller, ApiError> {
+        let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
+        let keys = self
+            .keys
+            .for_kid(kid.as_deref())
+            .await
+            .map_err(ApiError::internal)?;
+        let now = store.clock().now();
+        let claims = tokens::verify_for_api(token, &keys, &self.base, now.timestamp()).map_err(
+            |e| match e {
+                VerifyError::Expired => ApiError::Unauthenticated(AuthFailure::Expired),
+                VerifyError::Invalid | VerifyError::WrongParty => {
+                    ApiError::Unauthenticated(AuthFailure::Invalid)
+                }
+            },
+        )?;
+        let invalid = || ApiError::Unauthenticated(AuthFailure::Invalid);
+        let tenant = TenantId::parse(&claims.tenant).map_err(|_| invalid())?;
+        let user_id = UserId::parse(&claims.sub).map_err(|_| invalid())?;
+        let found = store
+            .caller_state(&tenant, &user_id, claims.grant_id.as_deref())
+            .await?;
+        let revoked = || ApiError::Unauthenticated(AuthFailure::Revoked);
+        let user = found.user.ok_or_else(revoked)?;
+        let issued_at = chrono::DateTime::from_timestamp(claims.iat, 0).ok_or_else(invalid)?;
+        if found.grant_revoked || found.sign_in.revokes(issued_at) || user.may_sign_in(now).is_err()
+        {
+            return Err(revoked());
+        }
+        Ok(Caller {
+            tenant,
+            user_id,
+            role: user.profile.role,
+        })
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -254,6 +312,11 @@ impl FromRequestParts<AppState> for Caller {
             })
             .map(str::trim)
             .ok_or(ApiError::Unauthenticated(AuthFailure::Invalid))?;
+        if let Some(issued) = &state.issued
+            && tokens::looks_like_access_token(token)
+        {
+            return issued.caller(&state.store, token).await;
+        }
         state
             .verifier
             .verify(token)

@@ -325,7 +325,13 @@ pub async fn resend_invitation(
         {
             Ok(()) => {
                 tracing::info!(tenant_id = %caller.tenant, user_id = %id, invitation_id = %invitation.id, "invitation resent");
-                return user_response(&state, StatusCode::ACCEPTED, &user, Some(&invitation));
+                return user_response(
+                    &state,
+                    StatusCode::ACCEPTED,
+                    &user,
+                    Some(&invitation),
+                    &found.sign_in,
+                );
             }
             // A concurrent resend or edit won; read again and decide again (once).
             Err(StoreError::InvitationChanged | StoreError::VersionConflict) if attempt == 0 => {

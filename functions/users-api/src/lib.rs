@@ -14,6 +14,7 @@ pub mod imports;
 pub mod input;
 pub mod invitations;
 pub mod problem;
+pub mod sessions;
 pub mod users;
 pub mod views;
 
@@ -61,6 +62,8 @@ pub struct AppState {
     pub bucket: Bucket,
     /// The queue bulk-import reads, for `POST /imports/{id}/apply`.
     pub import_queue: Option<imports::ImportQueue>,
+    /// Tokens rollcall's sign-in issued, when accepted.
+    pub issued: Option<Arc<auth::IssuedTokens>>,
 }
 
 impl AppState {
@@ -79,7 +82,18 @@ impl AppState {
             cursors: CursorSigner::new(cursor_key),
             limits,
             import_queue: None,
+            issued: None,
         }
+    }
+
+    /// The same state, also accepting access tokens rollcall's sign-in issued for this API
+    /// (audience `public_base_url`), verified against the store's published keys.
+    pub fn accepting_issued_tokens(mut self, public_base_url: &str) -> Self {
+        self.issued = Some(Arc::new(auth::IssuedTokens {
+            base: public_base_url.trim_end_matches('/').to_owned(),
+            keys: rollcall::oidc::PublishedKeys::new(self.store.clone()),
+        }));
+        self
     }
 
     /// The same state, sending apply requests to `queue`.
@@ -104,6 +118,8 @@ pub struct ApiConfig {
     pub limits: Limits,
     /// The queue bulk-import reads (`IMPORT_QUEUE_URL`), for apply requests.
     pub import_queue_url: String,
+    /// `PUBLIC_BASE_URL`: when set, access tokens rollcall issued for this API are accepted.
+    pub public_base_url: Option<String>,
 }
 
 impl ApiConfig {
@@ -127,6 +143,7 @@ impl ApiConfig {
                     .unwrap_or(Limits::default().max_body_bytes),
             },
             import_queue_url: config::required("IMPORT_QUEUE_URL")?,
+            public_base_url: config::optional("PUBLIC_BASE_URL"),
         })
     }
 }
@@ -171,6 +188,12 @@ pub fn routes() -> Vec<Route> {
             "/users/{id}/invitation",
             post(invitations::resend_invitation),
         ),
+        route(
+            Method::POST,
+            "/users/{id}/sessions/revoke",
+            post(sessions::revoke_sessions),
+        ),
+        route(Method::POST, "/users/{id}/unlock", post(sessions::unlock)),
         route(Method::GET, "/users/export.csv", get(imports::export_users)),
         route(Method::GET, "/imports", get(imports::list_imports)),
         route(Method::POST, "/imports", post(imports::create_import)),

@@ -21,14 +21,17 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(SystemClock),
     );
     let bucket = Bucket::from_sdk(&sdk, config.bucket.bucket_name);
-    let state = AppState::new(
+    let mut state = AppState::new(
         store,
         bucket,
         config.verifier,
         config.cursor_key,
         config.limits,
-    )
-    .with_import_queue(users_api::imports::ImportQueue::new(
+    );
+    if let Some(base) = &config.public_base_url {
+        state = state.accepting_issued_tokens(base);
+    }
+    let state = state.with_import_queue(users_api::imports::ImportQueue::new(
         aws_sdk_sqs::Client::new(&sdk),
         config.import_queue_url,
     ));

@@ -77,6 +77,9 @@ pub enum AuthFailure {
     Invalid,
     /// The token has expired.
     Expired,
+    /// A token rollcall issued whose sign-in has ended: revoked, signed out everywhere, or its
+    /// user may no longer sign in (suspended, deleted, outside the validity window).
+    Revoked,
 }
 
 /// Everything the API answers with other than success.
@@ -178,6 +181,12 @@ impl ApiError {
                 "invalid_token",
                 "認証トークンが正しくありません。".into(),
                 "The bearer token is not valid.".into(),
+            ),
+            E::Unauthenticated(AuthFailure::Revoked) => (
+                StatusCode::UNAUTHORIZED,
+                "token_revoked",
+                "このサインインは終了しています。もう一度サインインしてください。".into(),
+                "This sign-in has ended (signed out, revoked, or the account can't sign in now). Sign in again.".into(),
             ),
             E::Unauthenticated(AuthFailure::Expired) => (
                 StatusCode::UNAUTHORIZED,

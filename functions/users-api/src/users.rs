@@ -12,7 +12,7 @@ use rollcall::domain::{
     TimeZone, User, UserId, UserPatch, ValidityWindow,
 };
 use rollcall::store::{
-    IdempotencyRecord, ListQuery, SortBy, SortOrder, StoreError, UserInvitations,
+    IdempotencyRecord, ListQuery, SignInState, SortBy, SortOrder, StoreError, UserInvitations,
 };
 
 use crate::AppState;
@@ -46,8 +46,10 @@ pub(crate) fn user_response(
     status: StatusCode,
     user: &User,
     invitation: Option<&Invitation>,
+    sign_in: &SignInState,
 ) -> Result<Response, ApiError> {
-    let view = UserView::with_invitation(user, invitation, state.store.clock().now());
+    let now = state.store.clock().now();
+    let view = UserView::with_invitation(user, invitation, now).with_sign_in(sign_in, now);
     let body = serde_json::to_string(&view).map_err(ApiError::internal)?;
     Ok(json_response(status, body, user.version))
 }
@@ -459,7 +461,7 @@ pub async fn get_user(
     ensure_can_read(&caller, &id)?;
     let found = state.store.user_invitations(&caller.tenant, &id).await?;
     let user = found.user.as_ref().ok_or(ApiError::UserNotFound)?;
-    user_response(&state, StatusCode::OK, user, found.latest())
+    user_response(&state, StatusCode::OK, user, found.latest(), &found.sign_in)
 }
 
 /// Reads the user a write is aimed at, with their invitations (one query), checking that the
@@ -499,7 +501,13 @@ pub async fn patch_user(
     }
     if !reinvite {
         let saved = state.store.update_user(&current, edited).await?;
-        return user_response(&state, StatusCode::OK, &saved, found.latest());
+        return user_response(
+            &state,
+            StatusCode::OK,
+            &saved,
+            found.latest(),
+            &found.sign_in,
+        );
     }
     // A new address gets a new invitation; every earlier link is revoked with the same write.
     let now = state.store.clock().now();
@@ -514,7 +522,13 @@ pub async fn patch_user(
         .update_user_and_reinvite(&current, edited, &found.unsuperseded(), &invitation)
         .await?;
     tracing::info!(tenant_id = %caller.tenant, user_id = %id, invitation_id = %invitation.id, "email changed; invitation queued");
-    user_response(&state, StatusCode::OK, &saved, Some(&invitation))
+    user_response(
+        &state,
+        StatusCode::OK,
+        &saved,
+        Some(&invitation),
+        &found.sign_in,
+    )
 }
 
 /// `DELETE /users/{id}`
@@ -567,5 +581,11 @@ async fn change_status(
     next.status = transition(&current)?;
     let saved = state.store.update_user(&current, next).await?;
     tracing::info!(tenant_id = %caller.tenant, user_id = %id, status = %saved.status, "status changed");
-    user_response(&state, StatusCode::OK, &saved, found.latest())
+    user_response(
+        &state,
+        StatusCode::OK,
+        &saved,
+        found.latest(),
+        &found.sign_in,
+    )
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rollcall::domain::{Invitation, InvitationStatus, InvitationTrigger, User};
+use rollcall::store::SignInState;
 use serde::Serialize;
 
 /// A user as the API returns it.
@@ -29,6 +30,12 @@ pub struct UserView {
     /// The newest invitation, on single-user responses.
     #[serde(skip_serializing_if = "Option::is_none")]
     invitation: Option<InvitationView>,
+    /// The last successful sign-in, on single-user responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_signed_in_at: Option<DateTime<Utc>>,
+    /// Until when sign-in attempts wait (brute-force delay), while they do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_until: Option<DateTime<Utc>>,
 }
 
 impl UserView {
@@ -42,6 +49,15 @@ impl UserView {
             invitation: invitation.map(|i| InvitationView::new(i, now)),
             ..UserView::from(user)
         }
+    }
+}
+
+impl UserView {
+    /// The same view with the user's sign-in record as it stands at `now`.
+    pub fn with_sign_in(mut self, s: &SignInState, now: DateTime<Utc>) -> UserView {
+        self.last_signed_in_at = s.last_signed_in_at;
+        self.locked_until = s.locked_until.filter(|l| *l > now);
+        self
     }
 }
 
@@ -126,6 +142,8 @@ impl From<&User> for UserView {
             updated_at: u.updated_at,
             version: u.version,
             invitation: None,
+            last_signed_in_at: None,
+            locked_until: None,
         }
     }
 }

@@ -111,6 +111,8 @@ pub struct Stack {
     pub bucket: rollcall::files::Bucket,
     /// The token-signing key the API trusts.
     pub secret: SecretString,
+    /// Seals the sign-in function's signing keys (the local KMS key).
+    pub sealer: auth::keyring::Sealer,
     moto: Moto,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -166,6 +168,21 @@ impl Stack {
             importer,
         ));
 
+        // Sign-in: the KMS key that seals the signing keys, the first key, the auth function on
+        // the same origin.
+        let kms_key = local::provision_signing_kms_key(&sdk)
+            .await
+            .context("creating the signing keys' KMS key")?;
+        let sealer = auth::keyring::Sealer::new(aws_sdk_kms::Client::new(&sdk), kms_key);
+        auth::keyring::ensure_key(&store, &sealer)
+            .await
+            .context("making the first signing key")?;
+        let auth_state = auth::AuthState::new(
+            store.clone(),
+            auth::keyring::Keyring::new(store.clone(), sealer.clone()),
+            &api,
+        );
+
         let state = AppState::new(
             store.clone(),
             bucket.clone(),
@@ -173,9 +190,16 @@ impl Stack {
             SecretString::from(DEV_CURSOR_SECRET),
             Limits::default(),
         )
-        .with_import_queue(ImportQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url));
+        .with_import_queue(ImportQueue::new(aws_sdk_sqs::Client::new(&sdk), queue_url))
+        .accepting_issued_tokens(&api);
+        let router = local::one_origin(app(state), auth::app(auth_state));
         let serving = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app(state)).await {
+            let served = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
+            if let Err(e) = served {
                 tracing::error!(error = %e, "serving the API failed");
             }
         });
@@ -185,6 +209,7 @@ impl Stack {
             store,
             bucket,
             secret,
+            sealer,
             moto,
             tasks: vec![sending, importing, serving],
         })
@@ -250,7 +275,11 @@ pub async fn run(opts: DevOptions) -> anyhow::Result<()> {
             DEV_TOKEN_TTL_SECONDS,
         )
         .await?;
-    print_banner(&stack, &opts, &token)?;
+    let demo = TenantId::parse("demo")?;
+    let password = bootstrap::dev_password()?;
+    bootstrap::set_password(&stack.store, &demo, "admin", &password).await?;
+    let client = bootstrap::register_cli_client(&stack.store, &demo).await?;
+    print_banner(&stack, &opts, &token, &password, &client)?;
     shutdown(opts.stop_after).await;
     drop(stack);
     tracing::info!("local stack stopped");
@@ -270,8 +299,21 @@ async fn shutdown(stop_after: Option<Duration>) {
     }
 }
 
-fn print_banner(stack: &Stack, opts: &DevOptions, token: &str) -> std::io::Result<()> {
+fn print_banner(
+    stack: &Stack,
+    opts: &DevOptions,
+    token: &str,
+    password: &str,
+    client: &rollcall::oidc::ClientId,
+) -> std::io::Result<()> {
     let (api, moto_url) = (&stack.api, stack.moto_endpoint());
+    let issuer = format!("{api}/t/demo");
+    // A ready sign-in URL: S256 of a fixed verifier, printed so the code can be exchanged by hand.
+    let verifier = "rollcall-dev-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
+    let challenge = rollcall::oidc::pkce::s256(verifier);
+    let sign_in = format!(
+        "{issuer}/authorize?response_type=code&client_id={client}&redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback&scope=openid%20profile%20email&state=dev&nonce=dev&code_challenge={challenge}&code_challenge_method=S256"
+    );
     let (table, bucket) = (&opts.table, &opts.bucket);
     let body = r#"{"login_id":"taro","email":"taro@demo.example","name":"山田 太郎","department":"営業部"}"#;
     let mut out = std::io::stdout().lock();
@@ -284,7 +326,20 @@ rollcall dev is up.
   moto    {moto_url}      (DynamoDB, Streams, S3, SES; table "{table}", bucket "{bucket}")
   tenant  demo, with admin "admin"
 
-Dev admin token (valid 12 hours):
+Sign-in (rollcall is tenant demo's OpenID Provider):
+
+  issuer        {issuer}      (discovery: {issuer}/.well-known/openid-configuration)
+  public client {client}      (redirect URIs http://127.0.0.1:<any port>/callback)
+  sign in as    admin / {password}
+  open          {sign_in}
+                then, with the code from the address bar:
+  curl -s -d grant_type=authorization_code -d client_id={client} -d code=<code> \
+       -d redirect_uri=http://127.0.0.1:8765/callback -d code_verifier={verifier} {issuer}/token
+
+  cargo run -q -p rollcall-cli -- login --api {api} --tenant demo --client-id {client}
+                # the CLI signs in like an app; `rollcall import` then needs no TOKEN
+
+Dev admin token (valid 12 hours; a dev-only shortcut, HS256):
 
   export TOKEN={token}
 

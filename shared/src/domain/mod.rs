@@ -70,7 +70,7 @@ pub use tenant::{BillingPolicy, SeatUsage, SignInPolicy, SignInPolicyError, Tena
 pub use text::{DisplayName, Notes, ShortText, TextError, search_key};
 pub(crate) use text::{has_ascii_uppercase, has_control, longer_than, trim};
 pub use time::{TimeZone, TimeZoneError, ValidityError, ValidityWindow};
-pub use user::{Profile, StateChange, User, UserState};
+pub use user::{NotAllowed, Profile, StateChange, User, UserState};
 
 /// An error that can explain itself to a person in either supported language and to a program
 /// through a stable code.

@@ -138,7 +138,29 @@ pub struct User {
     pub history: Vec<StateChange>,
 }
 
+/// Why an account may not sign in (or refresh, or call the API with a rollcall token) now. For
+/// logs and tests only: a person is never told which (ASVS 5.0 §6.3.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAllowed {
+    /// Invited (no password yet) or suspended.
+    Status(Status),
+    /// Outside the validity window.
+    OutsideValidity,
+}
+
 impl User {
+    /// Whether the user may sign in at `now`: active, inside the validity window. The same rule
+    /// holds at every refresh and every API call made with a token rollcall issued.
+    pub fn may_sign_in(&self, now: DateTime<Utc>) -> Result<(), NotAllowed> {
+        if self.status != Status::Active {
+            return Err(NotAllowed::Status(self.status));
+        }
+        if !self.profile.validity.contains(now) {
+            return Err(NotAllowed::OutsideValidity);
+        }
+        Ok(())
+    }
+
     /// A user who is an active admin counts towards the tenant's "last admin" guard.
     pub fn is_active_admin(&self) -> bool {
         self.profile.role == Role::Admin && self.status == Status::Active

@@ -10,11 +10,14 @@
 pub mod client;
 pub mod keys;
 pub mod pkce;
+pub mod published;
 pub mod scope;
+pub mod throttle;
 pub mod tokens;
 
 pub use client::{AuthMethod, Client, ClientError, ClientId, GrantType, RedirectUri};
 pub use keys::{KeyError, KeySet, PublicJwk, SigningKey};
 pub use pkce::{CodeChallenge, PkceError};
+pub use published::{PublishedKeys, PublishedKeysError};
 pub use scope::Scopes;
 pub use tokens::{AccessClaims, Expect, IdClaims, TokenKind, VerifyError};

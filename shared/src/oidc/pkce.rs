@@ -54,7 +54,7 @@ impl CodeChallenge {
         if !shaped {
             return Err(PkceError::Verifier);
         }
-        let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let computed = s256(verifier);
         // Both sides are public once the code is redeemed; the comparison still takes the same
         // time whatever the first differing byte.
         let same = computed.len() == self.0.len()
@@ -69,6 +69,12 @@ impl CodeChallenge {
             Err(PkceError::Mismatch)
         }
     }
+}
+
+/// The `S256` challenge of `verifier`: BASE64URL(SHA256(verifier)) (RFC 7636 §4.2), for
+/// clients (the CLI, the local tour) that make one.
+pub fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 impl TryFrom<String> for CodeChallenge {

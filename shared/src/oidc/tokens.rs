@@ -158,6 +158,37 @@ pub fn verify_access(
     Ok(claims)
 }
 
+/// Verifies an access token presented to rollcall's own API at `base` (`PUBLIC_BASE_URL`):
+/// issued by the issuer of the tenant it names (`{base}/t/{tenant}`) for the audience `base`,
+/// so a token any tenant issued for an application is refused, as is one naming a tenant other
+/// than its issuer's.
+pub fn verify_for_api(
+    token: &str,
+    keys: &KeySet,
+    base: &str,
+    now: i64,
+) -> Result<AccessClaims, VerifyError> {
+    let claims: AccessClaims = verify(token, keys, TokenKind::Access)?;
+    let issuer = format!("{base}/t/{}", claims.tenant);
+    check(
+        &claims.iss,
+        &claims.aud,
+        claims.exp,
+        Expect {
+            issuer: &issuer,
+            audience: Some(base),
+            now,
+        },
+    )?;
+    Ok(claims)
+}
+
+/// Whether a JWT says it is an access token (`typ: at+jwt`), read without verifying anything:
+/// only to choose which verifier gets to verify it.
+pub fn looks_like_access_token(token: &str) -> bool {
+    jsonwebtoken::decode_header(token).is_ok_and(|h| h.typ.as_deref() == Some("at+jwt"))
+}
+
 /// Verifies an ID token the same way (`typ: JWT`), e.g. an `id_token_hint`. An expired one is
 /// accepted when `allow_expired` (RP-initiated logout reads hints after their expiry).
 pub fn verify_id(
@@ -286,6 +317,38 @@ mod tests {
             verify_access(&as_id, &keys, expect(NOW)),
             Err(VerifyError::Invalid)
         );
+    }
+
+    #[test]
+    fn the_api_takes_only_tokens_for_itself_from_the_tenant_they_name() {
+        let key = SigningKey::generate().unwrap();
+        let keys = KeySet::new(vec![key.public().clone()]).unwrap();
+        let base = "https://id.example.com";
+        let good = sign(&key, TokenKind::Access, &access(NOW)).unwrap();
+        assert!(looks_like_access_token(&good));
+        assert_eq!(
+            verify_for_api(&good, &keys, base, NOW).unwrap().tenant,
+            "acme"
+        );
+        // A token for an application, or naming a tenant its issuer is not.
+        let for_app = AccessClaims {
+            aud: "client-1".into(),
+            ..access(NOW)
+        };
+        let other_tenant = AccessClaims {
+            tenant: "globex".into(),
+            ..access(NOW)
+        };
+        for claims in [for_app, other_tenant] {
+            let t = sign(&key, TokenKind::Access, &claims).unwrap();
+            assert_eq!(
+                verify_for_api(&t, &keys, base, NOW),
+                Err(VerifyError::WrongParty)
+            );
+        }
+        assert!(!looks_like_access_token(
+            &sign(&key, TokenKind::Id, &access(NOW)).unwrap()
+        ));
     }
 
     #[test]

@@ -159,6 +159,8 @@ pub struct UserInvitations {
     pub user: Option<User>,
     /// Their invitations, oldest first.
     pub invitations: Vec<Invitation>,
+    /// Their sign-in record (same partition, same query).
+    pub sign_in: super::SignInState,
 }
 
 impl UserInvitations {
@@ -207,6 +209,7 @@ impl Store {
         let mut found = UserInvitations {
             user: None,
             invitations: Vec::new(),
+            sign_in: super::SignInState::default(),
         };
         let mut start = None;
         loop {
@@ -227,7 +230,7 @@ impl Store {
                     Some(sk) if sk.starts_with("INVITE#") => {
                         found.invitations.push(invitation_from_item(item)?)
                     }
-                    _ => {}
+                    _ => found.sign_in.absorb(&item)?,
                 }
             }
             start = out.last_evaluated_key;

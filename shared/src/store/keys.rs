@@ -113,3 +113,9 @@ pub fn family_pk(t: &TenantId, grant: &str) -> String {
 pub fn refresh_pk(digest: &str) -> String {
     format!("REFRESH#{digest}")
 }
+
+/// `ADDR#{address}`: failed sign-ins from one source address (an IPv6 address by its /64),
+/// one item per hour (sort key `THROTTLE#{yyyy-mm-ddThh}`).
+pub fn address_pk(address: &str) -> String {
+    format!("ADDR#{address}")
+}

@@ -38,7 +38,10 @@ pub use invitations::{
 pub use items::TOMBSTONE_RETENTION_DAYS;
 pub use list::{ListQuery, Page, PageKey, SortBy, SortOrder};
 pub use metrics::RequestCounter;
-pub use signin::{AuthCode, Family, KeyState, Redeemed, RefreshRecord, Session, Spend, StoredKey};
+pub use signin::{
+    AuthCode, CallerState, Family, KeyState, Redeemed, RefreshRecord, Session, SignInLookup,
+    SignInState, Spend, StoredKey,
+};
 use tx::{TenantDelta, Transaction};
 
 /// What can go wrong talking to the store.

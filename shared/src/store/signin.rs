@@ -519,8 +519,10 @@ fn session_from(item: items::Item) -> Result<Session, StoreError> {
 
 impl Store {
     /// The live user who signs in with `typed`: their login id or their email address, in any
-    /// case. Both claims are read in one request; if the text is one user's login id and
-    /// another's email, the login id wins (it is what the sign-in page asks for first).
+    /// case, with their sign-in record; and the failures counted this hour against the source
+    /// `address` bucket. The claims and the address counter are read in one request; if the text
+    /// is one user's login id and another's email, the login id wins (it is what the sign-in
+    /// page asks for first).
     ///
     /// Always two requests, found or not (an unknown name reads a user key that can't exist),
     /// so the time taken says nothing about whether the account exists.
@@ -529,24 +531,37 @@ impl Store {
         &self,
         tenant: &TenantId,
         typed: &str,
-    ) -> Result<Option<crate::domain::User>, StoreError> {
+        address: &str,
+    ) -> Result<SignInLookup, StoreError> {
         use crate::domain::{Email, LoginId};
+        let address_key = items::key(
+            keys::address_pk(address),
+            &format!(
+                "THROTTLE#{}",
+                crate::oidc::throttle::hour_of(self.clock.now())
+            ),
+        );
         let login_pk = LoginId::parse(typed)
             .ok()
             .map(|l| keys::login_claim_pk(tenant, &l.key()));
         let email_pk = Email::parse(typed)
             .ok()
             .map(|e| keys::email_claim_pk(tenant, &e.key()));
-        let wanted: Vec<_> = login_pk
+        let mut wanted: Vec<_> = login_pk
             .iter()
             .chain(email_pk.iter())
             .map(|pk| items::key(pk.clone(), keys::CLAIM_SK))
             .collect();
-        let claims = if wanted.is_empty() {
-            Vec::new()
-        } else {
-            self.batch_get(wanted).await?
-        };
+        wanted.push(address_key.clone());
+        let claims = self.batch_get(wanted).await?;
+        let address_pk = items::string_attr(&address_key, "pk").unwrap_or_default();
+        let address_failures = claims
+            .iter()
+            .find(|c| items::string_attr(c, "pk") == Some(address_pk))
+            .and_then(|c| c.get("failures"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         let owner = |pk: &Option<String>| {
             pk.as_ref().and_then(|pk| {
                 claims
@@ -560,13 +575,26 @@ impl Store {
         // A user id no ULID generator produces (all zeroes): the read that makes "unknown"
         // cost what "known" costs.
         let probe = user_id.unwrap_or(UserId::from_ulid(ulid::Ulid::nil()));
-        let item = self
-            .read_item(keys::user_pk(tenant, &probe), keys::USER_SK)
-            .await?;
-        match (user_id, item) {
-            (Some(_), Some(item)) => items::user_from_item(item),
-            _ => Ok(None),
+        let pk = keys::user_pk(tenant, &probe);
+        let mut user = None;
+        let mut state = SignInState::default();
+        for item in self
+            .batch_get(vec![
+                items::key(pk.clone(), keys::USER_SK),
+                items::key(pk.clone(), SIGNIN_SK),
+                items::key(pk, THROTTLE_SK),
+            ])
+            .await?
+        {
+            match items::string_attr(&item, "sk") {
+                Some(keys::USER_SK) => user = items::user_from_item(item)?,
+                _ => state.absorb(&item)?,
+            }
         }
+        Ok(SignInLookup {
+            found: user_id.and(user).map(|u| (u, state)),
+            address_failures,
+        })
     }
 }
 
@@ -837,4 +865,270 @@ fn refresh_item(digest: &TokenDigest, r: &RefreshRecord) -> Result<items::Item, 
         },
     };
     serde_dynamo::to_item(item).map_err(corrupt("refresh token"))
+}
+
+/// What a sign-in attempt reads before checking the password.
+#[derive(Debug, Clone)]
+pub struct SignInLookup {
+    /// The live user named, with their sign-in record.
+    pub found: Option<(crate::domain::User, SignInState)>,
+    /// Failures counted against the source address this hour.
+    pub address_failures: u32,
+}
+
+/// A user's sign-in record, kept beside the user item in its partition (sort keys `SIGNIN`
+/// and `THROTTLE`), never on it: signing in, failing and signing out everywhere don't move the
+/// user's version (ETag). The user partition's one query (`GET /users/{id}`) reads them too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignInState {
+    /// The last successful sign-in.
+    pub last_signed_in_at: Option<DateTime<Utc>>,
+    /// Sessions, refresh families and access tokens from before this instant are void ("sign
+    /// out everywhere", a password change).
+    pub revoked_before: Option<DateTime<Utc>>,
+    /// Failed attempts since the last success (the `THROTTLE` item, which expires).
+    pub failures: u32,
+    /// No attempt is checked before this instant.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl SignInState {
+    /// Whether something issued at `at` was revoked since: issued at or before the revocation
+    /// (an access token's `iat` is in whole seconds, so one issued in the same second as the
+    /// revocation counts as before it).
+    pub fn revokes(&self, at: DateTime<Utc>) -> bool {
+        self.revoked_before.is_some_and(|r| at <= r)
+    }
+
+    /// Reads the `SIGNIN` or `THROTTLE` item into this state; other items are not its.
+    pub(crate) fn absorb(&mut self, item: &items::Item) -> Result<(), StoreError> {
+        let time = |name: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+            items::string_attr(item, name)
+                .map(|s| {
+                    DateTime::parse_from_rfc3339(s)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|e| StoreError::Corrupt(format!("sign-in {name}: {e}")))
+                })
+                .transpose()
+        };
+        match items::string_attr(item, "sk") {
+            Some(SIGNIN_SK) => {
+                self.last_signed_in_at = time("last_signed_in_at")?;
+                self.revoked_before = time("revoked_before")?;
+            }
+            Some(THROTTLE_SK) => {
+                self.failures = item
+                    .get("failures")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                self.locked_until = time("locked_until")?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Sort key of a user's sign-in record.
+pub(crate) const SIGNIN_SK: &str = "SIGNIN";
+/// Sort key of a user's failure counter.
+pub(crate) const THROTTLE_SK: &str = "THROTTLE";
+
+/// What rollcall's API needs to know about a caller holding a rollcall token: one read.
+#[derive(Debug, Clone)]
+pub struct CallerState {
+    /// The live user, if any.
+    pub user: Option<crate::domain::User>,
+    /// Their sign-in record.
+    pub sign_in: SignInState,
+    /// Whether the token's grant was revoked.
+    pub grant_revoked: bool,
+}
+
+impl Store {
+    /// The user, their sign-in record and whether `grant_id` was revoked: one `BatchGetItem`.
+    #[instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
+    pub async fn caller_state(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        grant_id: Option<&str>,
+    ) -> Result<CallerState, StoreError> {
+        let pk = keys::user_pk(tenant, user);
+        let mut wanted = vec![
+            items::key(pk.clone(), keys::USER_SK),
+            items::key(pk.clone(), SIGNIN_SK),
+        ];
+        if let Some(g) = grant_id {
+            wanted.push(items::key(keys::family_pk(tenant, g), FAMILY_SK));
+        }
+        let mut state = CallerState {
+            user: None,
+            sign_in: SignInState::default(),
+            grant_revoked: false,
+        };
+        for item in self.batch_get(wanted).await? {
+            match items::string_attr(&item, "sk") {
+                Some(keys::USER_SK) => state.user = items::user_from_item(item)?,
+                Some(FAMILY_SK) => state.grant_revoked = item.contains_key("revoked_at"),
+                _ => state.sign_in.absorb(&item)?,
+            }
+        }
+        Ok(state)
+    }
+
+    /// A user's sign-in record alone.
+    pub async fn sign_in_state(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<SignInState, StoreError> {
+        let pk = keys::user_pk(tenant, user);
+        let mut state = SignInState::default();
+        for item in self
+            .batch_get(vec![
+                items::key(pk.clone(), SIGNIN_SK),
+                items::key(pk, THROTTLE_SK),
+            ])
+            .await?
+        {
+            state.absorb(&item)?;
+        }
+        Ok(state)
+    }
+
+    /// Records a successful sign-in at `at`, and clears the failure counter.
+    #[instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
+    pub async fn record_sign_in(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let pk = keys::user_pk(tenant, user);
+        self.client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(pk.clone(), SIGNIN_SK)))
+            .update_expression("SET entity = :e, last_signed_in_at = :at")
+            .expression_attribute_values(":e", AttributeValue::S("sign_in".into()))
+            .expression_attribute_values(":at", AttributeValue::S(at.to_rfc3339()))
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        self.client
+            .delete_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(pk, THROTTLE_SK)))
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        Ok(())
+    }
+
+    /// Voids every session, refresh family and access token of the user issued before `at`.
+    #[instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
+    pub async fn revoke_sessions(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(keys::user_pk(tenant, user), SIGNIN_SK)))
+            .update_expression("SET entity = :e, revoked_before = :at")
+            .expression_attribute_values(":e", AttributeValue::S("sign_in".into()))
+            .expression_attribute_values(":at", AttributeValue::S(at.to_rfc3339()))
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Takes one attempt at the user's password: the failure counter moves from `read` (as
+    /// read) to `read + 1` and the lock to what that failure would earn, in one conditional
+    /// write, so concurrent attempts are counted one by one and none slips past a lock. A
+    /// success then clears the counter ([`Store::record_sign_in`]). `Ok(false)`: another
+    /// attempt moved the counter first.
+    #[instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
+    pub async fn claim_attempt(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        read: u32,
+        lock: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let req = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(keys::user_pk(tenant, user), THROTTLE_SK)))
+            .expression_attribute_values(":e", AttributeValue::S("throttle".into()))
+            .expression_attribute_values(":next", AttributeValue::N((read + 1).to_string()))
+            // The counter forgets a day after the last attempt.
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N((now + chrono::Duration::days(1)).timestamp().to_string()),
+            );
+        let req = if read == 0 {
+            req.condition_expression("attribute_not_exists(failures)")
+        } else {
+            req.condition_expression("failures = :read")
+                .expression_attribute_values(":read", AttributeValue::N(read.to_string()))
+        };
+        let req = match lock {
+            Some(until) => req
+                .update_expression(
+                    "SET entity = :e, failures = :next, expires_at = :ttl, locked_until = :lock",
+                )
+                .expression_attribute_values(":lock", AttributeValue::S(until.to_rfc3339())),
+            None => req.update_expression(
+                "SET entity = :e, failures = :next, expires_at = :ttl REMOVE locked_until",
+            ),
+        };
+        condition_held(req.send().await)
+    }
+
+    /// Counts a failed sign-in against the source address bucket for this hour.
+    #[instrument(skip_all)]
+    pub async fn count_address_failure(&self, address: &str) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        self.client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(
+                keys::address_pk(address),
+                &format!("THROTTLE#{}", crate::oidc::throttle::hour_of(now)),
+            )))
+            .update_expression("SET entity = :e, expires_at = :ttl ADD failures :one")
+            .expression_attribute_values(":e", AttributeValue::S("address_throttle".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N((now + chrono::Duration::hours(2)).timestamp().to_string()),
+            )
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        Ok(())
+    }
+
+    /// Clears a user's failure counter and lock (an admin's unlock).
+    #[instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
+    pub async fn clear_lock(&self, tenant: &TenantId, user: &UserId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(keys::user_pk(tenant, user), THROTTLE_SK)))
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        Ok(())
+    }
 }
