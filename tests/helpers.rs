@@ -183,7 +183,7 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
         .await
         .expect("binding a loopback port");
     let base = format!("http://{}", listener.local_addr().expect("local address"));
-    let kms_key_id = local::provision_signing_kms_key(&sdk)
+    let kms_key_id = local::provision_signing_kms_key(&sdk, None)
         .await
         .expect("creating the signing keys' KMS key");
     let sealer = Sealer::new(aws_sdk_kms::Client::new(&sdk), kms_key_id);

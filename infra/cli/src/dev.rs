@@ -170,7 +170,7 @@ impl Stack {
 
         // Sign-in: the KMS key that seals the signing keys, the first key, the auth function on
         // the same origin.
-        let kms_key = local::provision_signing_kms_key(&sdk)
+        let kms_key = local::provision_signing_kms_key(&sdk, Some(local::DEV_SIGNING_KEY_ALIAS))
             .await
             .context("creating the signing keys' KMS key")?;
         let sealer = auth::keyring::Sealer::new(aws_sdk_kms::Client::new(&sdk), kms_key);
@@ -307,6 +307,7 @@ fn print_banner(
     client: &rollcall::oidc::ClientId,
 ) -> std::io::Result<()> {
     let (api, moto_url) = (&stack.api, stack.moto_endpoint());
+    let alias = local::DEV_SIGNING_KEY_ALIAS;
     let issuer = format!("{api}/t/demo");
     // A ready sign-in URL: S256 of a fixed verifier, printed so the code can be exchanged by hand.
     let verifier = "rollcall-dev-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
@@ -372,11 +373,13 @@ Other rollcall commands against this stack (in another shell):
 
   export AWS_ENDPOINT_URL={moto_url} AWS_REGION={LOCAL_REGION}
   export TABLE_NAME={table} BUCKET_NAME={bucket}
+  export SIGNING_KEY_KMS_KEY_ID={alias}
   export AWS_ACCESS_KEY_ID=rollcall-local AWS_SECRET_ACCESS_KEY=rollcall-local
   cargo run -q -p rollcall-cli -- tenant create acme --name "Acme" --admin-email admin@acme.example
   cargo run -q -p rollcall-cli -- token --tenant demo --sub <user id> --role member
   cargo run -q -p rollcall-cli -- billing run            # month-end snapshots, as scheduled
   cargo run -q -p rollcall-cli -- billing run --month 2026-10 --tenant demo
+  cargo run -q -p rollcall-cli -- keys rotate --force    # a new signing key; the old one stays published
   curl -s -H "Authorization: Bearer $TOKEN" {api}/billing/current
 
 Ctrl-C stops the API and moto.

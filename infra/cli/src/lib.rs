@@ -11,6 +11,7 @@ pub mod demo;
 pub mod dev;
 pub mod import;
 pub mod local;
+pub mod login;
 pub mod mail;
 pub mod queue;
 pub mod streams;
@@ -51,5 +52,10 @@ mod tests {
         assert_eq!(env["TABLE_NAME"], "rollcall");
         assert_eq!(env["BUCKET_NAME"], "rollcall-local");
         assert!(env["IMPORT_QUEUE_URL"].ends_with("/rollcall-imports"));
+        assert_eq!(
+            env["SIGNING_KEY_KMS_KEY_ID"],
+            crate::local::DEV_SIGNING_KEY_ALIAS
+        );
+        assert_eq!(env["PUBLIC_BASE_URL"], env["APP_BASE_URL"]);
     }
 }

@@ -200,10 +200,18 @@ pub async fn provision_bucket(sdk: &SdkConfig, name: &str) -> anyhow::Result<Buc
     Ok(bucket)
 }
 
-/// Creates the KMS key that seals the token signing keys, as the template's `SigningKeyKey`
-/// (symmetric, encrypt/decrypt); returns its id.
-pub async fn provision_signing_kms_key(sdk: &SdkConfig) -> anyhow::Result<String> {
-    let out = aws_sdk_kms::Client::new(sdk)
+/// The alias of the local stack's signing-keys KMS key (`SIGNING_KEY_KMS_KEY_ID` in
+/// `events/local.env`).
+pub const DEV_SIGNING_KEY_ALIAS: &str = "alias/rollcall-signing-keys";
+
+/// Creates the KMS key that seals the token signing keys, as the template's `SigningKeysKey`
+/// (symmetric, encrypt/decrypt), named by `alias` if given; returns its id.
+pub async fn provision_signing_kms_key(
+    sdk: &SdkConfig,
+    alias: Option<&str>,
+) -> anyhow::Result<String> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let out = kms
         .create_key()
         .description("rollcall: seals the token signing keys")
         .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
@@ -211,9 +219,19 @@ pub async fn provision_signing_kms_key(sdk: &SdkConfig) -> anyhow::Result<String
         .send()
         .await
         .map_err(|e| anyhow::anyhow!(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
-    out.key_metadata
+    let key_id = out
+        .key_metadata
         .map(|m| m.key_id)
-        .context("KMS returned no key id")
+        .context("KMS returned no key id")?;
+    if let Some(alias) = alias {
+        kms.create_alias()
+            .alias_name(alias)
+            .target_key_id(&key_id)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+    }
+    Ok(key_id)
 }
 
 /// Both functions behind one origin, as API Gateway puts them: `/t/…` (sign-in) to auth, every

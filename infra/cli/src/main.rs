@@ -99,12 +99,42 @@ enum Command {
         /// The API (as `rollcall dev` prints it).
         #[arg(long, env = "ROLLCALL_API", default_value = "http://127.0.0.1:3000")]
         api: String,
-        /// An admin's token (`export TOKEN=…` from `rollcall dev`).
+        /// An admin's token; without one, the sign-in `rollcall login` stored for the API.
         #[arg(long, env = "TOKEN", hide_env_values = true)]
-        token: String,
+        token: Option<String>,
         /// Seconds to wait for the job.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+    },
+    /// Sign in to a tenant through its issuer, as a native app (code flow, PKCE, a loopback
+    /// redirect); the tokens are kept for `rollcall import` and refreshed as needed.
+    Login {
+        /// The API's base URL (the deployment's PUBLIC_BASE_URL).
+        #[arg(long, env = "ROLLCALL_API", default_value = "http://127.0.0.1:3000")]
+        api: String,
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The tenant's public client for the CLI (as `rollcall dev` prints it, or registered
+        /// with POST /clients: token_endpoint_auth_method none, redirect URI
+        /// http://127.0.0.1/callback, grant types authorization_code and refresh_token).
+        #[arg(long, env = "ROLLCALL_CLIENT_ID")]
+        client_id: String,
+        /// Seconds to wait for the browser.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Revoke and forget the sign-in to an API.
+    Logout {
+        /// The API's base URL.
+        #[arg(long, env = "ROLLCALL_API", default_value = "http://127.0.0.1:3000")]
+        api: String,
+    },
+    /// The token signing keys (TABLE_NAME, SIGNING_KEY_KMS_KEY_ID and the AWS environment say
+    /// where).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Print a JWT signed with the local HS256 key ($JWT_HS256_SECRET, else the dev key).
     Token {
@@ -121,6 +151,20 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new signing key current; the current one stays published (tokens it signed
+    /// verify until they expire) and the previous one goes.
+    Rotate {
+        /// Rotate even though the current key is less than an hour old (tokens signed by the
+        /// key dropped now would stop verifying before they expire).
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the keys: id, state, age.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -318,6 +362,10 @@ async fn main() -> anyhow::Result<()> {
             token,
             timeout,
         } => {
+            let token = match token {
+                Some(t) => t,
+                None => rollcall_cli::login::access_token(&api).await?,
+            };
             let outcome = rollcall_cli::import::run(
                 &file,
                 &rollcall_cli::import::ImportOptions {
@@ -332,6 +380,71 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", outcome.report);
             if !outcome.succeeded() {
                 std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Login {
+            api,
+            tenant,
+            client_id,
+            timeout,
+        } => {
+            let stored = rollcall_cli::login::login(&rollcall_cli::login::LoginOptions {
+                api,
+                tenant,
+                client_id,
+                timeout: Duration::from_secs(timeout),
+            })
+            .await?;
+            println!(
+                "Signed in to {} (tokens in {}).",
+                stored.issuer,
+                rollcall_cli::login::tokens_path()?.display()
+            );
+            Ok(())
+        }
+        Command::Logout { api } => {
+            if rollcall_cli::login::logout(&api).await? {
+                println!("Signed out of {api}.");
+            } else {
+                println!("Not signed in to {api}.");
+            }
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let store = store_from_env().await?;
+            match command {
+                KeysCommand::Rotate { force } => {
+                    let keys = store.signing_keys().await?;
+                    let now = store.clock().now();
+                    if let Some(current) = keys.first()
+                        && !force
+                        && now - current.created_at < chrono::Duration::hours(1)
+                    {
+                        anyhow::bail!(
+                            "the current key {} is less than an hour old: tokens signed by the previous one may still be live (use --force to rotate anyway)",
+                            current.public.kid
+                        );
+                    }
+                    let sdk =
+                        aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                    let sealer = auth::keyring::Sealer::new(
+                        aws_sdk_kms::Client::new(&sdk),
+                        rollcall::config::required("SIGNING_KEY_KMS_KEY_ID")?,
+                    );
+                    let kid = auth::keyring::rotate(&store, &sealer).await?;
+                    println!("new current key {kid}");
+                }
+                KeysCommand::List => {
+                    for k in store.signing_keys().await? {
+                        println!(
+                            "{}  {:?}  created {}",
+                            k.public.kid,
+                            k.state,
+                            k.created_at.to_rfc3339()
+                        );
+                    }
+                }
             }
             Ok(())
         }

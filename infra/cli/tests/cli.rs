@@ -421,3 +421,195 @@ fn the_clock_reads_the_date_the_run_was_given() {
     let issued = chrono::DateTime::from_timestamp(iat, 0).unwrap();
     assert_eq!(issued.date_naive(), expected, "the rollcall it started");
 }
+
+/// The value of `name="{field}" value="…"` in a page.
+fn hidden_value(html: &str, field: &str) -> String {
+    let marker = format!("name=\"{field}\" value=\"");
+    let at = html.find(&marker).expect(field) + marker.len();
+    html[at..at + html[at..].find('"').unwrap()].replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn login_signs_in_like_an_app_keeps_the_tokens_private_and_import_uses_them() {
+    let mut child = rollcall()
+        .args([
+            "dev",
+            "--port",
+            "0",
+            "--moto-port",
+            "0",
+            "--stop-after",
+            "120",
+        ])
+        .arg("--python")
+        .arg(local::python(root()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting rollcall dev");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut api, mut client, mut password, mut issuer) = (None, None, None, None);
+    for line in lines.by_ref() {
+        let line = line.expect("reading the banner");
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("API") {
+            api = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = t.strip_prefix("issuer") {
+            issuer = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = t.strip_prefix("public client") {
+            client = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = t.strip_prefix("sign in as    admin / ") {
+            password = Some(rest.trim().to_owned());
+        }
+        if line.contains("Ctrl-C stops") {
+            break;
+        }
+    }
+    let (api, client) = (api.expect("the API"), client.expect("the client id"));
+    let (password, issuer) = (password.expect("the password"), issuer.expect("the issuer"));
+    assert_eq!(issuer, format!("{api}/t/demo"));
+
+    let config = std::env::temp_dir().join(format!("rollcall-login-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&config);
+    let mut login = rollcall()
+        .args([
+            "login",
+            "--api",
+            &api,
+            "--tenant",
+            "demo",
+            "--client-id",
+            &client,
+        ])
+        .args(["--timeout", "60"])
+        .env("XDG_CONFIG_HOME", &config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("rollcall login");
+    let mut out = BufReader::new(login.stdout.take().unwrap()).lines();
+    let url = out
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{issuer}/authorize?"))
+                .map(|q| format!("{issuer}/authorize?{q}"))
+        })
+        .expect("the URL to open");
+
+    // The person at the browser: the page, the form, and the redirect to the CLI's loopback.
+    // Follows the sign-in's redirect to the CLI's loopback listener, as a browser would.
+    let browser = reqwest::Client::new();
+    let page = browser.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf = page
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .find_map(|c| c.to_str().unwrap().strip_prefix("rollcall_csrf="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let mut form: Vec<(String, String)> = [
+        "client_id",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), hidden_value(&html, f)))
+    .collect();
+    form.push(("csrf".into(), csrf.clone()));
+    form.push(("login".into(), "admin".into()));
+    form.push(("password".into(), password.clone()));
+    let done = browser
+        .post(format!("{issuer}/signin"))
+        .header(reqwest::header::COOKIE, format!("rollcall_csrf={csrf}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert!(done.status().is_success(), "{}", done.status());
+    assert!(done.text().await.unwrap().contains("Signed in"));
+    let status = tokio::task::spawn_blocking(move || login.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+
+    let file = config.join("rollcall").join("tokens.json");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the tokens are the user's alone");
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let refresh = stored[&api]["refresh_token"].as_str().unwrap().to_owned();
+
+    // `rollcall import` without TOKEN uses the stored sign-in (an access token for the API).
+    let dir = config.join("files");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("users.csv");
+    std::fs::write(
+        &csv,
+        "operation,login_id,name,email\r\nNEW,kaori,高橋 かおり,kaori@demo.example\r\n",
+    )
+    .unwrap();
+    let out = rollcall()
+        .arg("import")
+        .arg(&csv)
+        .args(["--api", &api, "--validate"])
+        .env("XDG_CONFIG_HOME", &config)
+        .env_remove("TOKEN")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(": validated"), "{text}");
+
+    // `rollcall logout` revokes the refresh token and forgets the sign-in.
+    let out = rollcall()
+        .args(["logout", "--api", &api])
+        .env("XDG_CONFIG_HOME", &config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let refreshed = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+            ("client_id", client.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 400, "revoked");
+    let out = rollcall()
+        .arg("import")
+        .arg(&csv)
+        .args(["--api", &api, "--validate"])
+        .env("XDG_CONFIG_HOME", &config)
+        .env_remove("TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not signed in"));
+
+    std::fs::remove_dir_all(&config).unwrap();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+}
