@@ -63,7 +63,11 @@ pub async fn jwks(
     Path(raw): Path<String>,
 ) -> Result<Response, PageError> {
     tenant(&state, &raw).await?;
-    let (_, keys) = state.keys.keys().await?;
+    let keys = state
+        .published
+        .for_kid(None)
+        .await
+        .map_err(|e| PageError::internal(e, true))?;
     Ok(cacheable(Json(keys.jwks()).into_response()))
 }
 

@@ -1,7 +1,8 @@
-//! The signing keys as the sign-in function holds them: the private key of the current key
-//! opened once per instance with one `kms:Decrypt`, then kept in memory; the public keys of the
-//! current and previous keys for `jwks_uri`. Read again every [`RELOAD_AFTER`] so a rotation
-//! reaches every instance.
+//! The signing key as the sign-in function holds it: the private key of the key that signs now
+//! ([`signer_of`]: the newest published for ten minutes) opened once per instance with one
+//! `kms:Decrypt`, then kept in memory. Read again every [`RELOAD_AFTER`], so every instance
+//! moves to a new key within minutes of its turn. Verifying goes through
+//! [`rollcall::oidc::PublishedKeys`], which also reads at once on an unknown key id.
 //!
 //! The private key is sealed with `kms:Encrypt` under a symmetric KMS key, with an encryption
 //! context naming the key id, so a sealed key copied onto another key's item does not open.
@@ -14,8 +15,9 @@ use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rollcall::oidc::{KeyError, KeySet, SigningKey};
-use rollcall::store::{KeyState, Store, StoreError, StoredKey};
+use rollcall::oidc::keys::signer_of;
+use rollcall::oidc::{KeyError, SigningKey};
+use rollcall::store::{Store, StoreError, StoredKey};
 use tokio::sync::RwLock;
 use tokio::time::Instant;
 
@@ -138,7 +140,6 @@ impl Sealer {
 
 struct Loaded {
     signer: Arc<SigningKey>,
-    public: KeySet,
     at: Instant,
 }
 
@@ -165,36 +166,34 @@ impl Keyring {
         }
     }
 
-    /// The key that signs, and the public keys that verify.
-    pub async fn keys(&self) -> Result<(Arc<SigningKey>, KeySet), KeyringError> {
+    /// The key that signs now.
+    pub async fn signer(&self) -> Result<Arc<SigningKey>, KeyringError> {
         if let Some(l) = self.loaded.read().await.as_ref()
             && l.at.elapsed() < RELOAD_AFTER
         {
-            return Ok((l.signer.clone(), l.public.clone()));
+            return Ok(l.signer.clone());
         }
         let mut slot = self.loaded.write().await;
         if let Some(l) = slot.as_ref()
             && l.at.elapsed() < RELOAD_AFTER
         {
-            return Ok((l.signer.clone(), l.public.clone()));
+            return Ok(l.signer.clone());
         }
         let stored = self.store.signing_keys().await?;
-        let current = stored
-            .iter()
-            .find(|k| k.state == KeyState::Current)
+        let created: Vec<_> = stored.iter().map(|k| k.created_at).collect();
+        let current = signer_of(&created, self.store.clock().now())
+            .map(|i| &stored[i])
             .ok_or(KeyringError::NoKey)?;
         // The private key is opened only when the current key changed.
         let signer = match slot.as_ref() {
             Some(l) if l.signer.kid() == current.public.kid => l.signer.clone(),
             _ => Arc::new(self.sealer.open(current).await?),
         };
-        let public = KeySet::new(stored.iter().map(|k| k.public.clone()).collect())?;
         *slot = Some(Loaded {
             signer: signer.clone(),
-            public: public.clone(),
             at: Instant::now(),
         });
-        Ok((signer, public))
+        Ok(signer)
     }
 
     /// Forgets what was read, so the next call reads the store again.
@@ -203,23 +202,28 @@ impl Keyring {
     }
 }
 
-/// Makes a new current key: the current one becomes previous (still published, so tokens it
-/// signed verify until they expire), the previous one is dropped. Returns the new key's id.
-///
-/// Drop the previous key only once every token it signed has expired: rotate at most once per
-/// access-token lifetime (the CLI refuses sooner rotations unless forced).
+/// Adds a new key: published at once, signing once it has been published for
+/// [`PUBLISH_AHEAD`](rollcall::oidc::keys::PUBLISH_AHEAD), so every verifier and relying party
+/// holds it before any token it signed arrives. Keys no live token can need any more (their
+/// successor has signed longer than a token lives) are dropped in the same transaction.
+/// Returns the new key's id.
 pub async fn rotate(store: &Store, sealer: &Sealer) -> Result<String, KeyringError> {
     let stored = store.signing_keys().await?;
-    let current = stored.iter().find(|k| k.state == KeyState::Current);
-    let previous = stored.iter().find(|k| k.state == KeyState::Previous);
+    let now = store.clock().now();
+    let created: Vec<_> = stored.iter().map(|k| k.created_at).collect();
+    let retired: Vec<&StoredKey> = rollcall::oidc::keys::retired(&created, now)
+        .into_iter()
+        .map(|i| &stored[i])
+        .collect();
     let key = SigningKey::generate()?;
     let new = StoredKey {
         public: key.public().clone(),
-        state: KeyState::Current,
         sealed: sealer.seal(&key).await?,
-        created_at: store.clock().now(),
+        created_at: now,
     };
-    store.rotate_signing_keys(&new, current, previous).await?;
+    store
+        .add_signing_key(&new, stored.first(), &retired)
+        .await?;
     Ok(new.public.kid)
 }
 

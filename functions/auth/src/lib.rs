@@ -58,8 +58,10 @@ impl Default for Lifetimes {
 pub struct AuthState {
     /// The store.
     pub store: Store,
-    /// The signing keys.
+    /// The key that signs.
     pub keys: Arc<Keyring>,
+    /// The public keys that verify (the JWKS).
+    pub published: Arc<rollcall::oidc::PublishedKeys>,
     /// `https://id.example.com`: issuers are `{base}/t/{tenant}`, and access tokens for
     /// rollcall's own API carry it as their audience.
     pub public_base_url: Arc<str>,
@@ -71,8 +73,9 @@ impl AuthState {
     /// State over `store` and `keys`, at `public_base_url` (no trailing slash).
     pub fn new(store: Store, keys: Keyring, public_base_url: &str) -> Self {
         AuthState {
-            store,
+            store: store.clone(),
             keys: Arc::new(keys),
+            published: Arc::new(rollcall::oidc::PublishedKeys::new(store.clone())),
             public_base_url: Arc::from(public_base_url.trim_end_matches('/')),
             lifetimes: Lifetimes::default(),
         }
@@ -82,6 +85,15 @@ impl AuthState {
     /// the configuration was fetched under, minus the well-known suffix).
     pub fn issuer(&self, tenant: &TenantId) -> String {
         format!("{}/t/{tenant}", self.public_base_url)
+    }
+
+    /// The public keys, read again if none is `token`'s `kid`.
+    pub async fn verifying_keys(
+        &self,
+        token: &str,
+    ) -> Result<rollcall::oidc::KeySet, rollcall::oidc::PublishedKeysError> {
+        let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
+        self.published.for_kid(kid.as_deref()).await
     }
 
     /// Whether the public URL is `https` (cookies then carry `Secure` and the `__Host-` prefix).

@@ -90,7 +90,10 @@ async fn run(
     let hinted = match p.get("id_token_hint") {
         None => None,
         Some(hint) => {
-            let (_, keys) = state.keys.keys().await?;
+            let keys = state
+                .verifying_keys(hint)
+                .await
+                .map_err(|e| PageError::internal(e, true))?;
             let claims = tokens::verify_id(
                 hint,
                 &keys,

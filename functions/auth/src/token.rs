@@ -424,7 +424,7 @@ async fn issue(
     grant: &Grant,
     refresh: Option<&SecretToken>,
 ) -> Result<Response, OAuthError> {
-    let (key, _) = state.keys.keys().await?;
+    let key = state.keys.signer().await?;
     let now = state.store.clock().now().timestamp();
     let ttl = i64::from(tenant.sign_in.access_token_minutes) * 60;
     let iss = state.issuer(&tenant.id);
@@ -545,7 +545,10 @@ pub async fn userinfo(
         Err(StoreError::TenantNotFound) => return Err(BearerError::InvalidToken),
         Err(e) => return Err(e.into()),
     };
-    let (_, keys) = state.keys.keys().await?;
+    let keys = state
+        .verifying_keys(bearer.trim())
+        .await
+        .map_err(|e| BearerError::Internal(OAuthError::internal(e, true)))?;
     let iss = state.issuer(&tenant.id);
     let claims = tokens::verify_access(
         bearer.trim(),
@@ -625,7 +628,10 @@ pub async fn revoke(
                 .await?;
         }
     } else {
-        let (_, keys) = state.keys.keys().await?;
+        let keys = state
+            .verifying_keys(presented)
+            .await
+            .map_err(|e| OAuthError::internal(e, true))?;
         let iss = state.issuer(&tenant.id);
         // An expired access token may still be revoked: its grant lives on.
         let claims = tokens::verify_access(

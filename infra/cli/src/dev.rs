@@ -379,7 +379,7 @@ Other rollcall commands against this stack (in another shell):
   cargo run -q -p rollcall-cli -- token --tenant demo --sub <user id> --role member
   cargo run -q -p rollcall-cli -- billing run            # month-end snapshots, as scheduled
   cargo run -q -p rollcall-cli -- billing run --month 2026-10 --tenant demo
-  cargo run -q -p rollcall-cli -- keys rotate --force    # a new signing key; the old one stays published
+  cargo run -q -p rollcall-cli -- keys rotate    # a new signing key: published now, signing in 10 minutes
   curl -s -H "Authorization: Bearer $TOKEN" {api}/billing/current
 
 Ctrl-C stops the API and moto.

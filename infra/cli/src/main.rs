@@ -155,14 +155,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Make a new signing key current; the current one stays published (tokens it signed
-    /// verify until they expire) and the previous one goes.
-    Rotate {
-        /// Rotate even though the current key is less than an hour old (tokens signed by the
-        /// key dropped now would stop verifying before they expire).
-        #[arg(long)]
-        force: bool,
-    },
+    /// Add a new signing key: published at once, signing ten minutes later; the key it
+    /// replaces stays published until the tokens it signed have expired.
+    Rotate,
     /// List the keys: id, state, age.
     List,
 }
@@ -414,18 +409,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { command } => {
             let store = store_from_env().await?;
             match command {
-                KeysCommand::Rotate { force } => {
-                    let keys = store.signing_keys().await?;
-                    let now = store.clock().now();
-                    if let Some(current) = keys.first()
-                        && !force
-                        && now - current.created_at < chrono::Duration::hours(1)
-                    {
-                        anyhow::bail!(
-                            "the current key {} is less than an hour old: tokens signed by the previous one may still be live (use --force to rotate anyway)",
-                            current.public.kid
-                        );
-                    }
+                KeysCommand::Rotate => {
                     let sdk =
                         aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
                     let sealer = auth::keyring::Sealer::new(
@@ -433,14 +417,24 @@ async fn main() -> anyhow::Result<()> {
                         rollcall::config::required("SIGNING_KEY_KMS_KEY_ID")?,
                     );
                     let kid = auth::keyring::rotate(&store, &sealer).await?;
-                    println!("new current key {kid}");
+                    println!(
+                        "new key {kid}: published now, signing in {} minutes",
+                        rollcall::oidc::keys::PUBLISH_AHEAD.num_minutes()
+                    );
                 }
                 KeysCommand::List => {
-                    for k in store.signing_keys().await? {
+                    let keys = store.signing_keys().await?;
+                    let created: Vec<_> = keys.iter().map(|k| k.created_at).collect();
+                    let signer = rollcall::oidc::keys::signer_of(&created, store.clock().now());
+                    for (i, k) in keys.iter().enumerate() {
+                        let role = match signer {
+                            Some(s) if s == i => "signing",
+                            Some(s) if i < s => "published, signing soon",
+                            _ => "published, verifying only",
+                        };
                         println!(
-                            "{}  {:?}  created {}",
+                            "{}  {role}  created {}",
                             k.public.kid,
-                            k.state,
                             k.created_at.to_rfc3339()
                         );
                     }

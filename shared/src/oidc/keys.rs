@@ -138,6 +138,39 @@ impl SigningKey {
     }
 }
 
+/// How long a new key is published before it signs: longer than any verifier or relying party
+/// keeps a key set (instances read again every 5 minutes, `jwks_uri` may be cached 5 minutes),
+/// so no token reaches a verifier before the key that verifies it does.
+pub const PUBLISH_AHEAD: chrono::Duration = chrono::Duration::minutes(10);
+
+/// The longest an access or ID token lives (a tenant's `access_token_minutes` is at most 60).
+pub const MAX_TOKEN_LIFETIME: chrono::Duration = chrono::Duration::minutes(60);
+
+/// Of keys created at `created` (newest first), the one that signs at `now`: the newest that
+/// has been published for [`PUBLISH_AHEAD`]; on a fresh deployment, where no key is that old,
+/// the oldest (there is no older key set anyone could hold).
+pub fn signer_of(
+    created: &[chrono::DateTime<chrono::Utc>],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<usize> {
+    created
+        .iter()
+        .position(|c| *c + PUBLISH_AHEAD <= now)
+        .or_else(|| created.len().checked_sub(1))
+}
+
+/// Of keys created at `created` (newest first), those no token can need at `now`: a key whose
+/// successor has signed for longer than [`MAX_TOKEN_LIFETIME`] signed its last token longer
+/// ago than that token lives.
+pub fn retired(
+    created: &[chrono::DateTime<chrono::Utc>],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<usize> {
+    (1..created.len())
+        .filter(|&i| created[i - 1] + PUBLISH_AHEAD + MAX_TOKEN_LIFETIME < now)
+        .collect()
+}
+
 /// The public keys a verifier accepts, by `kid`.
 #[derive(Clone, Default)]
 pub struct KeySet {
@@ -190,6 +223,30 @@ mod tests {
         assert_eq!(k.kid().len(), 43);
         assert!(!format!("{k:?}").contains(&URL_SAFE_NO_PAD.encode(k.pkcs8())));
         assert!(SigningKey::from_pkcs8(b"not a key").is_err());
+    }
+
+    #[test]
+    fn a_new_key_signs_only_once_published_long_enough_and_old_keys_leave_after_their_tokens() {
+        use chrono::{Duration, TimeZone, Utc};
+        let t0 = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+        // A fresh deployment: its one key signs at once.
+        assert_eq!(signer_of(&[t0], t0), Some(0));
+        assert_eq!(signer_of(&[], t0), None);
+        // Rotated at t1: the old key signs for ten more minutes, then the new one.
+        let t1 = t0 + Duration::days(30);
+        let keys = [t1, t0];
+        assert_eq!(signer_of(&keys, t1 + Duration::minutes(9)), Some(1));
+        assert_eq!(signer_of(&keys, t1 + Duration::minutes(10)), Some(0));
+        // The old key stays while its last tokens may live (10 + 60 minutes), then goes.
+        assert!(retired(&keys, t1 + Duration::minutes(70)).is_empty());
+        assert_eq!(retired(&keys, t1 + Duration::minutes(71)), vec![1]);
+        // Two rotations in a row: neither new key signs before its time, and nothing is
+        // dropped that may still verify a token.
+        let t2 = t1 + Duration::minutes(5);
+        let keys = [t2, t1, t0];
+        assert_eq!(signer_of(&keys, t2), Some(2));
+        assert_eq!(signer_of(&keys, t2 + Duration::minutes(10)), Some(0));
+        assert_eq!(retired(&keys, t2 + Duration::minutes(75)), vec![1, 2]);
     }
 
     #[test]

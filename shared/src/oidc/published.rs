@@ -30,7 +30,15 @@ pub enum PublishedKeysError {
 /// The deployment's public keys, cached.
 pub struct PublishedKeys {
     store: Store,
-    cache: RwLock<Option<(KeySet, Instant)>>,
+    cache: RwLock<Option<Cached>>,
+}
+
+struct Cached {
+    keys: KeySet,
+    read_at: Instant,
+    /// When an unknown key id last made it read: at most one such read per
+    /// [`MIN_RELOAD_GAP`].
+    unknown_read_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for PublishedKeys {
@@ -48,24 +56,42 @@ impl PublishedKeys {
         }
     }
 
-    /// The keys, read again if stale or if none of them is `kid`.
+    /// The keys, read again if stale or if none of them is `kid` (an unknown `kid` reads again
+    /// at once, then at most once per [`MIN_RELOAD_GAP`]).
     pub async fn for_kid(&self, kid: Option<&str>) -> Result<KeySet, PublishedKeysError> {
-        if let Some((keys, at)) = self.cache.read().await.as_ref() {
-            let known = kid.is_some_and(|k| keys.get(k).is_some());
-            let fresh = at.elapsed() < RELOAD_AFTER;
-            if fresh && (known || at.elapsed() < MIN_RELOAD_GAP) {
-                return Ok(keys.clone());
-            }
+        let wants_read = |c: &Cached| {
+            let stale = c.read_at.elapsed() >= RELOAD_AFTER;
+            let unknown = kid.is_some_and(|k| c.keys.get(k).is_none())
+                && c.unknown_read_at
+                    .is_none_or(|at| at.elapsed() >= MIN_RELOAD_GAP);
+            stale || unknown
+        };
+        if let Some(c) = self.cache.read().await.as_ref()
+            && !wants_read(c)
+        {
+            return Ok(c.keys.clone());
         }
         let mut slot = self.cache.write().await;
-        if let Some((keys, at)) = slot.as_ref()
-            && at.elapsed() < MIN_RELOAD_GAP
+        if let Some(c) = slot.as_ref()
+            && !wants_read(c)
         {
-            return Ok(keys.clone());
+            return Ok(c.keys.clone());
         }
+        let unknown = slot
+            .as_ref()
+            .is_some_and(|c| kid.is_some_and(|k| c.keys.get(k).is_none()));
         let stored = self.store.signing_keys().await?;
         let keys = KeySet::new(stored.into_iter().map(|k| k.public).collect())?;
-        *slot = Some((keys.clone(), Instant::now()));
+        let now = Instant::now();
+        *slot = Some(Cached {
+            keys: keys.clone(),
+            read_at: now,
+            unknown_read_at: if unknown {
+                Some(now)
+            } else {
+                slot.as_ref().and_then(|c| c.unknown_read_at)
+            },
+        });
         Ok(keys)
     }
 }

@@ -39,8 +39,8 @@ pub use items::TOMBSTONE_RETENTION_DAYS;
 pub use list::{ListQuery, Page, PageKey, SortBy, SortOrder};
 pub use metrics::RequestCounter;
 pub use signin::{
-    AuthCode, CallerState, Family, KeyState, Redeemed, RefreshRecord, Session, SignInLookup,
-    SignInState, Spend, StoredKey,
+    AuthCode, CallerState, Family, Redeemed, RefreshRecord, Session, SignInLookup, SignInState,
+    Spend, StoredKey,
 };
 use tx::{TenantDelta, Transaction};
 

@@ -17,24 +17,13 @@ fn corrupt(what: &str) -> impl Fn(serde_dynamo::Error) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what} item: {e}"))
 }
 
-/// Where a signing key is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyState {
-    /// Signs new tokens.
-    Current,
-    /// Signs nothing; published until the tokens it signed have expired.
-    Previous,
-}
-
 /// A signing key as stored: its public half and its private half sealed (encrypted under KMS by
-/// the sign-in function; the store never sees it in the clear).
+/// the sign-in function; the store never sees it in the clear). Which key signs is decided by
+/// age ([`crate::oidc::keys::signer_of`]), not stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {
     /// The public key.
     pub public: PublicJwk,
-    /// Current or previous.
-    pub state: KeyState,
     /// The sealed PKCS#8, base64.
     pub sealed: String,
     /// When it was made.
@@ -193,7 +182,7 @@ const CODE_SK: &str = "CODE";
 const SESSION_SK: &str = "SESSION";
 
 impl Store {
-    /// The deployment's signing keys, current first.
+    /// The deployment's signing keys, newest first.
     #[instrument(skip_all)]
     pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         let query = self
@@ -213,47 +202,37 @@ impl Store {
             Ok(())
         })
         .await?;
-        out.sort_by_key(|k| {
-            (
-                k.state != KeyState::Current,
-                std::cmp::Reverse(k.created_at),
-            )
-        });
+        out.sort_by_key(|k| std::cmp::Reverse(k.created_at));
         Ok(out)
     }
 
-    /// Makes `new` the current key: the current one (if any) becomes previous and the previous
-    /// one is deleted, in one transaction conditioned on the keys being as read, so two
-    /// rotations at once can't both win.
+    /// Adds `new` as the newest key and deletes `retired`, in one transaction conditioned on
+    /// the newest key being `newest` as read (the `HEAD` item), so two rotations from the same
+    /// state can't both win.
     #[instrument(skip_all, fields(kid = %new.public.kid))]
-    pub async fn rotate_signing_keys(
+    pub async fn add_signing_key(
         &self,
         new: &StoredKey,
-        current: Option<&StoredKey>,
-        previous: Option<&StoredKey>,
+        newest: Option<&StoredKey>,
+        retired: &[&StoredKey],
     ) -> Result<(), StoreError> {
         let mut tx = Transaction::new(&self.table);
-        // The head names the current key: two rotations from the same state (or two first
-        // keys) can't both commit.
         let head = aws_sdk_dynamodb::types::Update::builder()
             .set_key(Some(items::key(keys::SIGNING_KEYS_PK.into(), KEYS_HEAD_SK)))
-            .update_expression("SET current_kid = :new")
+            .update_expression("SET newest_kid = :new")
             .expression_attribute_values(":new", AttributeValue::S(new.public.kid.clone()));
-        let head = match current {
+        let head = match newest {
             Some(c) => head
-                .condition_expression("current_kid = :old")
+                .condition_expression("newest_kid = :old")
                 .expression_attribute_values(":old", AttributeValue::S(c.public.kid.clone())),
-            None => head.condition_expression("attribute_not_exists(current_kid)"),
+            None => head.condition_expression("attribute_not_exists(newest_kid)"),
         };
         tx.update(head, Guard::SigningKeys)?;
         let item = KeyItem {
             pk: keys::SIGNING_KEYS_PK.into(),
             sk: keys::signing_key_sk(&new.public.kid),
             entity: "signing_key".into(),
-            key: StoredKey {
-                state: KeyState::Current,
-                ..new.clone()
-            },
+            key: new.clone(),
         };
         tx.put(
             Put::builder()
@@ -263,26 +242,11 @@ impl Store {
                 .condition_expression("attribute_not_exists(pk)"),
             Guard::SigningKeys,
         )?;
-        if let Some(current) = current {
-            tx.update(
-                aws_sdk_dynamodb::types::Update::builder()
-                    .set_key(Some(items::key(
-                        keys::SIGNING_KEYS_PK.into(),
-                        &keys::signing_key_sk(&current.public.kid),
-                    )))
-                    .update_expression("SET #state = :previous")
-                    .condition_expression("#state = :current")
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_values(":previous", AttributeValue::S("previous".into()))
-                    .expression_attribute_values(":current", AttributeValue::S("current".into())),
-                Guard::SigningKeys,
-            )?;
-        }
-        if let Some(previous) = previous {
+        for old in retired {
             tx.delete(
                 items::key(
                     keys::SIGNING_KEYS_PK.into(),
-                    &keys::signing_key_sk(&previous.public.kid),
+                    &keys::signing_key_sk(&old.public.kid),
                 ),
                 "attribute_exists(pk)",
                 Guard::SigningKeys,
