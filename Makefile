@@ -12,7 +12,7 @@ ARGS ?=
 
 # Where `make build` builds for: arm64 (the template's default) or x86_64.
 ARCH ?= arm64
-FUNCTIONS := users-api send-invitations bulk-import billing-snapshot
+FUNCTIONS := users-api auth send-invitations bulk-import billing-snapshot
 
 ## Python tools (moto server, cfn-lint), pinned, in .venv.
 $(STAMP): infra/requirements-dev.txt
@@ -132,6 +132,7 @@ build: $(call tool_stamp,build) tools
 bench: $(STAMP)
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench requests
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench invitations
+	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench signin
 	cargo bench -p rollcall-e2e --bench import_parse
 	cargo bench -p rollcall-e2e --bench cold_start
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench import_apply

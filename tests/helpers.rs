@@ -186,7 +186,13 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn Clock>) -> TestApp {
     let kms_key_id = local::provision_signing_kms_key(&sdk, None)
         .await
         .expect("creating the signing keys' KMS key");
-    let sealer = Sealer::new(aws_sdk_kms::Client::new(&sdk), kms_key_id);
+    // KMS requests are counted with DynamoDB's (`Encrypt`, `Decrypt`).
+    let kms = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::config::Builder::from(&sdk)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let sealer = Sealer::new(kms, kms_key_id);
     auth::keyring::ensure_key(&store, &sealer)
         .await
         .expect("making the first signing key");

@@ -266,9 +266,10 @@ pub fn release_binaries() -> std::path::PathBuf {
         .join("release")
 }
 
-/// The four functions, by binary name.
-pub const FUNCTIONS: [&str; 4] = [
+/// The five functions, by binary name.
+pub const FUNCTIONS: [&str; 5] = [
     "users-api",
+    "auth",
     "send-invitations",
     "bulk-import",
     "billing-snapshot",

@@ -2,6 +2,7 @@
 which the OpenAPI document describes in words. Only requests schemathesis means to be valid
 are touched, and only where such a rule would refuse them:
 
+- `login_hours` starts and ends at different times (`Mon 08:00-08:00` is empty).
 - `valid_till` must be after `valid_from` (two members compared, the stored one when a PATCH
   gives only one): a window that ends before it starts loses its end, and a PATCH that gives one
   end opens the other.
@@ -70,6 +71,12 @@ def before_call(context, case, kwargs):
             del body["valid_till"]
         if body.get("app_roles"):
             body["app_roles"] = []
+        hours = body.get("login_hours")
+        if isinstance(hours, str) and " " in hours:
+            days, times = hours.split(" ", 1)
+            start, end = times.split("-", 1)
+            if start == end:
+                body["login_hours"] = f"{days} {start}-24:00"
         if case.operation.method.lower() == "patch":
             for one, other in (("valid_from", "valid_till"), ("valid_till", "valid_from")):
                 if body.get(one) and other not in body:

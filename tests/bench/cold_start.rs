@@ -39,6 +39,13 @@ fn config(function: &str) -> HashMap<&'static str, String> {
                 "http://127.0.0.1:9/123456789012/rollcall-imports".to_owned(),
             ),
         ]),
+        "auth" => env.extend([
+            ("PUBLIC_BASE_URL", "https://id.example.com".to_owned()),
+            (
+                "SIGNING_KEY_KMS_KEY_ID",
+                "alias/rollcall-signing-keys".to_owned(),
+            ),
+        ]),
         "send-invitations" => env.extend([
             ("APP_BASE_URL", "https://app.example.com".to_owned()),
             ("SENDER_ADDRESS", "no-reply@example.com".to_owned()),

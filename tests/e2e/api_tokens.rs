@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use reqwest::{Method, header};
-use rollcall::clock::ManualClock;
+use rollcall::clock::{Clock, ManualClock};
 use rollcall::domain::{Role, Status};
 use rollcall::oidc::Client;
 use rollcall_e2e::{TestApp, assert_problem, spawn_app_with_clock, status_and_json};
@@ -384,7 +384,9 @@ async fn after_a_rotation_tokens_of_the_previous_key_verify_until_they_expire() 
         200
     );
 
-    // A new key is published at once but signs only ten minutes later.
+    // A day later a new key is published at once, but signs only ten minutes after that.
+    clock.advance(chrono::Duration::days(1));
+    let old = access(&tokens_for(&app, &client, "rotor", "openid rollcall").await);
     let second = auth::keyring::rotate(&app.store, &app.sealer)
         .await
         .unwrap();
@@ -450,4 +452,156 @@ async fn after_a_rotation_tokens_of_the_previous_key_verify_until_they_expire() 
         listed.contains(&second) && listed.contains(&third),
         "{listed:?}"
     );
+}
+
+#[tokio::test]
+async fn outside_login_hours_sign_in_refresh_and_api_calls_are_refused() {
+    use chrono::TimeZone as _;
+    // Monday 2030-01-07, 09:00 in Tokyo (the tenant's zone).
+    let monday_9 = chrono_tz::Asia::Tokyo
+        .with_ymd_and_hms(2030, 1, 7, 9, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    let clock = Arc::new(ManualClock::new(monday_9));
+    let app = spawn_app_with_clock(clock.clone()).await;
+    let client = public_client(&app).await;
+    let kinmu = user_with_role(&app, "kinmu", Status::Active, Role::Admin).await;
+
+    // Set through the API, exactly as documented; a wrong form is named.
+    let path = format!("/users/{}", kinmu.id);
+    let bad = app
+        .as_admin(Method::PATCH, &path)
+        .json(&json!({"login_hours": "月-金 08:00-20:00"}))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(bad, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "login_hours", "{problem}");
+    let resp = app
+        .as_admin(Method::PATCH, &path)
+        .json(&json!({"login_hours": "Mon-Fri 08:00-20:00"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, view) = status_and_json(resp).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["login_hours"], "Mon-Fri 08:00-20:00");
+
+    // 19:55: inside the hours, a token works.
+    clock.advance(chrono::Duration::minutes(10 * 60 + 55));
+    let body = tokens_for(&app, &client, "kinmu", "openid rollcall offline_access").await;
+    let token = access(&body);
+    assert_eq!(
+        app.request(Method::GET, "/users", &token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // 20:05 on Monday: past the hours. The API, the refresh and a new sign-in all refuse.
+    clock.advance(chrono::Duration::minutes(10));
+    assert_problem(
+        app.request(Method::GET, "/users", &token)
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "token_revoked",
+    )
+    .await;
+    let (status, _) = token_request(
+        &app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ("client_id", &client.id.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (_, challenge) = pkce();
+    let refused = sign_in(&app, &browser(), &client, &challenge, "kinmu", PASSWORD).await;
+    assert_eq!(
+        refused.status(),
+        200,
+        "the sign-in page again, with the one message"
+    );
+
+    // Tuesday 08:00: inside again.
+    clock.advance(chrono::Duration::minutes(11 * 60 + 55));
+    let (_, challenge) = pkce();
+    let ok = sign_in(&app, &browser(), &client, &challenge, "kinmu", PASSWORD).await;
+    assert_eq!(ok.status(), 303);
+    // Saturday: outside.
+    clock.advance(chrono::Duration::days(4));
+    let (_, challenge) = pkce();
+    let weekend = sign_in(&app, &browser(), &client, &challenge, "kinmu", PASSWORD).await;
+    assert_eq!(weekend.status(), 200);
+}
+
+#[tokio::test]
+async fn one_address_may_fail_a_hundred_times_an_hour_then_even_the_right_password_waits() {
+    let (app, clock, client) = setup().await;
+    user_with_role(&app, "target", Status::Active, Role::Member).await;
+    let attempt = |login: String, password: &'static str| {
+        let app = &app;
+        let client = &client;
+        async move {
+            let (_, challenge) = pkce();
+            sign_in(app, &browser(), client, &challenge, &login, password)
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    // A hundred failures spread over names that don't exist (no account's own delay starts).
+    for i in 0..rollcall::oidc::throttle::ADDRESS_FAILURES_PER_HOUR {
+        assert_eq!(attempt(format!("nobody{i}"), "Wrong-passw0rd!").await, 200);
+    }
+    assert_eq!(
+        attempt("target".into(), PASSWORD).await,
+        200,
+        "the address is over its bound"
+    );
+    // The next hour the address starts afresh.
+    clock.advance(chrono::Duration::hours(1));
+    assert_eq!(attempt("target".into(), PASSWORD).await, 303);
+}
+
+#[tokio::test]
+async fn outside_the_validity_window_nobody_signs_in_and_an_old_code_is_dead() {
+    let (app, clock, client) = setup().await;
+    let ends = user_with_role(&app, "ends", Status::Active, Role::Member).await;
+    let mut after = ends.clone();
+    after.profile.validity =
+        rollcall::domain::ValidityWindow::new(None, Some(clock.now() + chrono::Duration::hours(1)))
+            .unwrap();
+    app.store.update_user(&ends, after).await.unwrap();
+    let (verifier, challenge) = pkce();
+    let resp = sign_in(&app, &browser(), &client, &challenge, "ends", PASSWORD).await;
+    assert_eq!(resp.status(), 303, "inside the window");
+    let code = location_params(&resp)["code"].clone();
+    // A code lives 60 seconds.
+    clock.advance(chrono::Duration::seconds(61));
+    let (status, body) = token_request(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client.id.to_string()),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    clock.advance(chrono::Duration::hours(1));
+    let (_, challenge) = pkce();
+    let resp = sign_in(&app, &browser(), &client, &challenge, "ends", PASSWORD).await;
+    assert_eq!(resp.status(), 200, "the window has closed");
 }

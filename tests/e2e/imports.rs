@@ -695,7 +695,7 @@ async fn export_then_edit_then_reimport_round_trips_and_neutralises_formulas() {
     let text = resp.text().await.expect("body");
     assert!(text.starts_with("\u{feff}operation,login_id,name,email,role,app_roles,groups,"));
     let till_cell = till.format("%Y/%m/%d %H:%M");
-    assert!(text.contains(&format!("EDIT,formula,'=SUM(A1),formula@acme.example,member,,'-x|髙,,'+81,,'@home,,,{till_cell},0\r\n")), "{text}");
+    assert!(text.contains(&format!("EDIT,formula,'=SUM(A1),formula@acme.example,member,,'-x|髙,,'+81,,'@home,,,,{till_cell},0\r\n")), "{text}");
     assert_eq!(text.lines().count(), 6, "header, the admin and four users");
 
     // Unchanged, as the admin who exported it, it re-imports as unchanged rows: the admin's
@@ -1398,4 +1398,52 @@ async fn an_event_key_that_is_not_utf8_once_decoded_is_dropped_not_guessed() {
             .expect("jobs")
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn login_hours_come_in_japanese_from_a_csv_and_go_out_canonical() {
+    let app = spawn_app().await;
+    let importer = app.importer();
+    let file = "操作,ログインID,氏名,メールアドレス,ログイン可能時間\r\n\
+                NEW,kinmu,勤務 太郎,kinmu@acme.example,月〜金 ０８:００-２０:００\r\n\
+                NEW,yakin,夜勤 花子,yakin@acme.example,金・土 22:00-06:00\r\n";
+    let id = upload_through_api(&app, "apply", file.as_bytes().to_vec()).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "applied", "{job}");
+    let kinmu = user(&app.store, &app.acme.id, "kinmu")
+        .await
+        .expect("created");
+    assert_eq!(
+        kinmu.profile.login_hours.map(|h| h.to_string()).as_deref(),
+        Some("Mon-Fri 08:00-20:00")
+    );
+    let export = app
+        .as_admin(Method::GET, "/users/export.csv")
+        .send()
+        .await
+        .expect("request");
+    let url = export.url().clone();
+    let text = String::from_utf8(fetch(&app, url.as_str()).await).expect("UTF-8");
+    let header = text.lines().next().expect("a header");
+    assert!(header.contains(",login_hours,"), "{header}");
+    assert!(text.contains(",Mon-Fri 08:00-20:00,"), "{text}");
+    assert!(text.contains(",\"Fri,Sat 22:00-06:00\","), "{text}");
+
+    // A cell that is not login hours is named by line and column.
+    let bad = "operation,login_id,name,email,login_hours\r\nNEW,bad,Bad,bad@acme.example,Mon-Fry 08:00-20:00\r\n";
+    let id = upload_through_api(&app, "validate", bad.as_bytes().to_vec()).await;
+    drain_queue(&app, &importer).await;
+    let job = get_json(&app, &format!("/imports/{id}")).await;
+    assert_eq!(job["status"], "invalid", "{job}");
+    let report = String::from_utf8(
+        fetch(
+            &app,
+            job["reports"]["validation_json"].as_str().expect("link"),
+        )
+        .await,
+    )
+    .expect("UTF-8");
+    assert!(report.contains("login_hours_invalid"), "{report}");
+    assert!(report.contains("\"column\":\"login_hours\""), "{report}");
 }

@@ -11,6 +11,7 @@ mod imports;
 mod invitations;
 mod lambda;
 mod listing;
+mod oidc;
 mod openapi;
 mod refresh;
 mod requests;

@@ -387,7 +387,10 @@ async fn current_session(
     if found.sign_in.revokes(session.auth_time) {
         return Ok(None);
     }
-    if user.may_sign_in(state.store.clock().now()).is_err() {
+    if user
+        .may_sign_in(state.store.clock().now(), tenant.billing_time_zone)
+        .is_err()
+    {
         return Ok(None);
     }
     Ok(Some((session, user)))

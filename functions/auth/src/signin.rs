@@ -115,7 +115,7 @@ pub async fn authenticate(
             && counted
             && matches
         {
-            match user.may_sign_in(now) {
+            match user.may_sign_in(now, tenant.billing_time_zone) {
                 Ok(()) => {
                     store.record_sign_in(&tenant.id, &user.id, now).await?;
                     return Ok(user);

@@ -226,7 +226,9 @@ async fn authorization_code(
         return Err(invalid_grant("the user no longer exists"));
     };
     let now = state.store.clock().now();
-    if found.sign_in.revokes(record.auth_time) || user.may_sign_in(now).is_err() {
+    if found.sign_in.revokes(record.auth_time)
+        || user.may_sign_in(now, tenant.billing_time_zone).is_err()
+    {
         return Err(invalid_grant("the user may not sign in now"));
     }
     let scopes = Scopes::parse(&record.scope);
@@ -355,7 +357,7 @@ async fn refresh(
         if found.sign_in.revokes(family.created_at) {
             return Err(invalid());
         }
-        if user.may_sign_in(now).is_err() {
+        if user.may_sign_in(now, tenant.billing_time_zone).is_err() {
             return Err(invalid_grant("the user may not sign in now"));
         }
         let next = mint()?;
@@ -566,7 +568,10 @@ pub async fn userinfo(
         Err(StoreError::NotFound) => return Err(BearerError::InvalidToken),
         Err(e) => return Err(e.into()),
     };
-    if user.may_sign_in(state.store.clock().now()).is_err() {
+    if user
+        .may_sign_in(state.store.clock().now(), tenant.billing_time_zone)
+        .is_err()
+    {
         return Err(BearerError::InvalidToken);
     }
     let mut id = IdClaims {

@@ -282,8 +282,11 @@ impl IssuedTokens {
             .await?;
         let revoked = || ApiError::Unauthenticated(AuthFailure::Revoked);
         let user = found.user.ok_or_else(revoked)?;
+        let zone = found.tenant.ok_or_else(revoked)?.billing_time_zone;
         let issued_at = chrono::DateTime::from_timestamp(claims.iat, 0).ok_or_else(invalid)?;
-        if found.grant_revoked || found.sign_in.revokes(issued_at) || user.may_sign_in(now).is_err()
+        if found.grant_revoked
+            || found.sign_in.revokes(issued_at)
+            || user.may_sign_in(now, zone).is_err()
         {
             return Err(revoked());
         }

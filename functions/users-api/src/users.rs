@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rollcall::domain::{
     AppRoles, Change, DisplayName, Edited, Email, Groups, Invitation, InvitationTrigger, Language,
-    Localized, LoginId, Notes, Phone, Profile, Role, RoleCatalogue, SetError, ShortText, Status,
-    TimeZone, User, UserId, UserPatch, ValidityWindow,
+    Localized, LoginHours, LoginId, Notes, Phone, Profile, Role, RoleCatalogue, SetError,
+    ShortText, Status, TimeZone, User, UserId, UserPatch, ValidityWindow,
 };
 use rollcall::store::{
     IdempotencyRecord, ListQuery, SignInState, SortBy, SortOrder, StoreError, UserInvitations,
@@ -273,6 +273,7 @@ fn read_patch(fields: &mut Fields) -> UserPatch {
         notes: optional_field!("notes", Notes::parse),
         language: optional_field!("language", str::parse::<Language>),
         time_zone: optional_field!("time_zone", TimeZone::parse),
+        login_hours: optional_field!("login_hours", LoginHours::parse_exact),
         valid_from: optional_field!("valid_from", timestamp),
         valid_till: optional_field!("valid_till", timestamp),
         disabled: None,
@@ -331,6 +332,7 @@ fn new_user_from(body: JsonObject) -> Result<Profile, ApiError> {
             language: c.language.into_value(),
             time_zone: c.time_zone.into_value(),
             validity,
+            login_hours: c.login_hours.into_value(),
         }),
         _ => Err(ApiError::Validation(problems)),
     }

@@ -35,6 +35,7 @@ mod email;
 mod ids;
 mod invitation;
 mod language;
+mod login_hours;
 mod login_id;
 mod password;
 mod patch;
@@ -55,6 +56,7 @@ pub use invitation::{
     Invitation, InvitationStatus, InvitationToken, InvitationTrigger, TokenState,
 };
 pub use language::{Language, LanguageError};
+pub use login_hours::{LoginHours, LoginHoursError};
 pub use login_id::{LoginId, LoginIdError};
 pub use password::{
     ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, HashError, Password, PasswordHash,

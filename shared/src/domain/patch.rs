@@ -8,8 +8,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    AppRoles, DisplayName, Email, Groups, Language, Localized, LoginId, Notes, Phone, Role,
-    RoleCatalogue, ShortText, Status, TimeZone, User, ValidityWindow,
+    AppRoles, DisplayName, Email, Groups, Language, Localized, LoginHours, LoginId, Notes, Phone,
+    Role, RoleCatalogue, ShortText, Status, TimeZone, User, ValidityWindow,
 };
 
 /// What an edit does to one field.
@@ -76,6 +76,8 @@ pub enum PatchField {
     ValidFrom,
     /// `valid_till`.
     ValidTill,
+    /// `login_hours`.
+    LoginHours,
     /// `disabled` (the status).
     Disabled,
 }
@@ -98,6 +100,7 @@ impl PatchField {
             PatchField::TimeZone => "time_zone",
             PatchField::ValidFrom => "valid_from",
             PatchField::ValidTill => "valid_till",
+            PatchField::LoginHours => "login_hours",
             PatchField::Disabled => "disabled",
         }
     }
@@ -134,6 +137,8 @@ pub struct UserPatch {
     pub valid_from: Change<DateTime<Utc>>,
     /// End of the validity window.
     pub valid_till: Change<DateTime<Utc>>,
+    /// Login hours (cleared: any time).
+    pub login_hours: Change<LoginHours>,
     /// `Some(true)` suspends, `Some(false)` reactivates; `None` leaves the status.
     pub disabled: Option<bool>,
 }
@@ -250,6 +255,7 @@ impl User {
         after.profile.notes = patch.notes.applied_to(&self.profile.notes);
         after.profile.language = patch.language.applied_to(&self.profile.language);
         after.profile.time_zone = patch.time_zone.applied_to(&self.profile.time_zone);
+        after.profile.login_hours = patch.login_hours.applied_to(&self.profile.login_hours);
         let from = patch.valid_from.applied_to(&self.profile.validity.from());
         let till = patch.valid_till.applied_to(&self.profile.validity.till());
         match ValidityWindow::new(from, till) {

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AppRoles, DisplayName, Email, Groups, Language, LoginId, Notes, PasswordHash, Phone, Role,
-    ShortText, Status, TenantId, TimeZone, UserId, ValidityWindow,
+    AppRoles, DisplayName, Email, Groups, Language, LoginHours, LoginId, Notes, PasswordHash,
+    Phone, Role, ShortText, Status, TenantId, TimeZone, UserId, ValidityWindow,
 };
 
 /// What an admin sets on a user, already validated: everything needed to create one, and the
@@ -38,6 +38,9 @@ pub struct Profile {
     pub time_zone: Option<TimeZone>,
     /// When the account may be used.
     pub validity: ValidityWindow,
+    /// The weekdays and hours (in the user's time zone) when they may sign in; any time when
+    /// absent.
+    pub login_hours: Option<LoginHours>,
 }
 
 impl Profile {
@@ -57,6 +60,7 @@ impl Profile {
             language: None,
             time_zone: None,
             validity: ValidityWindow::unbounded(),
+            login_hours: None,
         }
     }
 }
@@ -146,17 +150,30 @@ pub enum NotAllowed {
     Status(Status),
     /// Outside the validity window.
     OutsideValidity,
+    /// Outside the login hours.
+    OutsideLoginHours,
 }
 
 impl User {
-    /// Whether the user may sign in at `now`: active, inside the validity window. The same rule
+    /// Whether the user may sign in at `now`: active, inside the validity window and inside
+    /// their login hours (in their time zone, else `default_zone`, the tenant's). The same rule
     /// holds at every refresh and every API call made with a token rollcall issued.
-    pub fn may_sign_in(&self, now: DateTime<Utc>) -> Result<(), NotAllowed> {
+    pub fn may_sign_in(
+        &self,
+        now: DateTime<Utc>,
+        default_zone: TimeZone,
+    ) -> Result<(), NotAllowed> {
         if self.status != Status::Active {
             return Err(NotAllowed::Status(self.status));
         }
         if !self.profile.validity.contains(now) {
             return Err(NotAllowed::OutsideValidity);
+        }
+        if let Some(hours) = &self.profile.login_hours {
+            let zone = self.profile.time_zone.unwrap_or(default_zone);
+            if !hours.allows(now, zone.tz()) {
+                return Err(NotAllowed::OutsideLoginHours);
+            }
         }
         Ok(())
     }

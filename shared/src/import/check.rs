@@ -299,6 +299,10 @@ fn changed_columns(before: &User, after: &User) -> Vec<Column> {
             before.profile.language != after.profile.language,
         ),
         (
+            Column::LoginHours,
+            before.profile.login_hours != after.profile.login_hours,
+        ),
+        (
             Column::ValidFrom,
             before.profile.validity.from() != after.profile.validity.from(),
         ),
@@ -415,6 +419,7 @@ fn row_problem(line: usize, p: PatchProblem) -> RowProblem {
         PatchField::Language | PatchField::TimeZone => Column::Language,
         PatchField::ValidFrom => Column::ValidFrom,
         PatchField::ValidTill => Column::ValidTill,
+        PatchField::LoginHours => Column::LoginHours,
         PatchField::Disabled => Column::Disabled,
     };
     RowProblem::custom(line, Some(column), p.code, p.message_ja, p.message_en)

@@ -34,6 +34,8 @@ pub enum Column {
     Notes,
     /// `ja` or `en`.
     Language,
+    /// Login hours: `Mon-Fri 08:00-20:00` (see [`crate::domain::LoginHours`]).
+    LoginHours,
     /// Start of the validity window, `yyyy/mm/dd hh:mm` in UTC.
     ValidFrom,
     /// End of the validity window, `yyyy/mm/dd hh:mm` in UTC.
@@ -44,7 +46,7 @@ pub enum Column {
 
 impl Column {
     /// Every column, in the order the template and the export write them.
-    pub const ALL: [Column; 15] = [
+    pub const ALL: [Column; 16] = [
         Column::Operation,
         Column::LoginId,
         Column::Name,
@@ -57,6 +59,7 @@ impl Column {
         Column::Phone,
         Column::Notes,
         Column::Language,
+        Column::LoginHours,
         Column::ValidFrom,
         Column::ValidTill,
         Column::Disabled,
@@ -80,6 +83,7 @@ impl Column {
             Column::Phone => "phone",
             Column::Notes => "notes",
             Column::Language => "language",
+            Column::LoginHours => "login_hours",
             Column::ValidFrom => "valid_from",
             Column::ValidTill => "valid_till",
             Column::Disabled => "disabled",
@@ -101,6 +105,7 @@ impl Column {
             Column::Phone => "電話番号",
             Column::Notes => "備考",
             Column::Language => "言語",
+            Column::LoginHours => "ログイン可能時間",
             Column::ValidFrom => "有効期間開始",
             Column::ValidTill => "有効期間終了",
             Column::Disabled => "無効",
@@ -122,6 +127,7 @@ impl Column {
             Column::Phone => &["電話番号", "電話"],
             Column::Notes => &["備考", "メモ"],
             Column::Language => &["言語"],
+            Column::LoginHours => &["ログイン可能時間", "ログインサイクル", "ログイン時間帯"],
             Column::ValidFrom => &["有効期間開始", "利用開始日時", "開始日時"],
             Column::ValidTill => &["有効期間終了", "利用終了日時", "終了日時"],
             Column::Disabled => &["無効", "利用停止", "停止"],

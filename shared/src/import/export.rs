@@ -36,6 +36,11 @@ fn cell(user: &User, column: Column) -> String {
         Column::Phone => opt(user.profile.phone.as_ref().map(|v| v.as_str())),
         Column::Notes => opt(user.profile.notes.as_ref().map(|v| v.as_str())),
         Column::Language => opt(user.profile.language.map(|l| l.as_str())),
+        Column::LoginHours => user
+            .profile
+            .login_hours
+            .map(|h| h.to_string())
+            .unwrap_or_default(),
         Column::ValidFrom => user
             .profile
             .validity

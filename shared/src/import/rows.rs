@@ -17,9 +17,9 @@ use super::{FileProblem, RowProblem};
 use crate::csv::encoding::{EncodingChoice, FileEncoding, decode};
 use crate::csv::{Records, is_blank, restore};
 use crate::domain::{
-    AppRoles, Change, DisplayName, Email, Groups, Language, Localized, LoginId, Notes, Phone,
-    Profile, Role, SetError, ShortText, Status, TenantId, User, UserId, UserPatch, ValidityWindow,
-    trim,
+    AppRoles, Change, DisplayName, Email, Groups, Language, Localized, LoginHours, LoginId, Notes,
+    Phone, Profile, Role, SetError, ShortText, Status, TenantId, User, UserId, UserPatch,
+    ValidityWindow, trim,
 };
 
 /// What a row does.
@@ -440,6 +440,7 @@ impl<'a> Cells<'a, '_> {
         let phone = self.optional(Column::Phone, Phone::parse);
         let notes = self.optional(Column::Notes, Notes::parse);
         let language = self.optional(Column::Language, str::parse::<Language>);
+        let login_hours = self.optional(Column::LoginHours, LoginHours::parse);
         let (from, till) = self.validity();
         let disabled = self.disabled().unwrap_or(false);
         let value = |c: Change<DateTime<Utc>>| match c {
@@ -465,6 +466,7 @@ impl<'a> Cells<'a, '_> {
             language: language.flatten(),
             time_zone: None,
             validity: validity?,
+            login_hours: login_hours.flatten(),
         };
         let status = if disabled {
             Status::Suspended
@@ -509,6 +511,7 @@ impl<'a> Cells<'a, '_> {
             phone: self.clearable(Column::Phone, Phone::parse),
             notes: self.clearable(Column::Notes, Notes::parse),
             language: self.clearable(Column::Language, str::parse::<Language>),
+            login_hours: self.clearable(Column::LoginHours, LoginHours::parse),
             valid_from,
             valid_till,
             disabled: self.disabled(),
@@ -813,6 +816,11 @@ mod tests {
             groups in proptest::collection::btree_set("[a-z営業東京]{1,8}", 0..4),
             role in prop_oneof![Just(Role::Admin), Just(Role::Manager), Just(Role::Member)],
             from_ms in proptest::option::of(0i64..2_000_000_000_000),
+            hours in proptest::option::of(prop_oneof![
+                Just("Mon-Fri 08:00-20:00"),
+                Just("Sat,Sun 00:00-24:00"),
+                Just("Mon,Fri-Sun 22:00-06:00"),
+            ]),
         ) {
             let groups: Vec<String> = groups.into_iter().collect();
             let from = from_ms.map(|ms| DateTime::from_timestamp_millis(ms).unwrap());
@@ -823,7 +831,7 @@ mod tests {
             w.row([
                 "NEW", &login, &name, &email, role.as_str(), "", &groups.join("|"), "",
                 department.as_deref().unwrap_or(""), "", notes.as_deref().unwrap_or(""), "en",
-                &from_text, "", "0",
+                hours.unwrap_or(""), &from_text, "", "0",
             ]);
             let text = w.finish();
             let f = parse_file(text.as_bytes(), EncodingChoice::Auto, 10, creating_for_tests()).unwrap();
@@ -840,6 +848,7 @@ mod tests {
             prop_assert_eq!(user.profile.notes.map(|n| n.as_str().to_owned()), notes);
             prop_assert_eq!(user.profile.groups.iter().map(|g| g.as_str().to_owned()).collect::<Vec<_>>(), groups);
             prop_assert_eq!(user.profile.language, Some(Language::En));
+            prop_assert_eq!(user.profile.login_hours.map(|h| h.to_string()), hours.map(str::to_owned));
             prop_assert_eq!(user.profile.validity.from(), from);
         }
     }

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{StoreError, keys, schema};
 use crate::domain::{
-    AppRoles, BillingPolicy, DisplayName, Email, Groups, Language, LoginId, Notes, PasswordHash,
-    PasswordPolicy, Phone, Profile, Role, RoleCatalogue, SeatUsage, ShortText, SignInPolicy,
-    StateChange, Status, Tenant, TenantId, TimeZone, User, UserId, UserState, ValidityWindow,
+    AppRoles, BillingPolicy, DisplayName, Email, Groups, Language, LoginHours, LoginId, Notes,
+    PasswordHash, PasswordPolicy, Phone, Profile, Role, RoleCatalogue, SeatUsage, ShortText,
+    SignInPolicy, StateChange, Status, Tenant, TenantId, TimeZone, User, UserId, UserState,
+    ValidityWindow,
 };
 
 /// A DynamoDB item.
@@ -125,6 +126,8 @@ pub(crate) struct UserItem {
     valid_from: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     valid_till: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    login_hours: Option<LoginHours>,
     state: UserState,
     #[serde(default)]
     has_password: bool,
@@ -183,6 +186,7 @@ pub(crate) fn user_item(
         time_zone: u.profile.time_zone,
         valid_from: u.profile.validity.from(),
         valid_till: u.profile.validity.till(),
+        login_hours: u.profile.login_hours,
         state,
         has_password: u.has_password,
         password_hash: u.password_hash.clone(),
@@ -259,6 +263,7 @@ pub(crate) fn user_from_user_item(u: UserItem) -> Result<Option<User>, StoreErro
             language: u.language,
             time_zone: u.time_zone,
             validity,
+            login_hours: u.login_hours,
         },
         status,
         has_password: u.has_password,

@@ -904,6 +904,8 @@ pub(crate) const THROTTLE_SK: &str = "THROTTLE";
 pub struct CallerState {
     /// The live user, if any.
     pub user: Option<crate::domain::User>,
+    /// Their tenant, if it exists (its time zone is the user's default one).
+    pub tenant: Option<crate::domain::Tenant>,
     /// Their sign-in record.
     pub sign_in: SignInState,
     /// Whether the token's grant was revoked.
@@ -911,7 +913,8 @@ pub struct CallerState {
 }
 
 impl Store {
-    /// The user, their sign-in record and whether `grant_id` was revoked: one `BatchGetItem`.
+    /// The user, their tenant, their sign-in record and whether `grant_id` was revoked: one
+    /// `BatchGetItem`.
     #[instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
     pub async fn caller_state(
         &self,
@@ -923,18 +926,21 @@ impl Store {
         let mut wanted = vec![
             items::key(pk.clone(), keys::USER_SK),
             items::key(pk.clone(), SIGNIN_SK),
+            items::key(keys::tenant_pk(tenant), keys::TENANT_SK),
         ];
         if let Some(g) = grant_id {
             wanted.push(items::key(keys::family_pk(tenant, g), FAMILY_SK));
         }
         let mut state = CallerState {
             user: None,
+            tenant: None,
             sign_in: SignInState::default(),
             grant_revoked: false,
         };
         for item in self.batch_get(wanted).await? {
             match items::string_attr(&item, "sk") {
                 Some(keys::USER_SK) => state.user = items::user_from_item(item)?,
+                Some(keys::TENANT_SK) => state.tenant = Some(items::tenant_from_item(item)?.0),
                 Some(FAMILY_SK) => state.grant_revoked = item.contains_key("revoked_at"),
                 _ => state.sign_in.absorb(&item)?,
             }
