@@ -133,9 +133,9 @@ fn fixture(filled: Filled) -> (String, Directory) {
                 let user = existing(n, &tenant);
                 w.row([
                     "EDIT",
-                    user.login_id.as_str(),
+                    user.profile.login_id.as_str(),
                     &name,
-                    user.email.as_str(),
+                    user.profile.email.as_str(),
                     "member",
                     "",
                     &groups,
@@ -148,15 +148,15 @@ fn fixture(filled: Filled) -> (String, Directory) {
                     "",
                     "0",
                 ]);
-                users.insert(user.login_id.key().into_owned(), user);
+                users.insert(user.profile.login_id.key().into_owned(), user);
             }
             _ => {
                 let user = existing(n, &tenant);
                 let mut row = [""; Column::ALL.len()];
                 row[0] = "DELETE";
-                row[1] = user.login_id.as_str();
+                row[1] = user.profile.login_id.as_str();
                 w.row(row);
-                users.insert(user.login_id.key().into_owned(), user);
+                users.insert(user.profile.login_id.key().into_owned(), user);
             }
         }
     }
@@ -169,7 +169,7 @@ fn fixture(filled: Filled) -> (String, Directory) {
         active_admins: 1,
         email_owners: users
             .values()
-            .map(|u| (u.email.key().into_owned(), u.id))
+            .map(|u| (u.profile.email.key().into_owned(), u.id))
             .collect(),
         users: users.into_iter().map(|(k, u)| (k, Box::new(u))).collect(),
     };
