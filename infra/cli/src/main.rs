@@ -201,6 +201,23 @@ enum TenantCommand {
         #[arg(long, default_value = "Admin")]
         admin_name: String,
     },
+    /// Change a tenant's token lifetimes (what is not given stays).
+    SignIn {
+        /// The tenant id.
+        id: TenantId,
+        /// Access and ID tokens live this many minutes (1-60).
+        #[arg(long)]
+        access_token_minutes: Option<u32>,
+        /// A refresh family lives at most this many days from sign-in (1-365).
+        #[arg(long)]
+        refresh_absolute_days: Option<u32>,
+        /// A refresh token unused this many days dies (1 to the absolute lifetime).
+        #[arg(long)]
+        refresh_idle_days: Option<u32>,
+        /// Seconds after a rotation in which the previous refresh token still works once (0-60).
+        #[arg(long)]
+        refresh_grace_seconds: Option<u32>,
+    },
     /// Change a tenant's seat limit and billing policy (what is not given stays).
     Billing {
         /// The tenant id.
@@ -331,6 +348,43 @@ async fn main() -> anyhow::Result<()> {
                     "not counted"
                 },
                 seats.used(tenant.billing)
+            );
+            Ok(())
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::SignIn {
+                    id,
+                    access_token_minutes,
+                    refresh_absolute_days,
+                    refresh_idle_days,
+                    refresh_grace_seconds,
+                },
+        } => {
+            let store = store_from_env().await?;
+            let mut policy = store.get_tenant(&id).await?.sign_in;
+            if let Some(v) = access_token_minutes {
+                policy.access_token_minutes = v;
+            }
+            if let Some(v) = refresh_absolute_days {
+                policy.refresh_absolute_days = v;
+            }
+            if let Some(v) = refresh_idle_days {
+                policy.refresh_idle_days = v;
+            }
+            if let Some(v) = refresh_grace_seconds {
+                policy.refresh_grace_seconds = v;
+            }
+            let policy = policy
+                .check()
+                .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field.replace('_', "-")))?;
+            store.set_sign_in_policy(&id, policy).await?;
+            println!(
+                "tenant {id}: access tokens {} min, refresh families {} days, idle refresh tokens {} days, grace {} s",
+                policy.access_token_minutes,
+                policy.refresh_absolute_days,
+                policy.refresh_idle_days,
+                policy.refresh_grace_seconds
             );
             Ok(())
         }

@@ -303,6 +303,39 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
         settings.contains("seat limit 1, invited users not counted, seats in use 1"),
         "{settings}"
     );
+    // Token lifetimes, each bound named when broken.
+    let lifetimes = stack(&[
+        "tenant",
+        "sign-in",
+        "acme",
+        "--refresh-grace-seconds",
+        "0",
+        "--access-token-minutes",
+        "5",
+    ]);
+    assert!(
+        lifetimes.contains(
+            "access tokens 5 min, refresh families 30 days, idle refresh tokens 7 days, grace 0 s"
+        ),
+        "{lifetimes}"
+    );
+    let out = rollcall()
+        .args(["tenant", "sign-in", "acme", "--refresh-grace-seconds", "61"])
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", local::LOCAL_REGION)
+        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
+        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
+        .env("TABLE_NAME", "cli-test")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--refresh-grace-seconds: refresh_grace_seconds must be between 0 and 60"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The admin was created just now, so the last closed month counted nobody.
     let month = rollcall::domain::BillingMonth::last_closed(
         chrono::Utc::now(),

@@ -172,30 +172,74 @@ impl GrantType {
 pub struct RedirectUri(String);
 
 impl RedirectUri {
-    /// Accepts an absolute `https` URI, or an `http` one whose host is a loopback address
-    /// (`127.0.0.1`, `[::1]`: RFC 8252 §7.3; `localhost` is refused as §8.3 advises), without a
-    /// fragment (RFC 6749 §3.1.2) or user info.
+    /// Accepts an absolute `https` URI on a DNS name, or an `http` one on a loopback address
+    /// (`127.0.0.1`, `[::1]`: RFC 8252 §7.3; `localhost` is refused as §8.3 advises), without
+    /// a fragment (RFC 6749 §3.1.2) or user info, in the plain form the OpenAPI document's
+    /// pattern states: a lower-case host whose last label starts with a letter, a port of
+    /// 1–65535 without leading zeros, then a path and query of URI characters other than `%`
+    /// and `#`.
     pub fn parse(s: &str) -> Result<RedirectUri, ClientError> {
         if s.len() > MAX_URI_LEN {
             return Err(ClientError::RedirectUri("longer than 2000 characters"));
         }
-        let url =
-            url::Url::parse(s).map_err(|_| ClientError::RedirectUri("not an absolute URI"))?;
-        if url.fragment().is_some() {
+        let (secure, rest) = if let Some(rest) = s.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = s.strip_prefix("http://") {
+            (false, rest)
+        } else if s.contains("://") || s.starts_with("javascript:") || s.contains(':') {
+            return Err(ClientError::RedirectUri("not https"));
+        } else {
+            return Err(ClientError::RedirectUri("not an absolute URI"));
+        };
+        if s.contains('#') {
             return Err(ClientError::RedirectUri("has a fragment"));
         }
-        if !url.username().is_empty() || url.password().is_some() {
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        if authority.contains('@') {
             return Err(ClientError::RedirectUri("has user info"));
         }
-        match url.scheme() {
-            "https" if url.host().is_some() => {}
-            "http" if is_loopback(&url) => {}
-            "http" => {
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(':') && (!h.starts_with('[') || h.ends_with(']')) => {
+                (h, Some(p))
+            }
+            _ => (authority, None),
+        };
+        let loopback = host == "127.0.0.1" || host == "[::1]";
+        match (secure, loopback) {
+            (false, false) => {
                 return Err(ClientError::RedirectUri(
                     "http on a host that is not loopback",
                 ));
             }
-            _ => return Err(ClientError::RedirectUri("not https")),
+            (true, _) if !is_dns_name(host) => {
+                return Err(ClientError::RedirectUri("not a lower-case DNS name"));
+            }
+            _ => {}
+        }
+        if let Some(p) = port {
+            let ok = !p.is_empty()
+                && !p.starts_with('0')
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
+            if !ok {
+                return Err(ClientError::RedirectUri("not a port"));
+            }
+        }
+        let uri_char = |c: char| c.is_ascii_alphanumeric() || "._~!$&'()*+,;=:@/-".contains(c);
+        let (path, query) = match tail.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (tail, None),
+        };
+        if !path.chars().all(uri_char)
+            || !query.unwrap_or("").chars().all(|c| uri_char(c) || c == '?')
+        {
+            return Err(ClientError::RedirectUri(
+                "has a character outside the plain URI set",
+            ));
+        }
+        if url::Url::parse(s).is_err() {
+            return Err(ClientError::RedirectUri("not an absolute URI"));
         }
         // Kept as written: matching is by exact string (RFC 6749 §3.1.2.3).
         Ok(RedirectUri(s.to_owned()))
@@ -228,6 +272,22 @@ impl RedirectUri {
             && theirs.as_str() == requested
             && mine.as_str() == self.0
     }
+}
+
+/// Lower-case labels of letters, digits and inner hyphens, the last starting with a letter.
+fn is_dns_name(host: &str) -> bool {
+    let labels: Vec<&str> = host.split('.').collect();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    labels.iter().all(|l| label_ok(l))
+        && labels
+            .last()
+            .is_some_and(|l| l.bytes().next().is_some_and(|b| b.is_ascii_lowercase()))
 }
 
 fn is_loopback(url: &url::Url) -> bool {
@@ -305,6 +365,8 @@ mod tests {
             "http://127.0.0.1/cb",
             "http://127.0.0.1:8080/cb",
             "http://[::1]:53111/",
+            "https://b?x=./)",
+            "https://app.example.com:8443",
         ] {
             assert!(RedirectUri::parse(ok).is_ok(), "{ok}");
         }
@@ -326,6 +388,15 @@ mod tests {
             ),
             ("javascript:alert(1)", "not https"),
             ("ftp://example.com/", "not https"),
+            ("https://APP.example.com/cb", "not a lower-case DNS name"),
+            ("https://203.0.113.1/cb", "not a lower-case DNS name"),
+            ("https://t.v.4:5440/", "not a lower-case DNS name"),
+            ("https://app.example.com:0443/cb", "not a port"),
+            ("https://app.example.com:70000/cb", "not a port"),
+            (
+                "https://app.example.com/c%20b",
+                "has a character outside the plain URI set",
+            ),
         ] {
             assert_eq!(
                 RedirectUri::parse(bad),

@@ -1102,3 +1102,32 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Replaces a tenant's token lifetimes (checked by the caller against
+    /// [`crate::domain::SignInPolicy::check`]).
+    #[instrument(skip_all, fields(tenant_id = %tenant))]
+    pub async fn set_sign_in_policy(
+        &self,
+        tenant: &TenantId,
+        policy: crate::domain::SignInPolicy,
+    ) -> Result<(), StoreError> {
+        let value = serde_dynamo::to_attribute_value(policy)
+            .map_err(|e| StoreError::Corrupt(format!("sign-in policy: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(keys::tenant_pk(tenant), keys::TENANT_SK)))
+            .update_expression("SET sign_in = :p")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":p", value)
+            .send()
+            .await;
+        if condition_held(result)? {
+            Ok(())
+        } else {
+            Err(StoreError::TenantNotFound)
+        }
+    }
+}
