@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < infra/requirements-dev.txt | cut -d'
 # Extra arguments for `rollcall dev`, e.g. make dev ARGS="--port 8080".
 ARGS ?=
 
-.PHONY: dev demo test tools fmt-check clippy unit-and-e2e other-dates api-fuzz template-lint bench build clean
+.PHONY: dev demo test tools browser-tools fmt-check clippy unit-and-e2e other-dates api-fuzz template-lint bench build clean
 
 # Where `make build` builds for: arm64 (the template's default) or x86_64.
 ARCH ?= arm64
@@ -57,8 +57,27 @@ fmt-check:
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
+## The browser tests' tools: Debian's Chromium and ChromeDriver (apt-get, when missing) and
+## axe-core (npm, pinned by tests/browser/package-lock.json).
+BROWSER_STAMP := tests/browser/node_modules/.installed-$(shell cksum < tests/browser/package-lock.json | cut -d' ' -f1)
+$(BROWSER_STAMP): tests/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is required for the browser tests (axe-core): apt-get install npm"; exit 1; }
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	@rm -f tests/browser/node_modules/.installed-* && touch $@
+
+## (A Japanese font, too, so the pages' screenshots show their Japanese.)
+BROWSER_PACKAGES := chromium chromium-driver fonts-ipafont-gothic
+browser-tools: $(BROWSER_STAMP)
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ -z "$$(fc-list :lang=ja 2>/dev/null)" ]; then \
+	  echo "Installing Debian's $(BROWSER_PACKAGES) for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null; }; \
+	  else sudo apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null; fi; \
+	fi
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { echo "Chromium could not be installed: run 'apt-get install $(BROWSER_PACKAGES)' as root, then make test again"; exit 1; }
+
 # Unit, property, doc and end-to-end tests; ends with one line counting them all.
-unit-and-e2e: $(STAMP)
+unit-and-e2e: $(STAMP) browser-tools
 	@mkdir -p target
 	set -o pipefail; ROLLCALL_PYTHON=$(abspath $(PY)) cargo test --workspace 2>&1 | tee target/test-output.txt
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.txt

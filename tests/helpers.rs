@@ -27,6 +27,7 @@ use users_api::imports::ImportQueue;
 use users_api::{AppState, Limits, app};
 
 pub mod runtime_api;
+pub mod webdriver;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

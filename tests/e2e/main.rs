@@ -4,6 +4,7 @@
 mod access;
 mod api_tokens;
 mod billing;
+mod browser;
 mod clients;
 mod concurrency;
 mod errors;
