@@ -14,8 +14,8 @@ use rollcall_e2e::{TestApp, assert_problem, spawn_app_with_clock, status_and_jso
 use serde_json::{Value, json};
 
 use crate::signin::{
-    PASSWORD, REDIRECT, browser, location_params, pkce, public_client, set_cookies, sign_in,
-    sign_in_with, token_request, user_with_role,
+    PASSWORD, browser, exchange, location_params, pkce, public_client, refresh_with, set_cookies,
+    sign_in, sign_in_with, user_with_role,
 };
 
 /// Signs `login` in with `scope`; returns the token response.
@@ -33,17 +33,7 @@ async fn tokens_for(app: &TestApp, client: &Client, login: &str, scope: &str) ->
     .await;
     assert_eq!(resp.status(), 303, "{login} signs in");
     let code = location_params(&resp)["code"].clone();
-    let (status, body) = token_request(
-        app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &client.id.to_string()),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (status, body) = exchange(app, client, &code, &verifier).await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -151,15 +141,7 @@ async fn signing_out_everywhere_ends_access_tokens_refresh_tokens_and_sessions_a
         "token_revoked",
     )
     .await;
-    let (status, _) = token_request(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", body["refresh_token"].as_str().unwrap()),
-            ("client_id", &client.id.to_string()),
-        ],
-    )
-    .await;
+    let (status, _) = refresh_with(&app, &client, body["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 400, "the refresh family is void");
     let again = browser()
         .get(format!(
@@ -511,15 +493,7 @@ async fn outside_login_hours_sign_in_refresh_and_api_calls_are_refused() {
         "token_revoked",
     )
     .await;
-    let (status, _) = token_request(
-        &app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", body["refresh_token"].as_str().unwrap()),
-            ("client_id", &client.id.to_string()),
-        ],
-    )
-    .await;
+    let (status, _) = refresh_with(&app, &client, body["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 400);
     let (_, challenge) = pkce();
     let refused = sign_in(&app, &browser(), &client, &challenge, "kinmu", PASSWORD).await;
@@ -585,17 +559,7 @@ async fn outside_the_validity_window_nobody_signs_in_and_an_old_code_is_dead() {
     let code = location_params(&resp)["code"].clone();
     // A code lives 60 seconds.
     clock.advance(chrono::Duration::seconds(61));
-    let (status, body) = token_request(
-        &app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &client.id.to_string()),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (status, body) = exchange(&app, &client, &code, &verifier).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))

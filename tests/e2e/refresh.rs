@@ -13,8 +13,8 @@ use rollcall_e2e::{TestApp, spawn_app_with_clock};
 use serde_json::Value;
 
 use crate::signin::{
-    PASSWORD, REDIRECT, SIGNED_OUT, browser, location_params, member, pkce, public_client,
-    set_cookies, sign_in_with, token_request,
+    PASSWORD, REDIRECT, SIGNED_OUT, browser, exchange, location_params, member, pkce,
+    public_client, refresh_with, set_cookies, sign_in_with, token_request,
 };
 
 struct Signed {
@@ -45,31 +45,13 @@ async fn tokens(s: &Signed, scope: &str) -> Value {
     )
     .await;
     let code = location_params(&resp)["code"].clone();
-    let (status, body) = token_request(
-        &s.app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &s.client.id.to_string()),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (status, body) = exchange(&s.app, &s.client, &code, &verifier).await;
     assert_eq!(status, 200, "{body}");
     body
 }
 
 async fn refresh(s: &Signed, token: &str) -> (u16, Value) {
-    token_request(
-        &s.app,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", token),
-            ("client_id", &s.client.id.to_string()),
-        ],
-    )
-    .await
+    refresh_with(&s.app, &s.client, token).await
 }
 
 fn refresh_token(body: &Value) -> String {
@@ -269,17 +251,7 @@ async fn logout_with_a_hint_ends_the_session_and_returns_only_to_a_registered_ur
     .await;
     let session = set_cookies(&resp)["rollcall_session_acme"].clone();
     let code = location_params(&resp)["code"].clone();
-    let (_, body) = token_request(
-        &s.app,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &s.client.id.to_string()),
-            ("code_verifier", &verifier),
-        ],
-    )
-    .await;
+    let (_, body) = exchange(&s.app, &s.client, &code, &verifier).await;
     let id_token = body["id_token"].as_str().unwrap().to_owned();
     let cookie = format!("rollcall_session_acme={session}");
     let logout = |query: String| {

@@ -227,6 +227,34 @@ pub async fn token_request(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value)
     (status, resp.json().await.unwrap())
 }
 
+/// Redeems `code` for `client` (a public client) with `verifier`.
+pub async fn exchange(app: &TestApp, client: &Client, code: &str, verifier: &str) -> (u16, Value) {
+    token_request(
+        app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &client.id.to_string()),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+/// Refreshes with `token` as `client`.
+pub async fn refresh_with(app: &TestApp, client: &Client, token: &str) -> (u16, Value) {
+    token_request(
+        app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", &client.id.to_string()),
+        ],
+    )
+    .await
+}
+
 fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
@@ -314,17 +342,7 @@ async fn a_member_signs_in_with_login_id_or_email_in_any_case_and_the_tokens_ver
         let params = location_params(&resp);
         assert_eq!(params["state"], "st-1");
         assert_eq!(params["iss"], iss);
-        let (status, body) = token_request(
-            &app,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &params["code"]),
-                ("redirect_uri", REDIRECT),
-                ("client_id", &client.id.to_string()),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+        let (status, body) = exchange(&app, &client, &params["code"], &verifier).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["token_type"], "Bearer");
         let id_token = body["id_token"].as_str().unwrap();

@@ -151,30 +151,24 @@ pub async fn token(
         .map_err(|name| invalid_request(format!("{name} is repeated (RFC 6749 §3.1)")))?;
     let tenant = tenant(&state, &raw).await?;
     let client = authenticate_client(&state, &tenant, &headers, &p).await?;
-    match p.get("grant_type") {
-        Some("authorization_code") => {
-            if !client.allows(GrantType::AuthorizationCode) {
-                return Err(OAuthError::new(
-                    OAuthCode::UnauthorizedClient,
-                    "the client may not use authorization_code",
-                ));
-            }
-            authorization_code(&state, &tenant, &client, &p).await
-        }
-        Some("refresh_token") => {
-            if !client.allows(GrantType::RefreshToken) {
-                return Err(OAuthError::new(
-                    OAuthCode::UnauthorizedClient,
-                    "the client may not use refresh_token",
-                ));
-            }
-            refresh(&state, &tenant, &client, &p).await
-        }
-        Some(_) => Err(OAuthError::new(
-            OAuthCode::UnsupportedGrantType,
-            "grant_type must be authorization_code or refresh_token",
-        )),
-        None => Err(invalid_request("grant_type is required")),
+    let grant = match p.get("grant_type") {
+        None => return Err(invalid_request("grant_type is required")),
+        Some(g) => GrantType::parse(g).map_err(|_| {
+            OAuthError::new(
+                OAuthCode::UnsupportedGrantType,
+                "grant_type must be authorization_code or refresh_token",
+            )
+        })?,
+    };
+    if !client.allows(grant) {
+        return Err(OAuthError::new(
+            OAuthCode::UnauthorizedClient,
+            format!("the client may not use {}", grant.as_str()),
+        ));
+    }
+    match grant {
+        GrantType::AuthorizationCode => authorization_code(&state, &tenant, &client, &p).await,
+        GrantType::RefreshToken => refresh(&state, &tenant, &client, &p).await,
     }
 }
 
