@@ -464,3 +464,21 @@ pub fn sqs_event(message_id: &str, body: &str) -> bulk_import::SqsEvent {
     }]}))
     .expect("the SQS event shape")
 }
+
+/// A PKCE verifier and its S256 challenge (RFC 7636), as a client makes them.
+pub fn pkce() -> (String, String) {
+    let verifier = rollcall::domain::SecretToken::mint()
+        .expect("randomness")
+        .expose()
+        .to_owned();
+    let challenge = rollcall::oidc::pkce::s256(&verifier);
+    (verifier, challenge)
+}
+
+/// The value of the input `name="{field}"` in a page, as a browser would submit it.
+pub fn hidden_value(html: &str, field: &str) -> Option<String> {
+    let marker = format!("name=\"{field}\" value=\"");
+    let at = html.find(&marker)? + marker.len();
+    let len = html[at..].find('"')?;
+    Some(html[at..at + len].replace("&amp;", "&"))
+}

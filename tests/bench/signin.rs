@@ -9,18 +9,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use reqwest::header;
 use rollcall::domain::{
-    DisplayName, Email, LoginId, PasswordHash, PasswordPolicy, Profile, Role, SecretToken, Status,
-    User, UserId,
+    DisplayName, Email, LoginId, PasswordHash, PasswordPolicy, Profile, Role, Status, User, UserId,
 };
 use rollcall::oidc::{AuthMethod, Client, ClientId, GrantType, KeySet, RedirectUri, SigningKey};
-use rollcall_e2e::{TestApp, machine, spawn_app, write_benchmark_section};
+use rollcall_e2e::{TestApp, hidden_value, machine, pkce, spawn_app, write_benchmark_section};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 const PASSWORD: &str = "Tr0ub4dor&3";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
@@ -34,12 +30,6 @@ fn describe(counts: &BTreeMap<String, u64>) -> String {
         .map(|(op, n)| format!("{n} × {op}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn hidden(html: &str, field: &str) -> String {
-    let marker = format!("name=\"{field}\" value=\"");
-    let at = html.find(&marker).expect(field) + marker.len();
-    html[at..at + html[at..].find('"').unwrap()].replace("&amp;", "&")
 }
 
 struct Flow {
@@ -80,7 +70,7 @@ impl Flow {
             "code_challenge_method",
         ]
         .iter()
-        .map(|f| (f.to_string(), hidden(&html, f)))
+        .map(|f| (f.to_string(), hidden_value(&html, f).expect(f)))
         .collect();
         form.push(("csrf".into(), csrf.clone()));
         form.push(("login".into(), "bench".into()));
@@ -182,8 +172,7 @@ async fn main() {
 
     // Requests, step by step. The first token an instance issues opens the key (one KMS
     // Decrypt); it is counted separately, then every step is measured warm.
-    let verifier = SecretToken::mint().unwrap().expose().to_owned();
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let (verifier, challenge) = pkce();
     let scope = "openid rollcall offline_access";
     let (csrf, form) = flow.page(&challenge, scope).await;
     let code = flow.submit(&csrf, &form).await;

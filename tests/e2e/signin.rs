@@ -10,13 +10,11 @@ use chrono::Utc;
 use reqwest::header;
 use rollcall::clock::ManualClock;
 use rollcall::domain::{
-    DisplayName, Email, LoginId, PasswordHash, PasswordPolicy, Profile, Role, SecretToken, Status,
-    User, UserId,
+    DisplayName, Email, LoginId, PasswordHash, PasswordPolicy, Profile, Role, Status, User, UserId,
 };
 use rollcall::oidc::{AuthMethod, Client, ClientId, GrantType, RedirectUri};
 use rollcall_e2e::{TestApp, spawn_app, spawn_app_with_clock};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 pub const PASSWORD: &str = "Tr0ub4dor&3";
@@ -75,19 +73,7 @@ pub async fn public_client(app: &TestApp) -> Client {
     client
 }
 
-/// A PKCE verifier and its S256 challenge.
-pub fn pkce() -> (String, String) {
-    let verifier = SecretToken::mint().unwrap().expose().to_owned();
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-/// The value of `name="{field}" value="…"` in a page.
-pub fn hidden_value(html: &str, field: &str) -> Option<String> {
-    let at = html.find(&format!("name=\"{field}\" value=\""))?;
-    let rest = &html[at + field.len() + 15..];
-    Some(rest[..rest.find('"')?].replace("&amp;", "&"))
-}
+pub use rollcall_e2e::{hidden_value, pkce};
 
 /// The cookies a response sets, by name.
 pub fn set_cookies(resp: &reqwest::Response) -> HashMap<String, String> {

@@ -345,7 +345,7 @@ async fn authorize(state: AuthState, raw: String, params: Vec<u8>, headers: Head
         },
     };
     let login = req.login_hint.clone().unwrap_or_default();
-    let mut resp = sign_in_page(&state, &tenant, &req, &params, lang, &csrf, &login, None);
+    let mut resp = sign_in_page(&tenant, &req, &params, lang, &csrf, &login, None);
     session::set(
         resp.headers_mut(),
         state.secure(),
@@ -396,9 +396,7 @@ async fn current_session(
     Ok(Some((session, user)))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn sign_in_page(
-    state: &AuthState,
     tenant: &Tenant,
     req: &AuthRequest,
     params: &Params,
@@ -445,7 +443,6 @@ fn sign_in_page(
         css_href: SignInPage::css_for(tenant.id.as_str()),
         languages,
     };
-    let _ = state;
     pages::render(
         StatusCode::OK,
         &page,
@@ -485,16 +482,7 @@ pub async fn signin(
         Ok(u) => u,
         Err(signin::SignInError::Refused) => {
             let t = SignInText::of(lang);
-            return sign_in_page(
-                &state,
-                &tenant,
-                &req,
-                &params,
-                lang,
-                &csrf,
-                login,
-                Some(t.failed),
-            );
+            return sign_in_page(&tenant, &req, &params, lang, &csrf, login, Some(t.failed));
         }
         Err(signin::SignInError::Store(e)) => return PageError::from(e).render(lang),
         Err(signin::SignInError::Hash(e)) => return PageError::internal(e, false).render(lang),

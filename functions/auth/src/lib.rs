@@ -27,7 +27,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::http::Method;
+use axum::routing::{MethodRouter, get, post};
 use rollcall::config::{self, ConfigError, StoreConfig};
 use rollcall::domain::TenantId;
 use rollcall::store::Store;
@@ -131,47 +132,52 @@ impl AuthConfig {
     }
 }
 
-/// Every route, in axum syntax; the template's events and the local stack's dispatch are
-/// checked against this list.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/t/{tenant}/.well-known/openid-configuration"),
-    ("GET", "/t/{tenant}/jwks.json"),
-    ("GET", "/t/{tenant}/authorize"),
-    ("POST", "/t/{tenant}/authorize"),
-    ("POST", "/t/{tenant}/signin"),
-    ("POST", "/t/{tenant}/token"),
-    ("POST", "/t/{tenant}/revoke"),
-    ("GET", "/t/{tenant}/logout"),
-    ("POST", "/t/{tenant}/logout"),
-    ("GET", "/t/{tenant}/userinfo"),
-    ("POST", "/t/{tenant}/userinfo"),
-    ("GET", "/t/{tenant}/assets/rollcall.css"),
-];
+/// Every route: method, path (axum syntax) and handler. The router is folded from this table,
+/// and the template's events are checked against it.
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AuthState>)> {
+    vec![
+        (
+            Method::GET,
+            "/t/{tenant}/.well-known/openid-configuration",
+            get(discovery::configuration),
+        ),
+        (Method::GET, "/t/{tenant}/jwks.json", get(discovery::jwks)),
+        (
+            Method::GET,
+            "/t/{tenant}/authorize",
+            get(authorize::authorize_get),
+        ),
+        (
+            Method::POST,
+            "/t/{tenant}/authorize",
+            post(authorize::authorize_post),
+        ),
+        (Method::POST, "/t/{tenant}/signin", post(authorize::signin)),
+        (Method::POST, "/t/{tenant}/token", post(token::token)),
+        (Method::POST, "/t/{tenant}/revoke", post(token::revoke)),
+        (Method::GET, "/t/{tenant}/logout", get(logout::logout_get)),
+        (
+            Method::POST,
+            "/t/{tenant}/logout",
+            post(logout::logout_post),
+        ),
+        (Method::GET, "/t/{tenant}/userinfo", get(token::userinfo)),
+        (Method::POST, "/t/{tenant}/userinfo", post(token::userinfo)),
+        (
+            Method::GET,
+            "/t/{tenant}/assets/rollcall.css",
+            get(pages::stylesheet),
+        ),
+    ]
+}
 
 /// The router.
 pub fn app(state: AuthState) -> Router {
-    Router::new()
-        .route(
-            "/t/{tenant}/.well-known/openid-configuration",
-            get(discovery::configuration),
-        )
-        .route("/t/{tenant}/jwks.json", get(discovery::jwks))
-        .route(
-            "/t/{tenant}/authorize",
-            get(authorize::authorize_get).post(authorize::authorize_post),
-        )
-        .route("/t/{tenant}/signin", post(authorize::signin))
-        .route("/t/{tenant}/token", post(token::token))
-        .route("/t/{tenant}/revoke", post(token::revoke))
-        .route(
-            "/t/{tenant}/logout",
-            get(logout::logout_get).post(logout::logout_post),
-        )
-        .route(
-            "/t/{tenant}/userinfo",
-            get(token::userinfo).post(token::userinfo),
-        )
-        .route("/t/{tenant}/assets/rollcall.css", get(pages::stylesheet))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |r, (_, path, handler)| {
+            r.route(path, handler)
+        })
         .fallback(|| async { error::PageError::NotFound })
         .with_state(state)
 }

@@ -204,11 +204,6 @@ impl KeySet {
     pub fn jwks(&self) -> serde_json::Value {
         serde_json::json!({ "keys": self.keys.iter().map(|(k, _)| k).collect::<Vec<_>>() })
     }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -158,6 +158,20 @@ pub fn verify_access(
     Ok(claims)
 }
 
+/// Verifies an access token of `issuer` for any audience, past its expiry too: what revocation
+/// (RFC 7009) needs, since an expired token's grant lives on.
+pub fn verify_access_of_any_age(
+    token: &str,
+    keys: &KeySet,
+    issuer: &str,
+) -> Result<AccessClaims, VerifyError> {
+    let claims: AccessClaims = verify(token, keys, TokenKind::Access)?;
+    if claims.iss != issuer {
+        return Err(VerifyError::WrongParty);
+    }
+    Ok(claims)
+}
+
 /// Verifies an access token presented to rollcall's own API at `base` (`PUBLIC_BASE_URL`):
 /// issued by the issuer of the tenant it names (`{base}/t/{tenant}`) for the audience `base`,
 /// so a token any tenant issued for an application is refused, as is one naming a tenant other
@@ -349,6 +363,26 @@ mod tests {
         assert!(!looks_like_access_token(
             &sign(&key, TokenKind::Id, &access(NOW)).unwrap()
         ));
+    }
+
+    #[test]
+    fn revocation_reads_an_expired_token_of_its_own_issuer_only() {
+        let key = SigningKey::generate().unwrap();
+        let keys = KeySet::new(vec![key.public().clone()]).unwrap();
+        let old = AccessClaims {
+            exp: NOW - 86_400,
+            ..access(NOW - 90_000)
+        };
+        let t = sign(&key, TokenKind::Access, &old).unwrap();
+        assert_eq!(verify_access(&t, &keys, expect(NOW)), Err(VerifyError::Expired));
+        assert_eq!(
+            verify_access_of_any_age(&t, &keys, "https://id.example.com/t/acme"),
+            Ok(old)
+        );
+        assert_eq!(
+            verify_access_of_any_age(&t, &keys, "https://id.example.com/t/globex"),
+            Err(VerifyError::WrongParty)
+        );
     }
 
     #[test]

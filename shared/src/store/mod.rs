@@ -426,6 +426,18 @@ impl Store {
         Ok(out.item)
     }
 
+    /// Deletes the item at `pk`/`sk`, if there is one.
+    pub(crate) async fn delete_at(&self, pk: String, sk: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(pk, sk)))
+            .send()
+            .await
+            .map_err(StoreError::aws)?;
+        Ok(())
+    }
+
     /// Sends `query` page after page to the last, handing every item to `each`; returns the
     /// number of pages (requests).
     pub(crate) async fn query_all(

@@ -948,27 +948,8 @@ impl Store {
         Ok(state)
     }
 
-    /// A user's sign-in record alone.
-    pub async fn sign_in_state(
-        &self,
-        tenant: &TenantId,
-        user: &UserId,
-    ) -> Result<SignInState, StoreError> {
-        let pk = keys::user_pk(tenant, user);
-        let mut state = SignInState::default();
-        for item in self
-            .batch_get(vec![
-                items::key(pk.clone(), SIGNIN_SK),
-                items::key(pk, THROTTLE_SK),
-            ])
-            .await?
-        {
-            state.absorb(&item)?;
-        }
-        Ok(state)
-    }
-
-    /// Records a successful sign-in at `at`, and clears the failure counter.
+    /// Records a successful sign-in at `at`, and clears the failure counter (the two writes
+    /// at once: they touch different items).
     #[instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
     pub async fn record_sign_in(
         &self,
@@ -976,24 +957,10 @@ impl Store {
         user: &UserId,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let pk = keys::user_pk(tenant, user);
-        self.client
-            .update_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(items::key(pk.clone(), SIGNIN_SK)))
-            .update_expression("SET entity = :e, last_signed_in_at = :at")
-            .expression_attribute_values(":e", AttributeValue::S("sign_in".into()))
-            .expression_attribute_values(":at", AttributeValue::S(at.to_rfc3339()))
-            .send()
-            .await
-            .map_err(StoreError::aws)?;
-        self.client
-            .delete_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(items::key(pk, THROTTLE_SK)))
-            .send()
-            .await
-            .map_err(StoreError::aws)?;
+        tokio::try_join!(
+            self.stamp_sign_in(tenant, user, "last_signed_in_at", at),
+            self.delete_at(keys::user_pk(tenant, user), THROTTLE_SK),
+        )?;
         Ok(())
     }
 
@@ -1005,11 +972,23 @@ impl Store {
         user: &UserId,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.stamp_sign_in(tenant, user, "revoked_before", at).await
+    }
+
+    /// Sets one instant of the user's sign-in record.
+    async fn stamp_sign_in(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        attribute: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(self.table.as_ref())
             .set_key(Some(items::key(keys::user_pk(tenant, user), SIGNIN_SK)))
-            .update_expression("SET entity = :e, revoked_before = :at")
+            .update_expression("SET entity = :e, #at = :at")
+            .expression_attribute_names("#at", attribute)
             .expression_attribute_values(":e", AttributeValue::S("sign_in".into()))
             .expression_attribute_values(":at", AttributeValue::S(at.to_rfc3339()))
             .send()
@@ -1092,14 +1071,8 @@ impl Store {
     /// Clears a user's failure counter and lock (an admin's unlock).
     #[instrument(skip_all, fields(tenant_id = %tenant, user_id = %user))]
     pub async fn clear_lock(&self, tenant: &TenantId, user: &UserId) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(self.table.as_ref())
-            .set_key(Some(items::key(keys::user_pk(tenant, user), THROTTLE_SK)))
-            .send()
+        self.delete_at(keys::user_pk(tenant, user), THROTTLE_SK)
             .await
-            .map_err(StoreError::aws)?;
-        Ok(())
     }
 }
 
