@@ -374,7 +374,10 @@ mod tests {
             ..access(NOW - 90_000)
         };
         let t = sign(&key, TokenKind::Access, &old).unwrap();
-        assert_eq!(verify_access(&t, &keys, expect(NOW)), Err(VerifyError::Expired));
+        assert_eq!(
+            verify_access(&t, &keys, expect(NOW)),
+            Err(VerifyError::Expired)
+        );
         assert_eq!(
             verify_access_of_any_age(&t, &keys, "https://id.example.com/t/acme"),
             Ok(old)
