@@ -9,6 +9,7 @@
 //! edge, and hand those to the store; nothing past the edge re-validates.
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod clock;
 pub mod config;
 pub mod csv;

@@ -500,7 +500,10 @@ async fn when_invited_users_are_not_billed_accepting_an_invitation_takes_the_sea
     }
     let accept = |link: String| {
         app.http
-            .post(format!("{link}/accept"))
+            .post(format!(
+                "{}/accept",
+                rollcall_cli::mail::invitation_api_url(&link)
+            ))
             .json(&json!({"password": "Sakura#2026"}))
             .send()
     };

@@ -14,6 +14,7 @@ use reqwest::Method;
 use rollcall::clock::{Clock, ManualClock};
 use rollcall::domain::InvitationStatus;
 use rollcall::domain::{InvitationToken, UserId};
+use rollcall_cli::mail::invitation_api_url;
 use rollcall_e2e::{
     TestApp, assert_problem, inject_ses_fault, mail_to, spawn_app, spawn_app_with_clock,
     status_and_json, unique_address, workspace_root,
@@ -46,12 +47,12 @@ async fn newest_link(address: &str) -> String {
 }
 
 async fn check(app: &TestApp, link: &str) -> (u16, Value) {
-    status_and_json(app.http.get(link).send().await.unwrap()).await
+    status_and_json(app.http.get(invitation_api_url(link)).send().await.unwrap()).await
 }
 
 async fn accept(app: &TestApp, link: &str, password: &str) -> reqwest::Response {
     app.http
-        .post(format!("{link}/accept"))
+        .post(format!("{}/accept", invitation_api_url(link)))
         .json(&json!({ "password": password }))
         .send()
         .await
@@ -93,7 +94,7 @@ async fn creating_a_user_sends_exactly_one_mail_whose_link_sets_the_password() {
     assert_eq!(mail[0].source, rollcall_e2e::TEST_SENDER);
     let link = newest_link(&email).await;
     assert!(
-        link.starts_with(&format!("{}/invitations/", app.base)),
+        link.starts_with(&format!("{}/t/acme/invitations/", app.base)),
         "{link}"
     );
     assert!(
@@ -367,7 +368,7 @@ async fn each_password_rule_is_enforced_and_every_broken_rule_is_listed() {
     for (password, code) in cases {
         let resp = app
             .http
-            .post(format!("{link}/accept"))
+            .post(format!("{}/accept", invitation_api_url(&link)))
             .header("accept-language", "ja")
             .json(&json!({ "password": password }))
             .send()

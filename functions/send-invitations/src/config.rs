@@ -2,20 +2,27 @@
 
 use chrono::Duration;
 use rollcall::config::{self, ConfigError, StoreConfig};
-use rollcall::domain::Email;
+use rollcall::domain::{Email, MailKind, TenantId};
 
 /// Default lifetime of an invitation link, in hours.
 pub const DEFAULT_EXPIRY_HOURS: i64 = 72;
+/// Default lifetime of a password-reset link, in minutes.
+pub const DEFAULT_RESET_MINUTES: i64 = 60;
+/// Lifetime of a sign-in code, in minutes (ASVS 5.0 §6.6.2 asks for at most 10).
+pub const CODE_MINUTES: i64 = 10;
 
 /// Mail settings of the sender.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
     /// The verified SES identity mail is sent from (`SENDER_ADDRESS`).
     pub sender_address: String,
-    /// Where links point: `{APP_BASE_URL}/invitations/{token}` (`APP_BASE_URL`, no trailing `/`).
+    /// Where links point: the hosted pages at `{APP_BASE_URL}/t/{tenant}/invitations/{token}`
+    /// and `…/reset/{token}` (`APP_BASE_URL`, no trailing `/`; normally `PUBLIC_BASE_URL`).
     pub app_base_url: String,
-    /// How long a link works (`INVITATION_EXPIRY_HOURS`, 1 to 720, default 72).
+    /// How long an invitation link works (`INVITATION_EXPIRY_HOURS`, 1 to 720, default 72).
     pub link_validity: Duration,
+    /// How long a reset link works (`RESET_LINK_MINUTES`, 5 to 1440, default 60).
+    pub reset_validity: Duration,
     /// An SES configuration set for delivery events (`SES_CONFIGURATION_SET`, optional).
     pub configuration_set: Option<String>,
     /// Mails sent at once within a batch (`SEND_CONCURRENCY`, default 4).
@@ -51,12 +58,32 @@ impl SenderConfig {
             sender_address: sender.as_str().to_owned(),
             app_base_url: base.to_owned(),
             link_validity: Duration::hours(expiry_hours),
+            reset_validity: Duration::minutes(DEFAULT_RESET_MINUTES),
             configuration_set: None,
             concurrency: 4,
         })
     }
 
-    /// Reads `SENDER_ADDRESS`, `APP_BASE_URL`, `INVITATION_EXPIRY_HOURS`,
+    /// How long a mail of `kind` works.
+    pub fn validity(&self, kind: MailKind) -> Duration {
+        match kind {
+            MailKind::Invitation => self.link_validity,
+            MailKind::Reset => self.reset_validity,
+            MailKind::Code => Duration::minutes(CODE_MINUTES),
+        }
+    }
+
+    /// The link a mail of `kind` carries: the hosted page of the tenant (a code has none).
+    pub fn link(&self, kind: MailKind, tenant: &TenantId, secret: &str) -> String {
+        let page = match kind {
+            MailKind::Invitation => "invitations",
+            MailKind::Reset => "reset",
+            MailKind::Code => return String::new(),
+        };
+        format!("{}/t/{tenant}/{page}/{secret}", self.app_base_url)
+    }
+
+    /// Reads `SENDER_ADDRESS`, `APP_BASE_URL`, `INVITATION_EXPIRY_HOURS`, `RESET_LINK_MINUTES`,
     /// `SES_CONFIGURATION_SET` and `SEND_CONCURRENCY`, and `TABLE_NAME` for the store.
     pub fn from_env() -> Result<(StoreConfig, SenderConfig), ConfigError> {
         let store = StoreConfig::from_env()?;
@@ -66,6 +93,14 @@ impl SenderConfig {
             config::parsed("INVITATION_EXPIRY_HOURS")?.unwrap_or(DEFAULT_EXPIRY_HOURS),
         )?;
         settings.configuration_set = config::optional("SES_CONFIGURATION_SET");
+        let reset: i64 = config::parsed("RESET_LINK_MINUTES")?.unwrap_or(DEFAULT_RESET_MINUTES);
+        if !(5..=1440).contains(&reset) {
+            return Err(ConfigError::Invalid {
+                name: "RESET_LINK_MINUTES",
+                reason: "must be from 5 to 1440".into(),
+            });
+        }
+        settings.reset_validity = Duration::minutes(reset);
         settings.concurrency = config::parsed("SEND_CONCURRENCY")?
             .unwrap_or(4)
             .clamp(1, 32);

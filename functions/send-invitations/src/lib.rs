@@ -34,9 +34,10 @@ use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use lambda_runtime::LambdaEvent;
 use rollcall::domain::{
-    Invitation, InvitationId, InvitationStatus, InvitationToken, Status, Tenant, TenantId, UserId,
+    Invitation, InvitationId, InvitationStatus, InvitationToken, MailKind, OneTimeCode, Status,
+    Tenant, TenantId, UserId,
 };
-use rollcall::mail::InvitationMail;
+use rollcall::mail::{AccountMail, MailAction};
 use rollcall::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
@@ -392,10 +393,22 @@ impl Sender {
         };
 
         let now = self.store.clock().now();
-        let token = InvitationToken::mint().map_err(DeliveryError::Token)?;
-        let digest = token.digest();
-        let link_expires_at = now + self.settings.link_validity;
+        let kind = invitation.kind();
+        let link_expires_at = now + self.settings.validity(kind);
         let lease_until = now + Duration::seconds(LEASE_SECONDS);
+        // A link's token, or a code: minted here, only its digest stored.
+        let (secret, digest) = match kind {
+            MailKind::Code => {
+                let code = OneTimeCode::mint().map_err(DeliveryError::Token)?;
+                let digest = code.digest(&invitation.id);
+                (code.expose().to_owned(), digest)
+            }
+            MailKind::Invitation | MailKind::Reset => {
+                let token = InvitationToken::mint().map_err(DeliveryError::Token)?;
+                let digest = token.digest();
+                (token.expose().to_owned(), digest)
+            }
+        };
         if !self
             .store
             .begin_sending(&invitation, &digest, link_expires_at, lease_until)
@@ -404,18 +417,21 @@ impl Sender {
             return Ok(Outcome::Skipped);
         }
 
-        let link = format!(
-            "{}/invitations/{}",
-            self.settings.app_base_url,
-            token.expose()
-        );
-        let mail = InvitationMail {
+        let link = self.settings.link(kind, &tenant.id, &secret);
+        let action = match kind {
+            MailKind::Code => MailAction::Code(&secret),
+            MailKind::Invitation | MailKind::Reset => MailAction::Link {
+                link: &link,
+                inviter_name: inviter.as_deref(),
+            },
+        };
+        let mail = AccountMail {
+            kind,
             language: recipient.profile.language.unwrap_or(tenant.language),
             tenant_name: tenant.name.as_str(),
-            inviter_name: inviter.as_deref(),
             user_name: recipient.profile.name.as_str(),
             login_id: recipient.profile.login_id.as_str(),
-            link: &link,
+            action,
             expires_at: link_expires_at,
             time_zone: recipient
                 .profile
@@ -466,7 +482,7 @@ impl Sender {
                         tracing::error!(error = %e, "mail sent but not recorded");
                     }
                 }
-                tracing::info!(message_id, "invitation sent");
+                tracing::info!(message_id, kind = kind.as_str(), "account mail sent");
                 Ok(Outcome::Sent)
             }
             Err(e) => {

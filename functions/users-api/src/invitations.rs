@@ -11,11 +11,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Duration, Utc};
+use rollcall::account::{self, Link, SetPasswordError};
 use rollcall::domain::{
-    Invitation, InvitationToken, InvitationTrigger, Language, Localized, PasswordHash,
-    PasswordPolicy, PasswordRule, SYMBOLS, Status, Tenant, TokenDigest, TokenState,
+    Invitation, InvitationToken, InvitationTrigger, Language, Localized, MailKind, PasswordPolicy,
+    SYMBOLS, Status, TokenState,
 };
-use rollcall::store::{StoreError, TokenRecord, UserInvitations};
+use rollcall::store::{StoreError, UserInvitations};
 use serde::Serialize;
 
 use crate::AppState;
@@ -43,56 +44,21 @@ impl FromRequestParts<AppState> for TokenParam {
     }
 }
 
-/// A link looked up: its token item, the user's partition, the tenant, and what the link can do.
-struct Link {
-    digest: TokenDigest,
-    token: TokenRecord,
-    found: UserInvitations,
-    tenant: Tenant,
-    state: TokenState,
+/// Looks a link up for the JSON routes: only an invitation's link (reset links belong to the
+/// hosted pages); an unknown one is 404.
+async fn resolve(state: &AppState, token: &InvitationToken) -> Result<Link, ApiError> {
+    match Link::resolve(&state.store, token).await? {
+        Some(link) if link.kind == MailKind::Invitation => Ok(link),
+        _ => Err(ApiError::InvitationNotFound),
+    }
 }
 
-impl Link {
-    async fn resolve(state: &AppState, token: &InvitationToken) -> Result<Link, ApiError> {
-        let digest = token.digest();
-        let record = state
-            .store
-            .token(&digest)
-            .await?
-            .ok_or(ApiError::InvitationNotFound)?;
-        let found = state
-            .store
-            .user_invitations(&record.tenant, &record.user)
-            .await?;
-        let tenant = match state.store.get_tenant(&record.tenant).await {
-            Ok(t) => t,
-            Err(StoreError::TenantNotFound) => return Err(ApiError::InvitationNotFound),
-            Err(e) => return Err(e.into()),
-        };
-        let now = state.store.clock().now();
-        let link_state = TokenState::of(
-            record.used,
-            record.link_expires_at,
-            found.find(&record.invitation),
-            found.user.as_ref(),
-            now,
-        );
-        Ok(Link {
-            digest,
-            token: record,
-            found,
-            tenant,
-            state: link_state,
-        })
-    }
-
-    fn refuse_unless_valid(&self) -> Result<(), ApiError> {
-        match self.state {
-            TokenState::Valid => Ok(()),
-            TokenState::Expired => Err(ApiError::InvitationExpired),
-            TokenState::Used => Err(ApiError::InvitationUsed),
-            TokenState::Revoked => Err(ApiError::InvitationRevoked),
-        }
+fn refusal(link: TokenState) -> ApiError {
+    match link {
+        TokenState::Valid => ApiError::Busy,
+        TokenState::Expired => ApiError::InvitationExpired,
+        TokenState::Used => ApiError::InvitationUsed,
+        TokenState::Revoked => ApiError::InvitationRevoked,
     }
 }
 
@@ -105,27 +71,7 @@ pub struct RuleView {
 
 /// The rules `policy` enforces, described in `lang`.
 pub fn policy_rules(policy: &PasswordPolicy, lang: Language) -> Vec<RuleView> {
-    let mut rules = vec![
-        PasswordRule::TooShort {
-            min: policy.min_length.max(1),
-        },
-        PasswordRule::TooLong {
-            max: policy.max_length,
-        },
-    ];
-    for (on, rule) in [
-        (policy.require_upper, PasswordRule::NeedsUpper),
-        (policy.require_lower, PasswordRule::NeedsLower),
-        (policy.require_digit, PasswordRule::NeedsDigit),
-        (policy.require_symbol, PasswordRule::NeedsSymbol),
-        (true, PasswordRule::DisallowedCharacter),
-        (policy.forbid_login_id, PasswordRule::SameAsLoginId),
-    ] {
-        if on {
-            rules.push(rule);
-        }
-    }
-    rules
+    account::policy_rules(policy)
         .into_iter()
         .map(|r| RuleView {
             code: r.code(),
@@ -190,9 +136,9 @@ pub async fn check_invitation(
     TokenParam(token): TokenParam,
 ) -> Result<Json<LinkView>, ApiError> {
     let lang = request_language(&headers);
-    let link = Link::resolve(&state, &token).await?;
+    let link = resolve(&state, &token).await?;
     let valid = link.state == TokenState::Valid;
-    let user = link.found.user.as_ref().filter(|_| valid);
+    let user = link.user();
     Ok(Json(LinkView {
         status: link.state.as_str(),
         code: link.state.code(),
@@ -227,53 +173,22 @@ pub async fn accept_invitation(
         _ => return Err(ApiError::Validation(problems)),
     };
 
-    let link = Link::resolve(&state, &token).await?;
-    link.refuse_unless_valid()?;
-    let (Some(user), Some(invitation)) = (
-        link.found.user.clone(),
-        link.found.find(&link.token.invitation).cloned(),
-    ) else {
-        return Err(ApiError::InvitationRevoked);
-    };
-    let password = link
-        .tenant
-        .password_policy
-        .check(&candidate, &user.profile.login_id)
-        .map_err(|broken| {
-            ApiError::PasswordRejected(
+    let link = resolve(&state, &token).await?;
+    let saved = match account::set_password(&state.store, &token, &link, &candidate).await {
+        Ok(saved) => saved,
+        Err(SetPasswordError::Link(now)) => return Err(refusal(now)),
+        Err(SetPasswordError::Rejected(broken)) => {
+            return Err(ApiError::PasswordRejected(
                 broken
                     .iter()
                     .map(|rule| FieldProblem::new("password", rule))
                     .collect(),
-            )
-        })?;
-    // argon2id takes tens of milliseconds of CPU and 19 MiB: keep it off the async workers.
-    let hash = tokio::task::spawn_blocking(move || PasswordHash::of(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-
-    let mut after = user.clone();
-    if after.status == Status::Invited {
-        after.status = after.status.activate()?;
-    }
-    after.has_password = true;
-    after.password_hash = Some(hash);
-    let saved = match state
-        .store
-        .accept_invitation(&user, after, &invitation, &link.digest)
-        .await
-    {
-        Ok(saved) => saved,
-        // Something moved between the read and the write: say what the link can do now.
-        Err(StoreError::InvitationChanged | StoreError::VersionConflict) => {
-            let now = Link::resolve(&state, &token).await?;
-            now.refuse_unless_valid()?;
-            return Err(ApiError::Busy);
+            ));
         }
-        Err(e) => return Err(e.into()),
+        Err(SetPasswordError::Busy) => return Err(ApiError::Busy),
+        Err(SetPasswordError::Store(e)) => return Err(e.into()),
+        Err(e @ SetPasswordError::Hash(_)) => return Err(ApiError::internal(e)),
     };
-    tracing::info!(tenant_id = %saved.tenant, user_id = %saved.id, invitation_id = %invitation.id, "invitation accepted");
     Ok(Json(AcceptedView {
         status: saved.status.as_str(),
         login_id: saved.profile.login_id.as_str().to_owned(),

@@ -264,9 +264,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     println!("  Link:    {link}");
 
     step(4, "Accept the invitation with a password");
-    println!("  GET {link}   (is the link valid? does not use it)");
+    println!("  The link opens the invitation page (in a browser: {link});");
+    println!("  the same link as JSON, for teams that build their own pages:");
+    let json_link = mail::invitation_api_url(&link);
+    println!("  GET {json_link}   (is the link valid? does not use it)");
     show(
-        http.get(&link).send().await?,
+        http.get(&json_link).send().await?,
         &[
             "/status",
             "/login_id",
@@ -277,9 +280,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         ],
     )
     .await?;
-    println!("  POST {link}/accept {{\"password\": \"…\"}}");
+    println!("  POST {json_link}/accept {{\"password\": \"…\"}}");
     show(
-        http.post(format!("{link}/accept"))
+        http.post(format!("{json_link}/accept"))
             .json(&json!({"password": "Sakura-2026-spring"}))
             .send()
             .await?,

@@ -142,7 +142,7 @@ impl Stack {
             .with_context(|| format!("listening on 127.0.0.1:{} (try --port)", opts.port))?;
         let api = format!("http://{}", listener.local_addr()?);
 
-        // Invitation links point at the API's own GET /invitations/{token} locally.
+        // Invitation and reset links point at the hosted pages, on the same origin locally.
         local::provision_sender_identity(&sdk, DEV_SENDER_ADDRESS)
             .await
             .context("registering the sender identity")?;

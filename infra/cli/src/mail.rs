@@ -60,6 +60,24 @@ impl SentMail {
         }
         links
     }
+
+    /// The code in a sign-in code mail: the first run of six digits in a `<strong>`.
+    pub fn code(&self) -> Option<String> {
+        self.body.split("<strong>").skip(1).find_map(|part| {
+            let digits = &part[..part.find('<')?];
+            (digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.to_owned())
+        })
+    }
+}
+
+/// The JSON route of an invitation page's link: `{base}/t/{tenant}/invitations/{token}` is
+/// answered as JSON at `{base}/invitations/{token}` (for teams that build their own pages).
+pub fn invitation_api_url(page_link: &str) -> String {
+    match (page_link.find("/t/"), page_link.rfind("/invitations/")) {
+        (Some(t), Some(i)) if t < i => format!("{}{}", &page_link[..t], &page_link[i..]),
+        _ => page_link.to_owned(),
+    }
 }
 
 /// Every message moto at `endpoint` has accepted, oldest first.
@@ -89,6 +107,10 @@ mod tests {
             body: r#"<a href="https://x.example/i/abc?a=1&amp;b=2">x</a> <a href="https://x.example/i/abc?a=1&amp;b=2">y</a>"#.into(),
         };
         assert_eq!(m.links(), vec!["https://x.example/i/abc?a=1&b=2"]);
+        assert_eq!(
+            invitation_api_url("https://id.example/t/acme/invitations/abc"),
+            "https://id.example/invitations/abc"
+        );
         assert!(m.is_to("a@example.com"));
     }
 }

@@ -1,4 +1,7 @@
 //! Invitations: the mail that lets a new user set a password, and the secret link inside it.
+//! The same outbox item carries the other account mails ([`MailKind`]): a password-reset link
+//! and the code of the second sign-in step, so all of them share one path to SES, its
+//! conditional status changes and its retries.
 //!
 //! A token is 256 bits from the operating system's CSPRNG, written base64url (43 characters).
 //! Only its SHA-256 is ever stored, so a copy of the table does not let anyone in. An invitation
@@ -10,7 +13,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Email, InvitationId, Language, Localized, SecretToken, Status, TenantId, User, UserId,
+    Email, InvitationId, Language, Localized, SecretToken, Status, TenantId, TokenDigest, User,
+    UserId,
 };
 
 /// The secret in an invitation link.
@@ -59,7 +63,7 @@ impl InvitationStatus {
     }
 }
 
-/// Why an invitation was created.
+/// Why an outbox item was created. The trigger decides the [`MailKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvitationTrigger {
@@ -69,6 +73,49 @@ pub enum InvitationTrigger {
     Resend,
     /// The user's email address changed.
     EmailChanged,
+    /// The user asked for a reset link on the forgot-password page.
+    PasswordForgotten,
+    /// An admin sent the user a reset link.
+    PasswordResetByAdmin,
+    /// The user passed the password step and is sent the code of the second.
+    SignInCode,
+}
+
+impl InvitationTrigger {
+    /// What the item mails.
+    pub fn kind(self) -> MailKind {
+        match self {
+            InvitationTrigger::Created
+            | InvitationTrigger::Resend
+            | InvitationTrigger::EmailChanged => MailKind::Invitation,
+            InvitationTrigger::PasswordForgotten | InvitationTrigger::PasswordResetByAdmin => {
+                MailKind::Reset
+            }
+            InvitationTrigger::SignInCode => MailKind::Code,
+        }
+    }
+}
+
+/// The account mails rollcall sends, all through the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MailKind {
+    /// A link to set the first password (default life 72 h).
+    Invitation,
+    /// A link to set a new password (default life 1 h).
+    Reset,
+    /// Six digits for the second sign-in step (10 minutes, 5 tries).
+    Code,
+}
+
+impl MailKind {
+    /// Its name in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Invitation => "invitation",
+            MailKind::Reset => "reset",
+            MailKind::Code => "code",
+        }
+    }
 }
 
 /// One invitation of a user (the outbox item).
@@ -100,8 +147,12 @@ pub struct Invitation {
     pub failure: Option<(String, String)>,
     /// The newer invitation that revoked this one.
     pub superseded_by: Option<InvitationId>,
-    /// When it was accepted.
+    /// When it was accepted (the link set a password, the code was entered).
     pub accepted_at: Option<DateTime<Utc>>,
+    /// Wrong codes entered against it (codes only).
+    pub wrong_codes: u32,
+    /// The digest of the secret the sender minted for it (a link's token, a code).
+    pub digest: Option<TokenDigest>,
 }
 
 impl Invitation {
@@ -127,7 +178,14 @@ impl Invitation {
             failure: None,
             superseded_by: None,
             accepted_at: None,
+            wrong_codes: 0,
+            digest: None,
         }
+    }
+
+    /// What it mails.
+    pub fn kind(&self) -> MailKind {
+        self.trigger.kind()
     }
 
     /// The status as people should see it at `now`: a superseded open invitation is revoked, a
@@ -158,17 +216,26 @@ pub enum TokenState {
 
 impl TokenState {
     /// Decides the state of a link from what the store holds: the token's own expiry and use,
-    /// its invitation (if still there) and the user (if still there).
+    /// its invitation (if still there), the user (if still there) and when the user's sessions
+    /// were last revoked (a password change does that). A reset link also dies when the
+    /// password changed after it was made, and works only for an active user.
     pub fn of(
         token_used: bool,
         token_expires_at: DateTime<Utc>,
         invitation: Option<&Invitation>,
         user: Option<&User>,
+        revoked_before: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> TokenState {
         let status = invitation.map(|i| i.effective_status(now));
         if token_used || status == Some(InvitationStatus::Accepted) {
             return TokenState::Used;
+        }
+        if let Some(i) = invitation.filter(|i| i.kind() == MailKind::Reset) {
+            let changed_since = revoked_before.is_some_and(|r| r >= i.created_at);
+            if changed_since || user.is_some_and(|u| u.status != Status::Active) {
+                return TokenState::Revoked;
+            }
         }
         let user_can_accept = user.is_some_and(|u| u.status != Status::Suspended);
         let open = status.is_some_and(InvitationStatus::is_open);
@@ -266,7 +333,7 @@ mod tests {
         let u = user(Status::Invited);
         let i = sent(&u);
         let exp = i.link_expires_at.unwrap();
-        let at = |now| TokenState::of(false, exp, Some(&i), Some(&u), now);
+        let at = |now| TokenState::of(false, exp, Some(&i), Some(&u), None, now);
         assert_eq!(at(t0()), TokenState::Valid);
         assert_eq!(
             at(exp - chrono::Duration::milliseconds(1)),
@@ -289,7 +356,7 @@ mod tests {
             assert_eq!(i.effective_status(t0()), InvitationStatus::Revoked);
             let exp = t0() + chrono::Duration::hours(1);
             assert_eq!(
-                TokenState::of(false, exp, Some(&i), Some(&u), t0()),
+                TokenState::of(false, exp, Some(&i), Some(&u), None, t0()),
                 TokenState::Revoked
             );
         }
@@ -302,11 +369,11 @@ mod tests {
         i.status = InvitationStatus::Accepted;
         let long_ago = t0() - chrono::Duration::days(9);
         assert_eq!(
-            TokenState::of(false, long_ago, Some(&i), None, t0()),
+            TokenState::of(false, long_ago, Some(&i), None, None, t0()),
             TokenState::Used
         );
         assert_eq!(
-            TokenState::of(true, long_ago, None, None, t0()),
+            TokenState::of(true, long_ago, None, None, None, t0()),
             TokenState::Used
         );
     }
@@ -317,11 +384,11 @@ mod tests {
         let i = sent(&u);
         let exp = i.link_expires_at.unwrap();
         assert_eq!(
-            TokenState::of(false, exp, Some(&i), Some(&u), t0()),
+            TokenState::of(false, exp, Some(&i), Some(&u), None, t0()),
             TokenState::Revoked
         );
         assert_eq!(
-            TokenState::of(false, exp, Some(&i), None, t0()),
+            TokenState::of(false, exp, Some(&i), None, None, t0()),
             TokenState::Revoked
         );
     }
@@ -333,12 +400,37 @@ mod tests {
         i.status = InvitationStatus::Failed;
         let exp = t0() + chrono::Duration::hours(1);
         assert_eq!(
-            TokenState::of(false, exp, Some(&i), Some(&u), t0()),
+            TokenState::of(false, exp, Some(&i), Some(&u), None, t0()),
             TokenState::Revoked
         );
         assert_eq!(
-            TokenState::of(false, exp, None, Some(&u), t0()),
+            TokenState::of(false, exp, None, Some(&u), None, t0()),
             TokenState::Revoked
         );
+    }
+
+    #[test]
+    fn a_reset_link_dies_when_the_password_changes_after_it_and_needs_an_active_user() {
+        let u = user(Status::Active);
+        let mut i = sent(&u);
+        i.trigger = InvitationTrigger::PasswordForgotten;
+        assert_eq!(i.kind(), MailKind::Reset);
+        let exp = t0() + chrono::Duration::hours(1);
+        let at =
+            |i: &Invitation, revoked| TokenState::of(false, exp, Some(i), Some(&u), revoked, t0());
+        assert_eq!(at(&i, None), TokenState::Valid);
+        // Revoked before the link was made: an older change, the link stands.
+        let before = Some(t0() - chrono::Duration::seconds(1));
+        let after = Some(t0() + chrono::Duration::seconds(1));
+        assert_eq!(at(&i, before), TokenState::Valid);
+        assert_eq!(at(&i, after), TokenState::Revoked);
+        let invited = user(Status::Invited);
+        assert_eq!(
+            TokenState::of(false, exp, Some(&i), Some(&invited), None, t0()),
+            TokenState::Revoked
+        );
+        // An invitation link does not care about sessions.
+        i.trigger = InvitationTrigger::Created;
+        assert_eq!(at(&i, after), TokenState::Valid);
     }
 }

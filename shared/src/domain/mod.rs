@@ -37,6 +37,7 @@ mod invitation;
 mod language;
 mod login_hours;
 mod login_id;
+mod one_time_code;
 mod password;
 mod patch;
 mod phone;
@@ -53,11 +54,12 @@ pub use billing::{BillingMonth, MonthError, billable_at, state_at};
 pub use email::{Email, EmailError};
 pub use ids::{IdError, ImportId, InvitationId, TenantId, UserId};
 pub use invitation::{
-    Invitation, InvitationStatus, InvitationToken, InvitationTrigger, TokenState,
+    Invitation, InvitationStatus, InvitationToken, InvitationTrigger, MailKind, TokenState,
 };
 pub use language::{Language, LanguageError};
 pub use login_hours::{LoginHours, LoginHoursError};
 pub use login_id::{LoginId, LoginIdError};
+pub use one_time_code::{CODE_DIGITS, OneTimeCode};
 pub use password::{
     ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, HashError, Password, PasswordHash,
     PasswordPolicy, PasswordRule, SYMBOLS,

@@ -77,6 +77,11 @@ impl SecretToken {
 pub struct TokenDigest(String);
 
 impl TokenDigest {
+    /// The digest of `text` (for secrets that are not [`SecretToken`]s).
+    pub(crate) fn of_text(text: &str) -> TokenDigest {
+        TokenDigest(crate::digest::sha256_hex(text.as_bytes()))
+    }
+
     /// The hex digest.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -18,8 +18,8 @@ use tracing::instrument;
 use super::tx::{Guard, Transaction};
 use super::{Store, StoreError, items, keys, schema};
 use crate::domain::{
-    Email, Invitation, InvitationId, InvitationStatus, InvitationTrigger, TenantId, TokenDigest,
-    User, UserId,
+    Email, Invitation, InvitationId, InvitationStatus, InvitationTrigger, MailKind, TenantId,
+    TokenDigest, User, UserId,
 };
 
 /// How long an invitation item is kept after it is created (then TTL removes it).
@@ -55,11 +55,19 @@ struct InvitationItem {
     superseded_by: Option<InvitationId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     accepted_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    wrong_codes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_hash: Option<TokenDigest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi4pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gsi4sk: Option<String>,
     expires_at: i64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How a time is written in the due index: fixed width, so text order is time order.
@@ -91,6 +99,8 @@ pub(crate) fn invitation_to_item(i: &Invitation) -> Result<items::Item, StoreErr
         failure_message: i.failure.as_ref().map(|f| f.1.clone()),
         superseded_by: i.superseded_by,
         accepted_at: i.accepted_at,
+        wrong_codes: i.wrong_codes,
+        token_hash: i.digest.clone(),
         gsi4pk: i.status.is_open().then(|| keys::outbox_pk(&i.id)),
         gsi4sk: i
             .status
@@ -119,6 +129,8 @@ pub(crate) fn invitation_from_item(item: items::Item) -> Result<Invitation, Stor
         failure: i.failure_code.zip(i.failure_message),
         superseded_by: i.superseded_by,
         accepted_at: i.accepted_at,
+        wrong_codes: i.wrong_codes,
+        digest: i.token_hash,
     })
 }
 
@@ -164,9 +176,23 @@ pub struct UserInvitations {
 }
 
 impl UserInvitations {
-    /// The newest invitation.
+    /// The newest invitation (of kind [`MailKind::Invitation`]: resets and codes are not
+    /// invitations to the people who read the user's record).
     pub fn latest(&self) -> Option<&Invitation> {
-        self.invitations.last()
+        self.latest_of(MailKind::Invitation)
+    }
+
+    /// The newest item of `kind`.
+    pub fn latest_of(&self, kind: MailKind) -> Option<&Invitation> {
+        self.invitations.iter().rev().find(|i| i.kind() == kind)
+    }
+
+    /// Items of `kind` created after `since`.
+    pub fn count_since(&self, kind: MailKind, since: DateTime<Utc>) -> usize {
+        self.invitations
+            .iter()
+            .filter(|i| i.kind() == kind && i.created_at > since)
+            .count()
     }
 
     /// The invitation with this id.
@@ -176,9 +202,15 @@ impl UserInvitations {
 
     /// Invitations no newer one has superseded yet (normally at most one).
     pub fn unsuperseded(&self) -> Vec<&Invitation> {
+        self.unsuperseded_of(MailKind::Invitation)
+    }
+
+    /// Items of `kind` no newer one has superseded yet: a new reset link supersedes the older
+    /// links, a new code the older codes, and neither touches an invitation.
+    pub fn unsuperseded_of(&self, kind: MailKind) -> Vec<&Invitation> {
         self.invitations
             .iter()
-            .filter(|i| i.superseded_by.is_none())
+            .filter(|i| i.kind() == kind && i.superseded_by.is_none())
             .collect()
     }
 }
@@ -269,12 +301,16 @@ impl Store {
         let token = serde_dynamo::to_item(token)
             .map_err(|e| StoreError::Corrupt(format!("token item: {e}")))?;
         let mut tx = Transaction::new(&self.table);
-        tx.put(
-            Put::builder()
-                .set_item(Some(token))
-                .condition_expression("attribute_not_exists(pk)"),
-            Guard::Invitation,
-        )?;
+        // A code is found through the sign-in that asked for it, never by its digest: six
+        // digits would collide across users in a table keyed by digest.
+        if i.kind() != MailKind::Code {
+            tx.put(
+                Put::builder()
+                    .set_item(Some(token))
+                    .condition_expression("attribute_not_exists(pk)"),
+                Guard::Invitation,
+            )?;
+        }
         tx.update(
             Update::builder()
                 .set_key(Some(invitation_key(i)))
@@ -516,7 +552,6 @@ impl Store {
     /// invitation becomes `ACCEPTED` and the token is burnt, in one transaction. Fails with
     /// [`StoreError::TokenUsed`] if the link was used meanwhile, and
     /// [`StoreError::InvitationChanged`] if the invitation was superseded or closed.
-    #[instrument(skip_all, fields(tenant_id = %before.tenant, user_id = %before.id))]
     pub async fn accept_invitation(
         &self,
         before: &User,
@@ -524,8 +559,26 @@ impl Store {
         invitation: &Invitation,
         digest: &TokenDigest,
     ) -> Result<User, StoreError> {
+        self.accept_link(before, after, invitation, digest, false)
+            .await
+    }
+
+    /// Sets the password through a link; with `revoke_sessions`, every session from before now
+    /// is void too.
+    #[instrument(skip_all, fields(tenant_id = %before.tenant, user_id = %before.id))]
+    pub(crate) async fn accept_link(
+        &self,
+        before: &User,
+        after: User,
+        invitation: &Invitation,
+        digest: &TokenDigest,
+        revoke_sessions: bool,
+    ) -> Result<User, StoreError> {
         let now = self.clock.now();
         let (mut tx, after) = self.user_update_tx(before, after, now)?;
+        if revoke_sessions {
+            super::account::revoke_in(&mut tx, before, now)?;
+        }
         tx.update(
             Update::builder()
                 .set_key(Some(invitation_key(invitation)))
@@ -589,7 +642,7 @@ impl Store {
         Ok(after)
     }
 
-    fn add_invitation(
+    pub(crate) fn add_invitation(
         &self,
         tx: &mut Transaction,
         supersede: &[&Invitation],

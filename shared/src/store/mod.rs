@@ -6,6 +6,7 @@
 //! conditional on the user's `version` (optimistic concurrency). A failed condition is mapped back
 //! to the item that failed it, giving a typed error such as [`StoreError::EmailTaken`].
 
+mod account;
 mod billing;
 mod cursor;
 mod imports;
@@ -28,6 +29,7 @@ use tracing::instrument;
 use crate::clock::Clock;
 use crate::domain::{Email, Invitation, LoginId, SeatUsage, Tenant, TenantId, User, UserId};
 
+pub use account::{CODE_TRIES, CodeOutcome};
 pub use billing::{BillingMember, BillingSnapshot, Members, SnapshotWrite};
 pub use cursor::{CursorError, CursorSigner};
 pub use imports::{IMPORT_RETENTION_DAYS, SeatCap};

@@ -345,6 +345,11 @@ impl Transaction {
     }
 
     /// Adds an update of one item.
+    /// Adds a condition check (built by the caller).
+    pub(crate) fn push_check(&mut self, item: TransactWriteItem, guard: Guard) {
+        self.push(item, guard);
+    }
+
     pub(crate) fn update(&mut self, update: UpdateBuilder, guard: Guard) -> Result<(), StoreError> {
         let update = update
             .table_name(&self.table)
