@@ -695,7 +695,7 @@ async fn export_then_edit_then_reimport_round_trips_and_neutralises_formulas() {
     let text = resp.text().await.expect("body");
     assert!(text.starts_with("\u{feff}operation,login_id,name,email,role,app_roles,groups,"));
     let till_cell = till.format("%Y/%m/%d %H:%M");
-    assert!(text.contains(&format!("EDIT,formula,'=SUM(A1),formula@acme.example,member,,'-x|髙,,'+81,,'@home,,,,{till_cell},0\r\n")), "{text}");
+    assert!(text.contains(&format!("EDIT,formula,'=SUM(A1),formula@acme.example,member,,'-x|髙,,'+81,,'@home,,,0,,{till_cell},0\r\n")), "{text}");
     assert_eq!(text.lines().count(), 6, "header, the admin and four users");
 
     // Unchanged, as the admin who exported it, it re-imports as unchanged rows: the admin's

@@ -211,6 +211,19 @@ impl Fields {
         }
     }
 
+    /// A boolean member; `null` is refused like any other non-boolean (a flag can't be
+    /// cleared, only turned off).
+    pub fn boolean(&mut self, name: &str) -> Option<bool> {
+        match self.map.remove(name) {
+            None => None,
+            Some(Value::Bool(b)) => Some(b),
+            Some(_) => {
+                self.wrong_type(name, "true か false", "true or false");
+                None
+            }
+        }
+    }
+
     /// An array-of-strings member.
     pub fn strings(&mut self, name: &str) -> Patch<Vec<String>> {
         match self.map.remove(name) {

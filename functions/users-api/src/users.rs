@@ -274,6 +274,7 @@ fn read_patch(fields: &mut Fields) -> UserPatch {
         language: optional_field!("language", str::parse::<Language>),
         time_zone: optional_field!("time_zone", TimeZone::parse),
         login_hours: optional_field!("login_hours", LoginHours::parse_exact),
+        two_step: fields.boolean("two_step"),
         valid_from: optional_field!("valid_from", timestamp),
         valid_till: optional_field!("valid_till", timestamp),
         disabled: None,
@@ -333,6 +334,7 @@ fn new_user_from(body: JsonObject) -> Result<Profile, ApiError> {
             time_zone: c.time_zone.into_value(),
             validity,
             login_hours: c.login_hours.into_value(),
+            two_step: c.two_step.unwrap_or(false),
         }),
         _ => Err(ApiError::Validation(problems)),
     }

@@ -24,6 +24,9 @@ pub struct UserView {
     valid_from: Option<DateTime<Utc>>,
     valid_till: Option<DateTime<Utc>>,
     login_hours: Option<String>,
+    /// Whether the user enters an emailed code after the password (their own setting; the
+    /// tenant's policy may ask it of more users).
+    two_step: bool,
     status: &'static str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -139,6 +142,7 @@ impl From<&User> for UserView {
             valid_from: u.profile.validity.from(),
             valid_till: u.profile.validity.till(),
             login_hours: u.profile.login_hours.map(|h| h.to_string()),
+            two_step: u.profile.two_step,
             status: u.status.as_str(),
             created_at: u.created_at,
             updated_at: u.updated_at,

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use rollcall::clock::SystemClock;
 use rollcall::config::{BucketConfig, StoreConfig};
 use rollcall::domain::{
-    BillingMonth, DisplayName, Email, LoginId, Role, TenantId, TimeZone, UserId,
+    BillingMonth, DisplayName, Email, LoginId, Role, TenantId, TimeZone, TwoStep, UserId,
 };
 use rollcall::files::Bucket;
 use rollcall::store::Store;
@@ -217,6 +217,25 @@ enum TenantCommand {
         /// Seconds after a rotation in which the previous refresh token still works once (0-60).
         #[arg(long)]
         refresh_grace_seconds: Option<u32>,
+        /// Who enters an emailed code after the password: per-user (each user's own
+        /// two_step), admins (and those users) or everyone.
+        #[arg(long)]
+        two_step: Option<TwoStep>,
+    },
+    /// Change how a tenant's hosted pages look and where they lead (what is not given stays;
+    /// an empty value clears).
+    Pages {
+        /// The tenant id.
+        id: TenantId,
+        /// Where a person goes after setting a password (https; http only on loopback).
+        #[arg(long)]
+        app_url: Option<String>,
+        /// The tenant's logo (https; http only on loopback).
+        #[arg(long)]
+        logo_url: Option<String>,
+        /// The accent colour, #rrggbb, with a contrast of at least 4.5:1 against white.
+        #[arg(long)]
+        accent_colour: Option<String>,
     },
     /// Change a tenant's seat limit and billing policy (what is not given stays).
     Billing {
@@ -359,6 +378,7 @@ async fn main() -> anyhow::Result<()> {
                     refresh_absolute_days,
                     refresh_idle_days,
                     refresh_grace_seconds,
+                    two_step,
                 },
         } => {
             let store = store_from_env().await?;
@@ -375,16 +395,52 @@ async fn main() -> anyhow::Result<()> {
             if let Some(v) = refresh_grace_seconds {
                 policy.refresh_grace_seconds = v;
             }
+            if let Some(v) = two_step {
+                policy.two_step = v;
+            }
             let policy = policy
                 .check()
                 .map_err(|e| anyhow::anyhow!("--{}: {e}", e.field.replace('_', "-")))?;
             store.set_sign_in_policy(&id, policy).await?;
             println!(
-                "tenant {id}: access tokens {} min, refresh families {} days, idle refresh tokens {} days, grace {} s",
+                "tenant {id}: access tokens {} min, refresh families {} days, idle refresh tokens {} days, grace {} s, two-step {}",
                 policy.access_token_minutes,
                 policy.refresh_absolute_days,
                 policy.refresh_idle_days,
-                policy.refresh_grace_seconds
+                policy.refresh_grace_seconds,
+                policy.two_step.as_str()
+            );
+            Ok(())
+        }
+        Command::Tenant {
+            command:
+                TenantCommand::Pages {
+                    id,
+                    app_url,
+                    logo_url,
+                    accent_colour,
+                },
+        } => {
+            let store = store_from_env().await?;
+            let mut pages = store.get_tenant(&id).await?.pages;
+            let given = |v: Option<String>, old: &mut Option<String>| {
+                if let Some(v) = v {
+                    *old = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+                }
+            };
+            given(app_url, &mut pages.app_url);
+            given(logo_url, &mut pages.logo_url);
+            given(accent_colour, &mut pages.accent_colour);
+            let pages = pages
+                .check()
+                .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.reason))?;
+            store.set_page_settings(&id, &pages).await?;
+            let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+            println!(
+                "tenant {id}: app URL {}, logo {}, accent colour {}",
+                shown(&pages.app_url),
+                shown(&pages.logo_url),
+                shown(&pages.accent_colour)
             );
             Ok(())
         }

@@ -38,6 +38,7 @@ mod language;
 mod login_hours;
 mod login_id;
 mod one_time_code;
+mod pages;
 mod password;
 mod patch;
 mod phone;
@@ -60,6 +61,7 @@ pub use language::{Language, LanguageError};
 pub use login_hours::{LoginHours, LoginHoursError};
 pub use login_id::{LoginId, LoginIdError};
 pub use one_time_code::{CODE_DIGITS, OneTimeCode};
+pub use pages::{MIN_CONTRAST, PageSettings, PageSettingsError, contrast_with_white};
 pub use password::{
     ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB, HashError, Password, PasswordHash,
     PasswordPolicy, PasswordRule, SYMBOLS,
@@ -70,7 +72,7 @@ pub use role::{Role, RoleError};
 pub use secret_token::{SecretToken, TOKEN_BYTES, TokenDigest, TokenError};
 pub use sets::{AppRole, AppRoles, Group, Groups, RoleCatalogue, SetError, UnknownAppRoles};
 pub use status::{Status, StatusError, TransitionError};
-pub use tenant::{BillingPolicy, SeatUsage, SignInPolicy, SignInPolicyError, Tenant};
+pub use tenant::{BillingPolicy, SeatUsage, SignInPolicy, SignInPolicyError, Tenant, TwoStep};
 pub use text::{DisplayName, Notes, ShortText, TextError, search_key};
 pub(crate) use text::{has_ascii_uppercase, has_control, longer_than, trim};
 pub use time::{TimeZone, TimeZoneError, ValidityError, ValidityWindow};

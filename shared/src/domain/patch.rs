@@ -78,6 +78,8 @@ pub enum PatchField {
     ValidTill,
     /// `login_hours`.
     LoginHours,
+    /// `two_step`.
+    TwoStep,
     /// `disabled` (the status).
     Disabled,
 }
@@ -101,6 +103,7 @@ impl PatchField {
             PatchField::ValidFrom => "valid_from",
             PatchField::ValidTill => "valid_till",
             PatchField::LoginHours => "login_hours",
+            PatchField::TwoStep => "two_step",
             PatchField::Disabled => "disabled",
         }
     }
@@ -139,6 +142,8 @@ pub struct UserPatch {
     pub valid_till: Change<DateTime<Utc>>,
     /// Login hours (cleared: any time).
     pub login_hours: Change<LoginHours>,
+    /// Whether the user enters an emailed code after the password; `None` leaves it.
+    pub two_step: Option<bool>,
     /// `Some(true)` suspends, `Some(false)` reactivates; `None` leaves the status.
     pub disabled: Option<bool>,
 }
@@ -256,6 +261,9 @@ impl User {
         after.profile.language = patch.language.applied_to(&self.profile.language);
         after.profile.time_zone = patch.time_zone.applied_to(&self.profile.time_zone);
         after.profile.login_hours = patch.login_hours.applied_to(&self.profile.login_hours);
+        if let Some(on) = patch.two_step {
+            after.profile.two_step = on;
+        }
         let from = patch.valid_from.applied_to(&self.profile.validity.from());
         let till = patch.valid_till.applied_to(&self.profile.validity.till());
         match ValidityWindow::new(from, till) {

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DisplayName, Language, PasswordPolicy, RoleCatalogue, Status, TenantId, TimeZone};
+use super::{
+    DisplayName, Language, PageSettings, PasswordPolicy, Role, RoleCatalogue, Status, TenantId,
+    TimeZone, User,
+};
 
 /// A tenant and its settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +26,10 @@ pub struct Tenant {
     pub password_policy: PasswordPolicy,
     /// Billing settings.
     pub billing: BillingPolicy,
-    /// Token lifetimes.
+    /// Token lifetimes and the second step.
     pub sign_in: SignInPolicy,
+    /// How the hosted pages look and where they lead.
+    pub pages: PageSettings,
 }
 
 /// A tenant's token lifetimes, each within the bounds [`SignInPolicy::check`] enforces.
@@ -40,6 +45,56 @@ pub struct SignInPolicy {
     /// Seconds after a rotation in which the previous refresh token still works once (0–60;
     /// default 30), so two tabs refreshing together don't revoke each other.
     pub refresh_grace_seconds: u32,
+    /// Who must enter an emailed code after the password.
+    pub two_step: TwoStep,
+}
+
+/// Who must enter an emailed code after the password (ASVS 5.0 §6.6): a tenant policy, on top
+/// of each user's own `two_step`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TwoStep {
+    /// Users whose own `two_step` is on.
+    #[default]
+    PerUser,
+    /// Those, and every admin.
+    Admins,
+    /// Everyone.
+    Everyone,
+}
+
+impl TwoStep {
+    /// Whether `user` must enter a code.
+    pub fn requires(self, user: &User) -> bool {
+        user.profile.two_step
+            || match self {
+                TwoStep::PerUser => false,
+                TwoStep::Admins => user.profile.role == Role::Admin,
+                TwoStep::Everyone => true,
+            }
+    }
+
+    /// The policy's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TwoStep::PerUser => "per_user",
+            TwoStep::Admins => "admins",
+            TwoStep::Everyone => "everyone",
+        }
+    }
+}
+
+impl std::str::FromStr for TwoStep {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.replace('-', "_").as_str() {
+            "per_user" => Ok(TwoStep::PerUser),
+            "admins" => Ok(TwoStep::Admins),
+            "everyone" => Ok(TwoStep::Everyone),
+            _ => Err("must be per-user, admins or everyone".into()),
+        }
+    }
 }
 
 impl Default for SignInPolicy {
@@ -49,6 +104,7 @@ impl Default for SignInPolicy {
             refresh_absolute_days: 30,
             refresh_idle_days: 7,
             refresh_grace_seconds: 30,
+            two_step: TwoStep::PerUser,
         }
     }
 }
@@ -153,6 +209,7 @@ impl Tenant {
             password_policy: PasswordPolicy::default(),
             billing: BillingPolicy::default(),
             sign_in: SignInPolicy::default(),
+            pages: PageSettings::default(),
         }
     }
 }

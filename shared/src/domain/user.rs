@@ -41,6 +41,9 @@ pub struct Profile {
     /// The weekdays and hours (in the user's time zone) when they may sign in; any time when
     /// absent.
     pub login_hours: Option<LoginHours>,
+    /// Whether the user enters an emailed code after the password (the tenant's policy may ask
+    /// it of more users: [`crate::domain::TwoStep`]).
+    pub two_step: bool,
 }
 
 impl Profile {
@@ -61,6 +64,7 @@ impl Profile {
             time_zone: None,
             validity: ValidityWindow::unbounded(),
             login_hours: None,
+            two_step: false,
         }
     }
 }

@@ -303,6 +303,10 @@ fn changed_columns(before: &User, after: &User) -> Vec<Column> {
             before.profile.login_hours != after.profile.login_hours,
         ),
         (
+            Column::TwoStep,
+            before.profile.two_step != after.profile.two_step,
+        ),
+        (
             Column::ValidFrom,
             before.profile.validity.from() != after.profile.validity.from(),
         ),
@@ -420,6 +424,7 @@ fn row_problem(line: usize, p: PatchProblem) -> RowProblem {
         PatchField::ValidFrom => Column::ValidFrom,
         PatchField::ValidTill => Column::ValidTill,
         PatchField::LoginHours => Column::LoginHours,
+        PatchField::TwoStep => Column::TwoStep,
         PatchField::Disabled => Column::Disabled,
     };
     RowProblem::custom(line, Some(column), p.code, p.message_ja, p.message_en)

@@ -36,6 +36,9 @@ pub enum Column {
     Language,
     /// Login hours: `Mon-Fri 08:00-20:00` (see [`crate::domain::LoginHours`]).
     LoginHours,
+    /// `1`: the user enters an emailed code after the password; `0`: not (the tenant's
+    /// policy may still ask it).
+    TwoStep,
     /// Start of the validity window, `yyyy/mm/dd hh:mm` in UTC.
     ValidFrom,
     /// End of the validity window, `yyyy/mm/dd hh:mm` in UTC.
@@ -46,7 +49,7 @@ pub enum Column {
 
 impl Column {
     /// Every column, in the order the template and the export write them.
-    pub const ALL: [Column; 16] = [
+    pub const ALL: [Column; 17] = [
         Column::Operation,
         Column::LoginId,
         Column::Name,
@@ -60,6 +63,7 @@ impl Column {
         Column::Notes,
         Column::Language,
         Column::LoginHours,
+        Column::TwoStep,
         Column::ValidFrom,
         Column::ValidTill,
         Column::Disabled,
@@ -84,6 +88,7 @@ impl Column {
             Column::Notes => "notes",
             Column::Language => "language",
             Column::LoginHours => "login_hours",
+            Column::TwoStep => "two_step",
             Column::ValidFrom => "valid_from",
             Column::ValidTill => "valid_till",
             Column::Disabled => "disabled",
@@ -106,6 +111,7 @@ impl Column {
             Column::Notes => "備考",
             Column::Language => "言語",
             Column::LoginHours => "ログイン可能時間",
+            Column::TwoStep => "2段階認証",
             Column::ValidFrom => "有効期間開始",
             Column::ValidTill => "有効期間終了",
             Column::Disabled => "無効",
@@ -128,6 +134,13 @@ impl Column {
             Column::Notes => &["備考", "メモ"],
             Column::Language => &["言語"],
             Column::LoginHours => &["ログイン可能時間", "ログインサイクル", "ログイン時間帯"],
+            Column::TwoStep => &[
+                "2段階認証",
+                "二段階認証",
+                "2要素認証",
+                "二要素認証",
+                "two_factor",
+            ],
             Column::ValidFrom => &["有効期間開始", "利用開始日時", "開始日時"],
             Column::ValidTill => &["有効期間終了", "利用終了日時", "終了日時"],
             Column::Disabled => &["無効", "利用停止", "停止"],

@@ -41,6 +41,7 @@ fn cell(user: &User, column: Column) -> String {
             .login_hours
             .map(|h| h.to_string())
             .unwrap_or_default(),
+        Column::TwoStep => if user.profile.two_step { "1" } else { "0" }.to_owned(),
         Column::ValidFrom => user
             .profile
             .validity

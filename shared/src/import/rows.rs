@@ -409,6 +409,23 @@ impl<'a> Cells<'a, '_> {
         (from, till)
     }
 
+    fn two_step(&mut self) -> Option<bool> {
+        match self.text(Column::TwoStep) {
+            "" => None,
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => {
+                self.problem(
+                    Column::TwoStep,
+                    "two_step_invalid",
+                    "2段階認証は 0（使わない）か 1（使う）で指定してください。",
+                    "two_step must be 0 (off) or 1 (on).",
+                );
+                None
+            }
+        }
+    }
+
     fn disabled(&mut self) -> Option<bool> {
         match self.text(Column::Disabled) {
             "" => None,
@@ -441,6 +458,7 @@ impl<'a> Cells<'a, '_> {
         let notes = self.optional(Column::Notes, Notes::parse);
         let language = self.optional(Column::Language, str::parse::<Language>);
         let login_hours = self.optional(Column::LoginHours, LoginHours::parse);
+        let two_step = self.two_step().unwrap_or(false);
         let (from, till) = self.validity();
         let disabled = self.disabled().unwrap_or(false);
         let value = |c: Change<DateTime<Utc>>| match c {
@@ -467,6 +485,7 @@ impl<'a> Cells<'a, '_> {
             time_zone: None,
             validity: validity?,
             login_hours: login_hours.flatten(),
+            two_step,
         };
         let status = if disabled {
             Status::Suspended
@@ -512,6 +531,7 @@ impl<'a> Cells<'a, '_> {
             notes: self.clearable(Column::Notes, Notes::parse),
             language: self.clearable(Column::Language, str::parse::<Language>),
             login_hours: self.clearable(Column::LoginHours, LoginHours::parse),
+            two_step: self.two_step(),
             valid_from,
             valid_till,
             disabled: self.disabled(),
@@ -647,6 +667,22 @@ mod tests {
             (c.notes.clone(), c.app_roles.clone()),
             (Change::Leave, Change::Leave)
         );
+    }
+
+    #[test]
+    fn two_step_is_zero_or_one_under_its_japanese_header_too() {
+        let f = parse(
+            "操作,ログインID,氏名,メールアドレス,2段階認証\r\nNEW,taro,Taro,t@example.com,1\r\nEDIT,hanako,,,0\r\nEDIT,jiro,,,はい\r\n",
+        );
+        let Some((_, RowAction::New(user))) = &f.rows[0].action else {
+            panic!("a NEW row")
+        };
+        assert!(user.profile.two_step);
+        let Some((_, RowAction::Edit(c))) = &f.rows[1].action else {
+            panic!("an EDIT row")
+        };
+        assert_eq!(c.two_step, Some(false));
+        assert_eq!(codes(&f), vec![(4, Some("two_step"), "two_step_invalid")]);
     }
 
     #[test]
@@ -821,6 +857,7 @@ mod tests {
                 Just("Sat,Sun 00:00-24:00"),
                 Just("Mon,Fri-Sun 22:00-06:00"),
             ]),
+            two_step in proptest::bool::ANY,
         ) {
             let groups: Vec<String> = groups.into_iter().collect();
             let from = from_ms.map(|ms| DateTime::from_timestamp_millis(ms).unwrap());
@@ -831,7 +868,7 @@ mod tests {
             w.row([
                 "NEW", &login, &name, &email, role.as_str(), "", &groups.join("|"), "",
                 department.as_deref().unwrap_or(""), "", notes.as_deref().unwrap_or(""), "en",
-                hours.unwrap_or(""), &from_text, "", "0",
+                hours.unwrap_or(""), if two_step { "1" } else { "0" }, &from_text, "", "0",
             ]);
             let text = w.finish();
             let f = parse_file(text.as_bytes(), EncodingChoice::Auto, 10, creating_for_tests()).unwrap();
@@ -850,6 +887,7 @@ mod tests {
             prop_assert_eq!(user.profile.language, Some(Language::En));
             prop_assert_eq!(user.profile.login_hours.map(|h| h.to_string()), hours.map(str::to_owned));
             prop_assert_eq!(user.profile.validity.from(), from);
+            prop_assert_eq!(user.profile.two_step, two_step);
         }
     }
 }

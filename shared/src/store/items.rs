@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::{StoreError, keys, schema};
 use crate::domain::{
     AppRoles, BillingPolicy, DisplayName, Email, Groups, Language, LoginHours, LoginId, Notes,
-    PasswordHash, PasswordPolicy, Phone, Profile, Role, RoleCatalogue, SeatUsage, ShortText,
-    SignInPolicy, StateChange, Status, Tenant, TenantId, TimeZone, User, UserId, UserState,
-    ValidityWindow,
+    PageSettings, PasswordHash, PasswordPolicy, Phone, Profile, Role, RoleCatalogue, SeatUsage,
+    ShortText, SignInPolicy, StateChange, Status, Tenant, TenantId, TimeZone, User, UserId,
+    UserState, ValidityWindow,
 };
 
 /// A DynamoDB item.
@@ -43,6 +43,8 @@ struct TenantItem {
     #[serde(default)]
     sign_in: SignInPolicy,
     #[serde(default)]
+    pages: PageSettings,
+    #[serde(default)]
     active_admins: u64,
     #[serde(default)]
     users_active: u64,
@@ -66,6 +68,7 @@ pub(crate) fn tenant_to_item(t: &Tenant) -> Result<Item, StoreError> {
         password_policy: t.password_policy.clone(),
         billing: t.billing,
         sign_in: t.sign_in,
+        pages: t.pages.clone(),
         active_admins: 0,
         users_active: 0,
         users_active_or_invited: 0,
@@ -90,6 +93,7 @@ pub(crate) fn tenant_from_item(item: Item) -> Result<(Tenant, SeatUsage), StoreE
         password_policy: t.password_policy,
         billing: t.billing,
         sign_in: t.sign_in,
+        pages: t.pages,
     };
     Ok((tenant, usage))
 }
@@ -128,6 +132,8 @@ pub(crate) struct UserItem {
     valid_till: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     login_hours: Option<LoginHours>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    two_step: bool,
     state: UserState,
     #[serde(default)]
     has_password: bool,
@@ -187,6 +193,7 @@ pub(crate) fn user_item(
         valid_from: u.profile.validity.from(),
         valid_till: u.profile.validity.till(),
         login_hours: u.profile.login_hours,
+        two_step: u.profile.two_step,
         state,
         has_password: u.has_password,
         password_hash: u.password_hash.clone(),
@@ -264,6 +271,7 @@ pub(crate) fn user_from_user_item(u: UserItem) -> Result<Option<User>, StoreErro
             time_zone: u.time_zone,
             validity,
             login_hours: u.login_hours,
+            two_step: u.two_step,
         },
         status,
         has_password: u.has_password,

@@ -1077,7 +1077,7 @@ impl Store {
 }
 
 impl Store {
-    /// Replaces a tenant's token lifetimes (checked by the caller against
+    /// Replaces a tenant's sign-in policy (checked by the caller against
     /// [`crate::domain::SignInPolicy::check`]).
     #[instrument(skip_all, fields(tenant_id = %tenant))]
     pub async fn set_sign_in_policy(
@@ -1087,13 +1087,36 @@ impl Store {
     ) -> Result<(), StoreError> {
         let value = serde_dynamo::to_attribute_value(policy)
             .map_err(|e| StoreError::Corrupt(format!("sign-in policy: {e}")))?;
+        self.set_tenant_setting(tenant, "sign_in", value).await
+    }
+
+    /// Replaces a tenant's page settings (checked by the caller against
+    /// [`crate::domain::PageSettings::check`]).
+    #[instrument(skip_all, fields(tenant_id = %tenant))]
+    pub async fn set_page_settings(
+        &self,
+        tenant: &TenantId,
+        pages: &crate::domain::PageSettings,
+    ) -> Result<(), StoreError> {
+        let value = serde_dynamo::to_attribute_value(pages)
+            .map_err(|e| StoreError::Corrupt(format!("page settings: {e}")))?;
+        self.set_tenant_setting(tenant, "pages", value).await
+    }
+
+    async fn set_tenant_setting(
+        &self,
+        tenant: &TenantId,
+        attribute: &str,
+        value: AttributeValue,
+    ) -> Result<(), StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(self.table.as_ref())
             .set_key(Some(items::key(keys::tenant_pk(tenant), keys::TENANT_SK)))
-            .update_expression("SET sign_in = :p")
+            .update_expression("SET #a = :p")
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#a", attribute)
             .expression_attribute_values(":p", value)
             .send()
             .await;
