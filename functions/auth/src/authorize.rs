@@ -21,10 +21,10 @@ use rollcall::store::{AuthCode, Session};
 
 use crate::error::{OAuthCode, OAuthError, PageError};
 use crate::pages::{self, SignInPage, SignInText};
-use crate::{AuthState, discovery, session, signin};
+use crate::{AuthState, discovery, second_step, session, signin};
 
 /// The parameters of an authorization request that the sign-in form carries back.
-const CARRIED: [&str; 9] = [
+pub const CARRIED: [&str; 9] = [
     "client_id",
     "redirect_uri",
     "response_type",
@@ -54,10 +54,20 @@ impl Params {
 
     /// A parameter; an empty value counts as absent (RFC 6749 §3.1).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.raw(name).filter(|v| !v.is_empty())
+    }
+
+    /// A parameter as sent (empty included).
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// The carried authorization request as hidden fields of a form.
+    pub fn carried(&self) -> Vec<(&'static str, String)> {
+        CARRIED
+            .iter()
+            .filter_map(|name| self.get(name).map(|v| (*name, v.to_owned())))
+            .collect()
     }
 }
 
@@ -337,29 +347,19 @@ async fn authorize(state: AuthState, raw: String, params: Vec<u8>, headers: Head
         }))
         .respond(&state, &tenant, lang);
     }
-    let csrf = match session::read(&headers, &session::csrf_cookie(state.secure())) {
-        Some(c) if SecretToken::parse(&c).is_ok() => c,
-        _ => match SecretToken::mint() {
-            Ok(t) => t.expose().to_owned(),
-            Err(e) => return PageError::internal(e, true).render(lang),
-        },
+    let csrf = match session::csrf_for(&headers, state.secure()) {
+        Ok(c) => c,
+        Err(e) => return PageError::internal(e, true).render(lang),
     };
     let login = req.login_hint.clone().unwrap_or_default();
     let mut resp = sign_in_page(&tenant, &req, &params, lang, &csrf, &login, None);
-    session::set(
-        resp.headers_mut(),
-        state.secure(),
-        &session::csrf_cookie(state.secure()),
-        &csrf,
-        "Strict",
-        None,
-    );
+    session::set_csrf(&mut resp, state.secure(), &csrf);
     resp
 }
 
 /// The session of the request's cookie at `tenant`, if it is live and its user may still sign
 /// in.
-async fn current_session(
+pub async fn current_session(
     state: &AuthState,
     tenant: &Tenant,
     headers: &HeaderMap,
@@ -373,7 +373,7 @@ async fn current_session(
     let Some(session) = state.store.session(&token.digest()).await? else {
         return Ok(None);
     };
-    if session.tenant != tenant.id {
+    if session.tenant != tenant.id || !session.is_complete() {
         return Ok(None);
     }
     let found = state
@@ -406,29 +406,27 @@ fn sign_in_page(
     error: Option<&str>,
 ) -> Response {
     let t = SignInText::of(lang);
-    let hidden = CARRIED
-        .iter()
-        .filter_map(|name| params.get(name).map(|v| (*name, v.to_owned())))
-        .collect();
+    let hidden = params.carried();
     let issuer_path = format!("/t/{}", tenant.id);
-    let languages = [(Language::Ja, "日本語"), (Language::En, "English")]
-        .into_iter()
-        .map(|(l, label)| {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            for (k, v) in &params.0 {
-                if k != "ui_locales" {
-                    q.append_pair(k, v);
-                }
+    let authorize_in = |l: Language| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &params.0 {
+            if k != "ui_locales" {
+                q.append_pair(k, v);
             }
-            q.append_pair("ui_locales", l.as_str());
-            (
-                l.as_str(),
-                label,
-                format!("{issuer_path}/authorize?{}", q.finish()),
-                l == lang,
-            )
-        })
-        .collect();
+        }
+        q.append_pair("ui_locales", l.as_str());
+        format!("{issuer_path}/authorize?{}", q.finish())
+    };
+    let chrome = pages::Chrome::of(tenant, lang, authorize_in);
+    let img = chrome.logo_origin.clone();
+    let forgot_href = format!(
+        "{issuer_path}/forgot?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("lang", lang.as_str())
+            .append_pair("continue", &authorize_in(lang))
+            .finish()
+    );
     let page = SignInPage {
         lang: lang.as_str(),
         t,
@@ -441,12 +439,14 @@ fn sign_in_page(
         login,
         error,
         css_href: SignInPage::css_for(tenant.id.as_str()),
-        languages,
+        chrome,
+        forgot_href,
     };
-    pages::render(
+    pages::render_with(
         StatusCode::OK,
         &page,
         origin_of(&req.redirect_uri).as_deref(),
+        img.as_deref(),
     )
 }
 
@@ -487,25 +487,64 @@ pub async fn signin(
         Err(signin::SignInError::Store(e)) => return PageError::from(e).render(lang),
         Err(signin::SignInError::Hash(e)) => return PageError::internal(e, false).render(lang),
     };
+    if tenant.sign_in.two_step.requires(&user) {
+        return second_step::begin(&state, &tenant, &user, &params, lang, &csrf).await;
+    }
+    complete_sign_in(&state, &tenant, &req, &user, vec!["pwd".into()], lang).await
+}
+
+/// Starts a full session for `user` (authenticated by `amr`), mints a code and sends the
+/// browser back to the client with it and the session cookie.
+pub async fn complete_sign_in(
+    state: &AuthState,
+    tenant: &Tenant,
+    req: &AuthRequest,
+    user: &User,
+    amr: Vec<String>,
+    lang: Language,
+) -> Response {
     let now = state.store.clock().now();
-    let Ok(secret) = SecretToken::mint() else {
-        return PageError::Internal { retryable: true }.render(lang);
+    let (secret, session) = match start_session(state, tenant, user, amr, now).await {
+        Ok(s) => s,
+        Err(e) => return e.render(lang),
     };
+    let mut resp = match issue_code(state, tenant, req, &session, user).await {
+        Ok(r) => r,
+        Err(e) => return e.render(lang),
+    };
+    set_session_cookie(&mut resp, state, tenant, &secret);
+    resp
+}
+
+/// Stores a new complete session for `user` that began at `at`.
+pub async fn start_session(
+    state: &AuthState,
+    tenant: &Tenant,
+    user: &User,
+    amr: Vec<String>,
+    at: DateTime<Utc>,
+) -> Result<(SecretToken, Session), PageError> {
+    let secret = SecretToken::mint().map_err(|e| PageError::internal(e, true))?;
     let session = Session {
         tenant: tenant.id.clone(),
         user_id: user.id,
         sid: ulid::Ulid::new().to_string(),
-        auth_time: now,
-        amr: vec!["pwd".into()],
-        expires_at: now + chrono::Duration::from_std(state.lifetimes.session).unwrap_or_default(),
+        auth_time: at,
+        amr,
+        expires_at: at + chrono::Duration::from_std(state.lifetimes.session).unwrap_or_default(),
+        pending_code: None,
     };
-    if let Err(e) = state.store.put_session(&secret.digest(), &session).await {
-        return PageError::from(e).render(lang);
-    }
-    let mut resp = match issue_code(&state, &tenant, &req, &session, &user).await {
-        Ok(r) => r,
-        Err(e) => return e.render(lang),
-    };
+    state.store.put_session(&secret.digest(), &session).await?;
+    Ok((secret, session))
+}
+
+/// Sets the session cookie of `tenant` on `resp`.
+pub fn set_session_cookie(
+    resp: &mut Response,
+    state: &AuthState,
+    tenant: &Tenant,
+    secret: &SecretToken,
+) {
     session::set(
         resp.headers_mut(),
         state.secure(),
@@ -514,7 +553,6 @@ pub async fn signin(
         "Lax",
         Some(state.lifetimes.session.as_secs()),
     );
-    resp
 }
 
 /// Mints a code for `user` and sends the browser back to the client with it (RFC 6749

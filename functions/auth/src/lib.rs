@@ -13,12 +13,14 @@
 //! It is its own function, with its own role: it alone may `kms:Decrypt` the signing keys and
 //! it never needs users-api's rights (imports, exports, the bucket).
 
+pub mod account;
 pub mod authorize;
 pub mod discovery;
 pub mod error;
 pub mod keyring;
 pub mod logout;
 pub mod pages;
+pub mod second_step;
 pub mod session;
 pub mod signin;
 pub mod token;
@@ -167,6 +169,63 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AuthState>)> {
             Method::GET,
             "/t/{tenant}/assets/rollcall.css",
             get(pages::stylesheet),
+        ),
+        (
+            Method::GET,
+            "/t/{tenant}/assets/tenant.css",
+            get(pages::tenant_stylesheet),
+        ),
+        (
+            Method::GET,
+            "/t/{tenant}/assets/password.js",
+            get(pages::password_script),
+        ),
+        (
+            Method::GET,
+            "/t/{tenant}/invitations/{token}",
+            get(account::invitation_get),
+        ),
+        (
+            Method::POST,
+            "/t/{tenant}/invitations/{token}",
+            post(account::invitation_post),
+        ),
+        (
+            Method::GET,
+            "/t/{tenant}/reset/{token}",
+            get(account::reset_get),
+        ),
+        (
+            Method::POST,
+            "/t/{tenant}/reset/{token}",
+            post(account::reset_post),
+        ),
+        (Method::GET, "/t/{tenant}/forgot", get(account::forgot_get)),
+        (
+            Method::POST,
+            "/t/{tenant}/forgot",
+            post(account::forgot_post),
+        ),
+        (
+            Method::GET,
+            "/t/{tenant}/account",
+            get(account::account_get),
+        ),
+        (
+            Method::POST,
+            "/t/{tenant}/account",
+            post(account::account_post),
+        ),
+        (Method::GET, "/t/{tenant}/code", get(second_step::code_get)),
+        (
+            Method::POST,
+            "/t/{tenant}/code",
+            post(second_step::code_post),
+        ),
+        (
+            Method::POST,
+            "/t/{tenant}/code/resend",
+            post(second_step::resend_post),
         ),
     ]
 }

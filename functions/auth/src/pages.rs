@@ -24,6 +24,127 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// The script that ticks the password rules as a person types (the pages work without it).
+pub const PASSWORD_SCRIPT: &str = include_str!("../assets/password.js");
+
+/// `GET /t/{tenant}/assets/password.js`
+pub async fn password_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        PASSWORD_SCRIPT,
+    )
+        .into_response()
+}
+
+/// `GET /t/{tenant}/assets/tenant.css`: the tenant's accent colour as a stylesheet, so no page
+/// needs an inline style (`style-src 'self'`).
+pub async fn tenant_stylesheet(
+    axum::extract::State(state): axum::extract::State<crate::AuthState>,
+    axum::extract::Path(raw): axum::extract::Path<String>,
+) -> Response {
+    let accent = match crate::discovery::tenant(&state, &raw).await {
+        Ok(t) => t.pages.accent_colour,
+        Err(e) => return e.into_response(),
+    };
+    let css = match accent {
+        // Checked when set: `#rrggbb` only, so nothing can break out of the declaration.
+        Some(c) if c.len() == 7 && c[1..].bytes().all(|b| b.is_ascii_hexdigit()) => {
+            format!(":root {{ --accent: {c}; }}\n")
+        }
+        _ => String::new(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        css,
+    )
+        .into_response()
+}
+
+/// What every account page shows around its form: the tenant's logo and name, its accent
+/// colour, and links to the page in each language.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    /// The tenant's name.
+    pub tenant_name: String,
+    /// The tenant's stylesheet, when it has an accent colour.
+    pub tenant_css: Option<String>,
+    /// The logo's URL.
+    pub logo: Option<String>,
+    /// The language links' label.
+    pub language_label: &'static str,
+    /// Links to this page in each language.
+    pub languages: Vec<LanguageLink>,
+    /// The origin the logo comes from (for `img-src`).
+    pub logo_origin: Option<String>,
+}
+
+/// A link to the page in another language.
+#[derive(Debug, Clone)]
+pub struct LanguageLink {
+    /// `ja` or `en`.
+    pub code: &'static str,
+    /// The language's name in itself.
+    pub label: &'static str,
+    /// The page in it.
+    pub href: String,
+    /// Whether the page is in it now.
+    pub current: bool,
+}
+
+impl Chrome {
+    /// The chrome of `tenant`'s pages in `lang`; `href(lang)` is this page in `lang`.
+    pub fn of(
+        tenant: &rollcall::domain::Tenant,
+        lang: Language,
+        href: impl Fn(Language) -> String,
+    ) -> Chrome {
+        let pages = &tenant.pages;
+        Chrome {
+            tenant_name: tenant.name.as_str().to_owned(),
+            tenant_css: pages
+                .accent_colour
+                .as_ref()
+                .map(|_| format!("/t/{}/assets/tenant.css", tenant.id)),
+            logo: pages.logo_url.clone(),
+            logo_origin: pages.logo_origin(),
+            language_label: match lang {
+                Language::Ja => "言語",
+                Language::En => "Language",
+            },
+            languages: [(Language::Ja, "日本語"), (Language::En, "English")]
+                .into_iter()
+                .map(|(l, label)| LanguageLink {
+                    code: l.as_str(),
+                    label,
+                    href: href(l),
+                    current: l == lang,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `path` with `lang=` set to `lang` (other query parameters kept).
+pub fn with_lang(path: &str, lang: Language) -> String {
+    let (base, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k != "lang" {
+            q.append_pair(&k, &v);
+        }
+    }
+    q.append_pair("lang", lang.as_str());
+    format!("{base}?{}", q.finish())
+}
+
 /// The stylesheet's path (the same for every tenant: relative to the pages' origin).
 fn css_href(tenant: Option<&str>) -> String {
     match tenant {
@@ -36,13 +157,26 @@ fn css_href(tenant: Option<&str>) -> String {
 /// form on the page may end up at: browsers hold a redirect after a form post to `form-action`
 /// too, and the sign-in form ends at the client's redirect URI.
 pub fn secure_headers(headers: &mut HeaderMap, form_action: Option<&str>) {
+    secure_headers_with(headers, form_action, None);
+}
+
+/// [`secure_headers`], with images also allowed from `img_origin` (a tenant's logo).
+pub fn secure_headers_with(
+    headers: &mut HeaderMap,
+    form_action: Option<&str>,
+    img_origin: Option<&str>,
+) {
     let form_action = match form_action {
         Some(origin) => format!("'self' {origin}"),
         None => "'self'".into(),
     };
+    let img = match img_origin {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".into(),
+    };
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src {img}; \
+         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         headers.insert(header::CONTENT_SECURITY_POLICY, v);
@@ -62,10 +196,20 @@ pub fn secure_headers(headers: &mut HeaderMap, form_action: Option<&str>) {
 
 /// Renders `page` with `status` and the page headers.
 pub fn render(status: StatusCode, page: &impl Template, form_action: Option<&str>) -> Response {
+    render_with(status, page, form_action, None)
+}
+
+/// [`render`], with images also allowed from `img_origin`.
+pub fn render_with(
+    status: StatusCode,
+    page: &impl Template,
+    form_action: Option<&str>,
+    img_origin: Option<&str>,
+) -> Response {
     match page.render() {
         Ok(html) => {
             let mut resp = (status, Html(html)).into_response();
-            secure_headers(resp.headers_mut(), form_action);
+            secure_headers_with(resp.headers_mut(), form_action, img_origin);
             resp
         }
         Err(e) => {
@@ -118,6 +262,8 @@ pub struct SignInText {
     pub submit: &'static str,
     /// The one answer to every failed sign-in (ASVS 5.0 §6.3: no hint which part was wrong).
     pub failed: &'static str,
+    /// The link to the forgot-password page.
+    pub forgot: &'static str,
 }
 
 impl SignInText {
@@ -132,6 +278,7 @@ impl SignInText {
                 password_label: "パスワード",
                 submit: "サインイン",
                 failed: "ログインID(メールアドレス)またはパスワードが正しくないか、現在このアカウントではサインインできません。",
+                forgot: "パスワードを忘れた場合",
             },
             Language::En => &SignInText {
                 heading: "Sign in",
@@ -141,6 +288,7 @@ impl SignInText {
                 password_label: "Password",
                 submit: "Sign in",
                 failed: "The login ID (or email) or password is incorrect, or this account can't sign in now.",
+                forgot: "Forgot your password?",
             },
         }
     }
@@ -172,8 +320,10 @@ pub struct SignInPage<'a> {
     pub error: Option<&'a str>,
     /// The stylesheet.
     pub css_href: String,
-    /// Links to this page in each language: (code, label, href, current).
-    pub languages: Vec<(&'static str, &'static str, String, bool)>,
+    /// The tenant's logo, accent colour and the language links.
+    pub chrome: Chrome,
+    /// The forgot-password page, leading back here.
+    pub forgot_href: String,
 }
 
 impl SignInPage<'_> {

@@ -81,6 +81,27 @@ pub fn clear(headers: &mut HeaderMap, secure: bool, name: &str) {
     set(headers, secure, name, "", "Lax", Some(0));
 }
 
+/// The request's CSRF token (the cookie's, when it holds one), else a fresh one to set with
+/// [`set_csrf`].
+pub fn csrf_for(headers: &HeaderMap, secure: bool) -> Result<String, rollcall::domain::TokenError> {
+    match read(headers, &csrf_cookie(secure)) {
+        Some(c) if SecretToken::parse(&c).is_ok() => Ok(c),
+        _ => SecretToken::mint().map(|t| t.expose().to_owned()),
+    }
+}
+
+/// Sets the CSRF cookie to `csrf` on `resp`.
+pub fn set_csrf(resp: &mut axum::response::Response, secure: bool, csrf: &str) {
+    set(
+        resp.headers_mut(),
+        secure,
+        &csrf_cookie(secure),
+        csrf,
+        "Strict",
+        None,
+    );
+}
+
 /// Whether the form's CSRF token is the cookie's (compared in constant time).
 pub fn csrf_matches(cookie: Option<&str>, form: Option<&str>) -> bool {
     match (cookie, form) {

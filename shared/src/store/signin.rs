@@ -162,6 +162,17 @@ pub struct Session {
     pub amr: Vec<String>,
     /// When the session ends.
     pub expires_at: DateTime<Utc>,
+    /// Set while the session waits for the emailed code of the second step (the code mail's
+    /// id): such a session signs nobody in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_code: Option<crate::domain::InvitationId>,
+}
+
+impl Session {
+    /// Whether the session has passed every step.
+    pub fn is_complete(&self) -> bool {
+        self.pending_code.is_none()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
