@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     Invitation, MailKind, PasswordHash, PasswordPolicy, PasswordRule, SecretToken, Status, Tenant,
-    TokenDigest, TokenState, User,
+    TokenDigest, TokenState, User, UserId,
 };
+use crate::oidc::throttle::{ADDRESS_FAILURES_PER_HOUR, address_bucket, lock_after};
 use crate::store::{Store, StoreError, TokenRecord, UserInvitations};
 
 /// A link looked up: its token item, the user's partition, the tenant, and what it can do.
@@ -72,6 +73,164 @@ impl Link {
     /// When the link stops working.
     pub fn expires_at(&self) -> DateTime<Utc> {
         self.token.link_expires_at
+    }
+}
+
+/// An argon2id hash (rollcall's parameters) of a random password nobody knows: what an unknown
+/// name's password is checked against. Not a secret.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2lnbmluLWR1bW15LXNhbHQ$1WbO3xFo9dCMLY2Kv8i7xYyQ+u0oW9T2ZLkQmJ2rSg4";
+
+/// Why a sign-in did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// Refused: the one answer to every reason (see the module's documentation).
+    #[error("sign-in refused")]
+    Refused,
+    /// The store failed.
+    #[error("the store failed")]
+    Store(#[from] StoreError),
+    /// The password could not be checked (the blocking pool is gone).
+    #[error("the password check could not run")]
+    Hash(#[source] tokio::task::JoinError),
+}
+
+/// Checks `login` (a login id or an email, any case) and `password` at `tenant`, from
+/// `source` (an IP address, when known). Used by the sign-in page, the account page and the
+/// API's password change, so each is bounded the same way.
+///
+/// A refusal never says why (ASVS 5.0 §6.3.8): an unknown name, a wrong password, a locked
+/// account, an address over its bound and an account that may not sign in (invited,
+/// suspended, outside its validity window or login hours) all get the same answer after the
+/// same work. Every attempt makes the same requests and runs argon2id once: an unknown name is
+/// checked against a dummy hash of the same cost, and where a known account's attempt is
+/// counted with a conditional write, an unknown one makes the same write to a key that can't
+/// exist. Brute force (ASVS 5.0 §6.3.1): [`crate::oidc::throttle`] holds the schedule.
+pub async fn authenticate(
+    store: &Store,
+    tenant: &Tenant,
+    login: &str,
+    password: &str,
+    source: Option<&str>,
+) -> Result<User, SignInError> {
+    let address = address_bucket(source);
+    // A concurrent attempt on the same account may move its counter between read and claim:
+    // read again, once.
+    for round in 0..2 {
+        let lookup = store
+            .find_for_sign_in(&tenant.id, login.trim(), &address)
+            .await?;
+        let now = store.clock().now();
+        let address_open = lookup.address_failures < ADDRESS_FAILURES_PER_HOUR;
+        let (user, state) = match lookup.found {
+            Some((u, s)) => (Some(u), s),
+            None => (None, Default::default()),
+        };
+        let open = address_open && state.locked_until.is_none_or(|l| now >= l);
+        // The attempt is counted before the password is checked, so a burst of parallel
+        // guesses is counted one by one.
+        let counted = match (&user, open) {
+            (Some(u), true) => {
+                store
+                    .claim_attempt(
+                        &tenant.id,
+                        &u.id,
+                        state.failures,
+                        lock_after(state.failures + 1, now),
+                    )
+                    .await?
+            }
+            _ => {
+                let nobody = UserId::from_ulid(ulid::Ulid::nil());
+                store.claim_attempt(&tenant.id, &nobody, 1, None).await?;
+                false
+            }
+        };
+        if user.is_some() && open && !counted && round == 0 {
+            continue;
+        }
+        let hash = user
+            .as_ref()
+            .filter(|_| counted)
+            .and_then(|u| u.password_hash.clone())
+            .or_else(|| PasswordHash::from_phc(DUMMY_HASH));
+        let candidate = password.to_owned();
+        // argon2id takes tens of milliseconds of CPU: off the async executor.
+        let matches =
+            tokio::task::spawn_blocking(move || hash.is_some_and(|h| h.verify(&candidate)))
+                .await
+                .map_err(SignInError::Hash)?;
+        if let Some(user) = user
+            && counted
+            && matches
+        {
+            match user.may_sign_in(now, tenant.billing_time_zone) {
+                Ok(()) => {
+                    store.record_sign_in(&tenant.id, &user.id, now).await?;
+                    return Ok(user);
+                }
+                Err(why) => {
+                    tracing::info!(user_id = %user.id, reason = ?why, "sign-in refused: the account may not sign in now");
+                }
+            }
+        }
+        store.count_address_failure(&address).await?;
+        return Err(SignInError::Refused);
+    }
+    Err(SignInError::Refused)
+}
+
+/// Reset mails one account may be sent in any hour, whoever asks.
+pub const RESETS_PER_ACCOUNT_HOUR: usize = 5;
+
+/// What asking for a reset mail did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetQueued {
+    /// A mail is on its way; older reset links are revoked.
+    Queued,
+    /// Only an active user can reset a password (an invited one uses the invitation).
+    NotActive,
+    /// The account had [`RESETS_PER_ACCOUNT_HOUR`] reset mails in the last hour; the next may
+    /// go this many seconds from now.
+    TooMany(i64),
+}
+
+/// Queues a reset mail for `user` (asked for by `trigger`, by `by` when an admin did), if the
+/// user is active and within [`RESETS_PER_ACCOUNT_HOUR`].
+pub async fn queue_reset(
+    store: &Store,
+    user: &User,
+    trigger: crate::domain::InvitationTrigger,
+    by: Option<UserId>,
+) -> Result<ResetQueued, StoreError> {
+    if user.status != Status::Active {
+        return Ok(ResetQueued::NotActive);
+    }
+    let found = store.user_invitations(&user.tenant, &user.id).await?;
+    let now = store.clock().now();
+    let hour_ago = now - chrono::Duration::hours(1);
+    if found.count_since(MailKind::Reset, hour_ago) >= RESETS_PER_ACCOUNT_HOUR {
+        let free_at = found
+            .invitations
+            .iter()
+            .filter(|i| i.kind() == MailKind::Reset && i.created_at > hour_ago)
+            .map(|i| i.created_at + chrono::Duration::hours(1))
+            .min()
+            .unwrap_or(now);
+        return Ok(ResetQueued::TooMany(
+            ((free_at - now).num_milliseconds() + 999) / 1000,
+        ));
+    }
+    let item = Invitation::new(user, trigger, by, now);
+    match store
+        .queue_account_mail(user, &found.unsuperseded_of(MailKind::Reset), &item)
+        .await
+    {
+        // A concurrent request won the race: its mail is the one.
+        Ok(()) | Err(StoreError::InvitationChanged | StoreError::VersionConflict) => {
+            tracing::info!(tenant_id = %user.tenant, user_id = %user.id, "reset mail queued");
+            Ok(ResetQueued::Queued)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -203,4 +362,33 @@ pub fn policy_rules(policy: &PasswordPolicy) -> Vec<PasswordRule> {
         }
     }
     rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ARGON2_ITERATIONS, ARGON2_LANES, ARGON2_MEMORY_KIB};
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_costs() {
+        let dummy = PasswordHash::from_phc(DUMMY_HASH).expect("an argon2id PHC string");
+        let params = format!("m={ARGON2_MEMORY_KIB},t={ARGON2_ITERATIONS},p={ARGON2_LANES}");
+        assert!(dummy.as_str().contains(&params), "{params}");
+        let real = PasswordHash::of(
+            &crate::domain::PasswordPolicy::default()
+                .check(
+                    "Tr0ub4dor&3",
+                    &crate::domain::LoginId::parse("taro").unwrap(),
+                )
+                .unwrap(),
+        )
+        .unwrap();
+        let output = |h: &str| h.rsplit('$').next().unwrap().len();
+        assert_eq!(
+            output(dummy.as_str()),
+            output(real.as_str()),
+            "same output length"
+        );
+        assert!(!dummy.verify(""));
+    }
 }

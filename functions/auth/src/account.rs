@@ -23,8 +23,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rollcall::account::{self, Link, SetPasswordError};
 use rollcall::domain::{
-    Invitation, InvitationTrigger, Language, Localized, MailKind, PasswordPolicy, PasswordRule,
-    SYMBOLS, SecretToken, Status, Tenant, TokenState, User,
+    InvitationTrigger, Language, Localized, MailKind, PasswordPolicy, PasswordRule, SYMBOLS,
+    SecretToken, Tenant, TokenState, User,
 };
 use rollcall::store::StoreError;
 
@@ -34,8 +34,6 @@ use crate::pages::{self, Chrome, with_lang};
 use crate::signin::SourceAddress;
 use crate::{AuthState, discovery, session, signin};
 
-/// Reset mails one account may be sent in any hour.
-pub const RESETS_PER_ACCOUNT_HOUR: usize = 5;
 /// Reset requests one source address (a /64 for IPv6) may make in any hour.
 pub const RESETS_PER_ADDRESS_HOUR: u32 = 30;
 /// The forgot-password form answers no sooner than this after it was posted, so the time it
@@ -963,33 +961,17 @@ async fn request_reset(
         .store
         .find_for_sign_in(&tenant.id, login, &address)
         .await?;
-    let Some((user, _)) = lookup.found else {
-        return Ok(());
-    };
-    if user.status != Status::Active {
-        return Ok(());
+    if let Some((user, _)) = lookup.found {
+        let outcome = account::queue_reset(
+            &state.store,
+            &user,
+            InvitationTrigger::PasswordForgotten,
+            None,
+        )
+        .await?;
+        tracing::info!(user_id = %user.id, outcome = ?outcome, "reset requested");
     }
-    let found = state.store.user_invitations(&tenant.id, &user.id).await?;
-    let now = state.store.clock().now();
-    if found.count_since(MailKind::Reset, now - chrono::Duration::hours(1))
-        >= RESETS_PER_ACCOUNT_HOUR
-    {
-        tracing::info!(user_id = %user.id, "reset request over the account bound");
-        return Ok(());
-    }
-    let item = Invitation::new(&user, InvitationTrigger::PasswordForgotten, None, now);
-    match state
-        .store
-        .queue_account_mail(&user, &found.unsuperseded_of(MailKind::Reset), &item)
-        .await
-    {
-        // A concurrent request won the race: its mail is the one.
-        Ok(()) | Err(StoreError::InvitationChanged | StoreError::VersionConflict) => {
-            tracing::info!(user_id = %user.id, "reset mail queued");
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    Ok(())
 }
 
 /// `GET /t/{tenant}/account`: the signed-in person's account, with the change-password form.

@@ -194,6 +194,16 @@ pub fn routes() -> Vec<Route> {
             post(sessions::revoke_sessions),
         ),
         route(Method::POST, "/users/{id}/unlock", post(sessions::unlock)),
+        route(
+            Method::POST,
+            "/users/{id}/password/reset",
+            post(sessions::send_reset),
+        ),
+        route(
+            Method::POST,
+            "/account/password",
+            post(sessions::change_password),
+        ),
         route(Method::GET, "/users/export.csv", get(imports::export_users)),
         route(Method::GET, "/imports", get(imports::list_imports)),
         route(Method::POST, "/imports", post(imports::create_import)),

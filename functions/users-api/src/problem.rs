@@ -151,6 +151,12 @@ pub enum ApiError {
     NotInvitable,
     /// 429: the invitation was resent too often; retry after this many seconds.
     TooManyResends(i64),
+    /// 409: only an active user's password can be reset (an invited one has the invitation).
+    NotResettable,
+    /// 429: the account had 5 reset mails this hour; retry after this many seconds.
+    TooManyResets(i64),
+    /// 422: the current password was not right (or the account can't sign in now).
+    CurrentPasswordWrong,
     /// 503: conflicting writes or throttling; retry.
     Busy,
     /// 500: something unexpected; the cause is logged, not returned.
@@ -393,6 +399,24 @@ impl ApiError {
                 "招待の再送は1時間に5回までです。しばらくしてからやり直してください。".into(),
                 "An invitation can be resent at most 5 times an hour; retry later.".into(),
             ),
+            E::NotResettable => (
+                StatusCode::CONFLICT,
+                "not_resettable",
+                "パスワードを再設定できるのは有効なユーザーだけです。招待中のユーザーには招待を再送してください。".into(),
+                "Only an active user's password can be reset; resend an invited user's invitation instead.".into(),
+            ),
+            E::TooManyResets(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_resets",
+                "パスワード再設定のメールは1アカウントにつき1時間に5通までです。しばらくしてからやり直してください。".into(),
+                "An account gets at most 5 reset mails an hour; retry later.".into(),
+            ),
+            E::CurrentPasswordWrong => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "current_password_wrong",
+                "現在のパスワードが正しくないか、現在このアカウントではサインインできません。".into(),
+                "The current password is incorrect, or this account can't sign in now.".into(),
+            ),
             E::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "busy",
@@ -461,7 +485,7 @@ impl ApiError {
             ApiError::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            ApiError::TooManyResends(seconds) => {
+            ApiError::TooManyResends(seconds) | ApiError::TooManyResets(seconds) => {
                 if let Ok(v) = HeaderValue::from_str(&seconds.max(&1).to_string()) {
                     headers.insert(header::RETRY_AFTER, v);
                 }

@@ -1,13 +1,21 @@
-//! A user's sign-ins, from the admin's side and their own: "sign out everywhere" and clearing
-//! the brute-force delay.
+//! A user's sign-ins, from the admin's side and their own: "sign out everywhere", clearing the
+//! brute-force delay, mailing a reset link, and changing one's own password.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use lambda_http::request::RequestContext;
+
+use rollcall::account::{self, ResetQueued, SignInError};
+use rollcall::domain::InvitationTrigger;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::problem::ApiError;
+use crate::input::{Fields, JsonObject};
+use crate::problem::{ApiError, FieldProblem};
 use crate::users::UserIdParam;
 
 /// `POST /users/{id}/sessions/revoke`: ends every session, refresh family and access token of
@@ -42,5 +50,98 @@ pub async fn unlock(
     state.store.get_user(&caller.tenant, &id).await?;
     state.store.clear_lock(&caller.tenant, &id).await?;
     tracing::info!(tenant_id = %caller.tenant, user_id = %id, by = %caller.user_id, "sign-in lock cleared");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /users/{id}/password/reset`: mails the user a link to choose a new password (never a
+/// password). Admins only; the user must be active; at most 5 reset mails an hour per account.
+pub async fn send_reset(
+    State(state): State<AppState>,
+    caller: Caller,
+    UserIdParam(id): UserIdParam,
+) -> Result<Response, ApiError> {
+    caller.ensure_admin()?;
+    let user = state.store.get_user(&caller.tenant, &id).await?;
+    match account::queue_reset(
+        &state.store,
+        &user,
+        InvitationTrigger::PasswordResetByAdmin,
+        Some(caller.user_id),
+    )
+    .await?
+    {
+        ResetQueued::Queued => {
+            tracing::info!(tenant_id = %caller.tenant, user_id = %id, by = %caller.user_id, "reset mail queued by an admin");
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        ResetQueued::NotActive => Err(ApiError::NotResettable),
+        ResetQueued::TooMany(seconds) => Err(ApiError::TooManyResets(seconds)),
+    }
+}
+
+/// `POST /account/password {current_password, new_password}`: the caller changes their own
+/// password. The current one is checked like a sign-in (the same lockout and address bound);
+/// the new one against the tenant's policy. Every session, refresh family and access token of
+/// the caller ends, the calling one too: sign in again with the new password.
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    lambda: Option<Extension<RequestContext>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let mut fields = Fields::new(body.map);
+    let current = fields.required_string("current_password");
+    let new = fields.required_string("new_password");
+    let problems = fields.finish();
+    let (Some(current), Some(new)) = (current, new) else {
+        return Err(ApiError::Validation(problems));
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    let tenant = state.store.get_tenant(&caller.tenant).await?;
+    let user = state
+        .store
+        .get_user(&caller.tenant, &caller.user_id)
+        .await?;
+    // The policy first: a new password that can't be used costs no attempt.
+    if let Err(broken) = tenant.password_policy.check(&new, &user.profile.login_id) {
+        return Err(ApiError::PasswordRejected(
+            broken
+                .iter()
+                .map(|rule| FieldProblem::new("new_password", rule))
+                .collect(),
+        ));
+    }
+    // API Gateway's sourceIp on Lambda, the peer when served directly: never a header.
+    let address = match (lambda, peer) {
+        (Some(Extension(RequestContext::ApiGatewayV2(ctx))), _) => ctx.http.source_ip,
+        (_, Some(Extension(ConnectInfo(addr)))) => Some(addr.ip().to_string()),
+        _ => None,
+    };
+    let user = match account::authenticate(
+        &state.store,
+        &tenant,
+        user.profile.login_id.as_str(),
+        &current,
+        address.as_deref(),
+    )
+    .await
+    {
+        Ok(u) if u.id == caller.user_id => u,
+        Ok(_) | Err(SignInError::Refused) => return Err(ApiError::CurrentPasswordWrong),
+        Err(SignInError::Store(e)) => return Err(e.into()),
+        Err(e @ SignInError::Hash(_)) => return Err(ApiError::internal(e)),
+    };
+    let hash = account::hash_new_password(&tenant.password_policy, &user, &new)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut after = user.clone();
+    after.password_hash = Some(hash);
+    after.has_password = true;
+    let now = state.store.clock().now();
+    state.store.change_password(&user, after, now).await?;
+    tracing::info!(tenant_id = %caller.tenant, user_id = %caller.user_id, "password changed through the API");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
