@@ -2,6 +2,7 @@
 //! Each test has its own table, so they run in parallel.
 
 mod access;
+mod account;
 mod api_tokens;
 mod billing;
 mod browser;
@@ -19,3 +20,12 @@ mod requests;
 mod signin;
 mod template;
 mod users;
+
+/// The hidden fields of a page's first form but its CSRF token (the authorization request the
+/// sign-in and code forms carry), in order.
+pub fn signin_fields(html: &str) -> Vec<(&'static str, String)> {
+    rollcall_e2e::hidden_fields(html)
+        .into_iter()
+        .filter(|(k, _)| *k != "csrf")
+        .collect()
+}

@@ -241,7 +241,7 @@ pub async fn refresh_with(app: &TestApp, client: &Client, token: &str) -> (u16, 
     .await
 }
 
-fn claims(jwt: &str) -> Value {
+pub fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
