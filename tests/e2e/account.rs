@@ -736,8 +736,10 @@ async fn the_second_step_mails_a_code_with_five_tries_a_minute_between_resends_a
 async fn the_tenants_two_step_policy_covers_admins_without_a_setting_of_their_own() {
     let app = spawn_app().await;
     let client = public_client(&app).await;
-    let mut policy = SignInPolicy::default();
-    policy.two_step = TwoStep::Admins;
+    let policy = SignInPolicy {
+        two_step: TwoStep::Admins,
+        ..SignInPolicy::default()
+    };
     app.store
         .set_sign_in_policy(&app.acme.id, policy)
         .await
