@@ -314,8 +314,16 @@ async fn with_an_app_url_the_invitation_ends_at_the_clients_redirect_with_a_code
             &[("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)],
         )
         .await;
-    assert_eq!(done.status, 303);
-    assert_eq!(done.location.as_deref(), Some(start.as_str()));
+    // The page goes on by itself (a new navigation, not a redirect of the form's POST).
+    assert_eq!(done.status, 200);
+    let escaped = start.replace('&', "&#38;");
+    assert!(
+        done.html.contains(&format!(
+            "<meta http-equiv=\"refresh\" content=\"0;url={escaped}\">"
+        )),
+        "{}",
+        done.html
+    );
     // The application starts its sign-in; the session from the invitation answers it.
     let back = v.get(&start).await;
     assert_eq!(back.status, 303, "{}", back.html);
@@ -832,5 +840,43 @@ async fn the_api_changes_ones_own_password_and_admins_send_reset_links() {
             .await
             .status,
         410
+    );
+}
+
+#[tokio::test]
+async fn forgot_password_takes_as_long_for_an_unknown_name_as_for_an_account() {
+    let app = spawn_app().await;
+    active_member(&app, "timer", json!({})).await;
+    let forgot = format!("{}/t/acme/forgot", app.base);
+    let mut v = Visitor::new();
+    let form = v.get(&forgot).await;
+    let mut time = async |login: &str| {
+        let started = std::time::Instant::now();
+        let page = v.post(&forgot, &form, &[("login", login)]).await;
+        assert_eq!(page.status, 200);
+        (started.elapsed(), page.html)
+    };
+    // Interleaved, so a slow moment of the machine hits both alike; four of each stays under
+    // the account's five reset mails an hour.
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..4 {
+        let (k, known_page) = time("timer").await;
+        let (u, unknown_page) = time("nobody-here").await;
+        assert_eq!(known_page, unknown_page);
+        known.push(k);
+        unknown.push(u);
+    }
+    known.sort();
+    unknown.sort();
+    let floor = auth::account::FORGOT_ANSWER_FLOOR;
+    assert!(
+        known[0] >= floor && unknown[0] >= floor,
+        "no answer before the floor"
+    );
+    let (k, u) = (known[1].as_secs_f64(), unknown[1].as_secs_f64());
+    // The floor is well above the work behind either answer: the two differ by noise only.
+    assert!(
+        u > k / 1.5 && u < k * 1.5,
+        "unknown {unknown:?} vs account {known:?}"
     );
 }

@@ -19,8 +19,8 @@ use std::time::Duration;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
 use rollcall::account::{self, Link, SetPasswordError};
 use rollcall::domain::{
     InvitationTrigger, Language, Localized, MailKind, PasswordPolicy, PasswordRule, SYMBOLS,
@@ -157,6 +157,10 @@ struct NoticePage<'a> {
     chrome: Chrome,
     body: &'a str,
     link: Option<(&'a str, String)>,
+    /// Where the browser goes on by itself (a new navigation: a redirect from the form's POST
+    /// would be held to the page's `form-action`, and the application's own sign-in redirects
+    /// on to origins this page can't know).
+    refresh: Option<String>,
 }
 
 #[derive(Template)]
@@ -292,8 +296,21 @@ fn notice(
     lang: Language,
     path: &str,
     status: StatusCode,
+    words: (&str, &str),
+    link: Option<(&str, String)>,
+) -> Response {
+    notice_then(tenant, lang, path, status, words, link, None)
+}
+
+/// [`notice`], going on to `refresh` by itself.
+fn notice_then(
+    tenant: &Tenant,
+    lang: Language,
+    path: &str,
+    status: StatusCode,
     (title, body): (&str, &str),
     link: Option<(&str, String)>,
+    refresh: Option<String>,
 ) -> Response {
     let chrome = Chrome::of(tenant, lang, |l| with_lang(path, l));
     let img = chrome.logo_origin.clone();
@@ -307,6 +324,7 @@ fn notice(
             chrome,
             body,
             link,
+            refresh,
         },
         None,
         img.as_deref(),
@@ -742,26 +760,36 @@ async fn after_link(
         Ok(s) => s,
         Err(e) => return e.render(lang),
     };
+    let words = match lang {
+        Language::Ja => (
+            "パスワードを設定しました",
+            "アカウントの準備ができ、サインインしました。",
+        ),
+        Language::En => (
+            "Your password is set",
+            "Your account is ready and you are signed in.",
+        ),
+    };
     let mut resp = match &tenant.pages.app_url {
         Some(app) => {
-            let mut r = StatusCode::SEE_OTHER.into_response();
-            if let Ok(v) = HeaderValue::from_str(app) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            pages::secure_headers(r.headers_mut(), None);
-            r
+            let go_on = (
+                match lang {
+                    Language::Ja => "アプリケーションへ進む",
+                    Language::En => "Continue to the application",
+                },
+                app.clone(),
+            );
+            notice_then(
+                tenant,
+                lang,
+                path,
+                StatusCode::OK,
+                words,
+                Some(go_on),
+                Some(app.clone()),
+            )
         }
         None => {
-            let words = match lang {
-                Language::Ja => (
-                    "パスワードを設定しました",
-                    "アカウントの準備ができ、サインインしました。",
-                ),
-                Language::En => (
-                    "Your password is set",
-                    "Your account is ready and you are signed in.",
-                ),
-            };
             let account = (
                 match lang {
                     Language::Ja => "アカウントを表示する",

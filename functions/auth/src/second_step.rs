@@ -96,6 +96,11 @@ fn code_page(
         format!("{base}/code?{}", q.finish())
     });
     let img = chrome.logo_origin.clone();
+    // A right code ends in a redirect to the client: the form may end at its origin.
+    let form_action = params
+        .get("redirect_uri")
+        .and_then(|u| url::Url::parse(u).ok())
+        .map(|u| u.origin().ascii_serialization());
     let page = CodePage {
         lang: lang.as_str(),
         title,
@@ -112,7 +117,7 @@ fn code_page(
         submit,
         resend,
     };
-    pages::render_with(status, &page, None, img.as_deref())
+    pages::render_with(status, &page, form_action.as_deref(), img.as_deref())
 }
 
 /// Queues a code mail for `user`, superseding older codes, and returns its id.
