@@ -335,6 +335,34 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let two_step = stack(&["tenant", "sign-in", "acme", "--two-step", "admins"]);
+    assert!(two_step.contains("two-step admins"), "{two_step}");
+    // Page settings: a colour too light for white text is refused with its ratio.
+    let pages = stack(&[
+        "tenant",
+        "pages",
+        "acme",
+        "--app-url",
+        "https://app.acme.example/",
+        "--accent-colour",
+        "#0b6e4f",
+    ]);
+    assert!(
+        pages.contains("app URL https://app.acme.example/, logo (none), accent colour #0b6e4f"),
+        "{pages}"
+    );
+    let out = rollcall()
+        .args(["tenant", "pages", "acme", "--accent-colour", "#ffcc00"])
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", local::LOCAL_REGION)
+        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
+        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
+        .env("TABLE_NAME", "cli-test")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--accent-colour: #ffcc00 has a contrast of"), "{err}");
 
     // The admin was created just now, so the last closed month counted nobody.
     let month = rollcall::domain::BillingMonth::last_closed(
