@@ -475,35 +475,4 @@ pub fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-/// Every hidden input of the page whose name is a known form field, with its value.
-pub fn hidden_fields(html: &str) -> Vec<(&'static str, String)> {
-    const NAMES: [&str; 10] = [
-        "client_id",
-        "redirect_uri",
-        "response_type",
-        "scope",
-        "state",
-        "nonce",
-        "code_challenge",
-        "code_challenge_method",
-        "ui_locales",
-        "csrf",
-    ];
-    NAMES
-        .iter()
-        .filter_map(|n| {
-            let marker = format!("type=\"hidden\" name=\"{n}\" value=\"");
-            html.contains(&marker)
-                .then(|| hidden_value(html, n).map(|v| (*n, v)))
-                .flatten()
-        })
-        .collect()
-}
-
-/// The value of the input `name="{field}"` in a page, as a browser would submit it.
-pub fn hidden_value(html: &str, field: &str) -> Option<String> {
-    let marker = format!("name=\"{field}\" value=\"");
-    let at = html.find(&marker)? + marker.len();
-    let len = html[at..].find('"')?;
-    Some(html[at..at + len].replace("&amp;", "&"))
-}
+pub use rollcall_cli::forms::{hidden_fields, hidden_value};

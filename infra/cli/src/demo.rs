@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::bootstrap::TenantSpec;
 use crate::dev::{DevOptions, Stack};
 use crate::import::{self, ImportOptions};
-use crate::{billing, mail};
+use crate::{billing, forms, mail};
 
 /// How to run the tour.
 #[derive(Debug, Clone)]
@@ -78,6 +78,83 @@ fn padded(text: &str, width: usize) -> String {
         })
         .sum();
     format!("{text}{}", " ".repeat(width.saturating_sub(columns)))
+}
+
+/// A browser without scripts: keeps cookies by name, does not follow redirects.
+struct Visitor {
+    http: reqwest::Client,
+    cookies: std::collections::HashMap<String, String>,
+}
+
+/// A page as the visitor got it.
+struct Page {
+    status: u16,
+    html: String,
+    location: Option<String>,
+}
+
+impl Visitor {
+    fn new() -> Visitor {
+        Visitor {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            cookies: std::collections::HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> anyhow::Result<Page> {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let resp = req
+            .header(reqwest::header::COOKIE, cookie.join("; "))
+            .send()
+            .await?;
+        for set in resp.headers().get_all(reqwest::header::SET_COOKIE) {
+            let pair = set
+                .to_str()
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default();
+            if let Some((k, v)) = pair.split_once('=') {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Page {
+            status: resp.status().as_u16(),
+            location,
+            html: resp.text().await?,
+        })
+    }
+
+    async fn get(&mut self, url: &str) -> anyhow::Result<Page> {
+        let req = self.http.get(url);
+        self.send(req).await
+    }
+
+    /// Posts `fields` and the page's CSRF token to `url`.
+    async fn post(
+        &mut self,
+        url: &str,
+        page: &Page,
+        fields: &[(&str, &str)],
+    ) -> anyhow::Result<Page> {
+        let csrf = forms::hidden_value(&page.html, "csrf").context("the page has no form")?;
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &csrf));
+        let req = self.http.post(url).form(&form);
+        self.send(req).await
+    }
 }
 
 /// A report downloaded from its presigned link, without the byte order mark Excel needs.
@@ -263,32 +340,127 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         .context("the invitation has no link")?;
     println!("  Link:    {link}");
 
-    step(4, "Accept the invitation with a password");
-    println!("  The link opens the invitation page (in a browser: {link});");
-    println!("  the same link as JSON, for teams that build their own pages:");
+    step(
+        4,
+        "The invitation page, then a sign-in, as a browser without scripts would",
+    );
+    let password = "Sakura-2026-spring";
+    let mut visitor = Visitor::new();
+    println!("  GET  {link}   (shows the page; opening it never uses the link)");
+    let page = visitor.get(&link).await?;
+    println!(
+        "       {} \"{}\", {} password rules listed, a CSRF token in the form",
+        page.status,
+        forms::heading(&page.html).unwrap_or_default(),
+        page.html.matches("data-rule=").count()
+    );
+    println!("  POST {link}   password=…&confirm=…&csrf=…");
+    let done = visitor
+        .post(
+            &link,
+            &page,
+            &[("password", password), ("confirm", password)],
+        )
+        .await?;
+    println!(
+        "       {} \"{}\", signed in: {}",
+        done.status,
+        forms::heading(&done.html).unwrap_or_default(),
+        visitor
+            .cookies
+            .contains_key(&format!("rollcall_session_{TENANT}"))
+    );
     let json_link = mail::invitation_api_url(&link);
-    println!("  GET {json_link}   (is the link valid? does not use it)");
-    show(
-        http.get(&json_link).send().await?,
-        &[
-            "/status",
-            "/login_id",
-            "/tenant_name",
-            "/expires_at",
-            "/password_rules/min_length",
-            "/password_rules/symbols",
-        ],
-    )
-    .await?;
-    println!("  POST {json_link}/accept {{\"password\": \"…\"}}");
-    show(
-        http.post(format!("{json_link}/accept"))
-            .json(&json!({"password": "Sakura-2026-spring"}))
+    println!("  The same link as JSON, for teams that build their own pages: GET {json_link}");
+    show(http.get(&json_link).send().await?, &["/status", "/code"]).await?;
+
+    // A sign-in through the code flow with PKCE, as an application would start it.
+    let client = crate::bootstrap::register_cli_client(&stack.store, &tenant.id).await?;
+    let verifier = rollcall::domain::SecretToken::mint()?.expose().to_owned();
+    let redirect = "http://127.0.0.1:8765/callback";
+    let issuer = format!("{api}/t/{TENANT}");
+    let authorize = format!(
+        "{issuer}/authorize?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &client.to_string())
+            .append_pair("redirect_uri", redirect)
+            .append_pair("scope", "openid profile email")
+            .append_pair("state", "demo")
+            .append_pair("code_challenge", &rollcall::oidc::pkce::s256(&verifier))
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("ui_locales", "ja")
+            .finish()
+    );
+    let mut fresh = Visitor::new();
+    println!("\n  GET  {issuer}/authorize?…   (the sign-in page)");
+    let sign_in = fresh.get(&authorize).await?;
+    println!(
+        "       {} \"{}\"",
+        sign_in.status,
+        forms::heading(&sign_in.html).unwrap_or_default()
+    );
+    let mut fields: Vec<(&str, String)> = forms::hidden_fields(&sign_in.html)
+        .into_iter()
+        .filter(|(k, _)| *k != "csrf")
+        .collect();
+    fields.push(("login", "taro".into()));
+    fields.push(("password", password.into()));
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    println!("  POST {issuer}/signin   login=taro&password=…");
+    let back = fresh
+        .post(&format!("{issuer}/signin"), &sign_in, &refs)
+        .await?;
+    let location = back
+        .location
+        .clone()
+        .context("no redirect after signing in")?;
+    let code = reqwest::Url::parse(&location)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .context("no code in the redirect")?;
+    println!(
+        "       {} to {}?code=…&state=demo&iss=…",
+        back.status, redirect
+    );
+    println!("  POST {issuer}/token   grant_type=authorization_code&code=…&code_verifier=…");
+    let tokens = show(
+        http.post(format!("{issuer}/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", redirect),
+                ("client_id", client.to_string().as_str()),
+                ("code_verifier", verifier.as_str()),
+            ])
             .send()
             .await?,
-        &[],
+        &["/token_type", "/expires_in", "/scope"],
     )
     .await?;
+    println!("  GET  {issuer}/userinfo   (with the access token)");
+    show(
+        http.get(format!("{issuer}/userinfo"))
+            .bearer_auth(tokens["access_token"].as_str().unwrap_or_default())
+            .send()
+            .await?,
+        &["/sub", "/name", "/preferred_username", "/email"],
+    )
+    .await?;
+    println!(
+        "\n  The pages (this tour's stack stops at its end; `make dev` serves the same ones for \
+         tenant demo at http://127.0.0.1:3000/t/demo/…):"
+    );
+    for (what, path) in [
+        ("sign-in", "/authorize?…".to_owned()),
+        ("forgot password", "/forgot".to_owned()),
+        ("account (signed in)", "/account".to_owned()),
+        ("invitation", "/invitations/{token}".to_owned()),
+        ("reset", "/reset/{token}".to_owned()),
+    ] {
+        println!("    {}{issuer}{path}", padded(what, 22));
+    }
     let taro = admin.get(&format!("/users/{}", ids[0])).await?;
     println!(
         "  GET {api}/users/{}: taro is now {}",

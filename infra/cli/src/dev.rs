@@ -336,6 +336,8 @@ Sign-in (rollcall is tenant demo's OpenID Provider):
                 then, with the code from the address bar:
   curl -s -d grant_type=authorization_code -d client_id={client} -d code=<code> \
        -d redirect_uri=http://127.0.0.1:8765/callback -d code_verifier={verifier} {issuer}/token
+  other pages   {issuer}/forgot (forgot password), {issuer}/account (change it, signed in);
+                invitation and reset mails link to {issuer}/invitations/… and …/reset/…
 
   cargo run -q -p rollcall-cli -- login --api {api} --tenant demo --client-id {client}
                 # the CLI signs in like an app; `rollcall import` then needs no TOKEN

@@ -9,6 +9,7 @@ pub mod billing;
 pub mod bootstrap;
 pub mod demo;
 pub mod dev;
+pub mod forms;
 pub mod import;
 pub mod local;
 pub mod login;

@@ -107,6 +107,10 @@ async fn dev_prints_a_working_token_and_serves_the_api_until_it_stops_by_itself(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let link = link.expect("an invitation mail within 10 s");
+    assert!(link.contains("/t/demo/invitations/"), "{link}");
+    let page = http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the invitation page");
+    let link = rollcall_cli::mail::invitation_api_url(&link);
     let check: serde_json::Value = http.get(&link).send().await.unwrap().json().await.unwrap();
     assert_eq!(check["status"], "valid", "{check}");
     let accepted = http
@@ -362,7 +366,10 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--accent-colour: #ffcc00 has a contrast of"), "{err}");
+    assert!(
+        err.contains("--accent-colour: #ffcc00 has a contrast of"),
+        "{err}"
+    );
 
     // The admin was created just now, so the last closed month counted nobody.
     let month = rollcall::domain::BillingMonth::last_closed(
@@ -416,7 +423,12 @@ fn demo_tours_the_product_on_its_own_stack_and_ends_by_itself() {
         // 3, 4: the mail, its link, and the password set with it.
         "To:      taro@acme.example",
         "Subject: 【Acme 株式会社】アカウントへの招待",
-        "\"status\": \"active\"",
+        "200 \"パスワードの設定\", 8 password rules listed",
+        "200 \"パスワードを設定しました\", signed in: true",
+        "status                     used",
+        "303 to http://127.0.0.1:8765/callback?code=",
+        "preferred_username         taro",
+        "/t/acme/forgot",
         "taro is now active",
         // 5: validated, nothing changed.
         ": validated",
