@@ -152,6 +152,7 @@ bench: $(STAMP)
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench requests
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench invitations
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench signin
+	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench pages
 	cargo bench -p rollcall-e2e --bench import_parse
 	cargo bench -p rollcall-e2e --bench cold_start
 	ROLLCALL_PYTHON=$(abspath $(PY)) cargo bench -p rollcall-e2e --bench import_apply

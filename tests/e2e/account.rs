@@ -11,7 +11,7 @@ use reqwest::{Method, header};
 use rollcall::clock::ManualClock;
 use rollcall::domain::{PageSettings, SignInPolicy, Status, TwoStep};
 use rollcall_e2e::{
-    TestApp, assert_problem, hidden_value, mail_to, spawn_app, spawn_app_with_clock,
+    Page, TestApp, Visitor, assert_problem, mail_to, spawn_app, spawn_app_with_clock,
     status_and_json, unique_address,
 };
 use serde_json::{Value, json};
@@ -22,79 +22,6 @@ use crate::signin::{
 };
 
 const NEW_PASSWORD: &str = "Sakura#2027";
-
-/// A browser without scripts: cookies kept by name, redirects not followed.
-pub struct Visitor {
-    http: reqwest::Client,
-    /// Cookies by name.
-    pub cookies: HashMap<String, String>,
-}
-
-/// A page as the visitor got it.
-pub struct Page {
-    /// The status.
-    pub status: u16,
-    /// The body.
-    pub html: String,
-    /// `Location`, on a redirect.
-    pub location: Option<String>,
-    /// The headers.
-    pub headers: header::HeaderMap,
-}
-
-impl Visitor {
-    pub fn new() -> Visitor {
-        Visitor {
-            http: browser(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let resp = req.header(header::COOKIE, cookie).send().await.unwrap();
-        for (k, v) in crate::signin::set_cookies(&resp) {
-            if v.is_empty() {
-                self.cookies.remove(&k);
-            } else {
-                self.cookies.insert(k, v);
-            }
-        }
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let location = headers
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned());
-        Page {
-            status,
-            html: resp.text().await.unwrap(),
-            location,
-            headers,
-        }
-    }
-
-    pub async fn get(&mut self, url: &str) -> Page {
-        let req = self.http.get(url);
-        self.send(req).await
-    }
-
-    /// Posts `fields` with the CSRF token of `page` (its hidden `csrf`).
-    pub async fn post(&mut self, url: &str, page: &Page, fields: &[(&str, &str)]) -> Page {
-        let csrf = hidden_value(&page.html, "csrf").expect("a form with a CSRF token");
-        let mut form: Vec<(String, String)> = fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        form.push(("csrf".into(), csrf));
-        let req = self.http.post(url).form(&form);
-        self.send(req).await
-    }
-}
 
 /// The one link in the newest mail to `address`.
 fn newest_link(mail: &[rollcall_cli::mail::SentMail]) -> String {

@@ -75,17 +75,7 @@ pub async fn public_client(app: &TestApp) -> Client {
 
 pub use rollcall_e2e::{hidden_value, pkce};
 
-/// The cookies a response sets, by name.
-pub fn set_cookies(resp: &reqwest::Response) -> HashMap<String, String> {
-    resp.headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
+pub use rollcall_e2e::set_cookies;
 
 /// The query parameters of a redirect's `Location`.
 pub fn location_params(resp: &reqwest::Response) -> HashMap<String, String> {
