@@ -247,7 +247,7 @@ async fn main() {
         code_mail = describe(&code_mail),
         known = ms(known_time),
         unknown = ms(unknown_time),
-        floor = auth::account::FORGOT_ANSWER_FLOOR.as_millis(),
+        floor = auth::forgot::FORGOT_ANSWER_FLOOR.as_millis(),
         code_ms = ms(code_time),
     );
     write_benchmark_section("pages", "Account pages", &body);

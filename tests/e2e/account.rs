@@ -795,7 +795,7 @@ async fn forgot_password_takes_as_long_for_an_unknown_name_as_for_an_account() {
     }
     known.sort();
     unknown.sort();
-    let floor = auth::account::FORGOT_ANSWER_FLOOR;
+    let floor = auth::forgot::FORGOT_ANSWER_FLOOR;
     assert!(
         known[0] >= floor && unknown[0] >= floor,
         "no answer before the floor"
@@ -806,4 +806,43 @@ async fn forgot_password_takes_as_long_for_an_unknown_name_as_for_an_account() {
         u > k / 1.5 && u < k * 1.5,
         "unknown {unknown:?} vs account {known:?}"
     );
+}
+
+#[tokio::test]
+async fn one_address_asking_too_often_gets_the_same_answer_and_no_more_mail() {
+    let app = spawn_app().await;
+    let (_, email) = active_member(&app, "busy", json!({})).await;
+    let forgot = format!("{}/t/acme/forgot", app.base);
+    let mut v = Visitor::new();
+    let form = v.get(&forgot).await;
+    // Every request of this test comes from one address: fill its hour with other names.
+    let bound = auth::forgot::RESETS_PER_ADDRESS_HOUR;
+    let asks: Vec<_> = (0..bound)
+        .map(|n| {
+            let http = browser();
+            let url = forgot.clone();
+            let csrf = rollcall_e2e::hidden_value(&form.html, "csrf").unwrap();
+            async move {
+                http.post(&url)
+                    .header(header::COOKIE, format!("rollcall_csrf={csrf}"))
+                    .form(&[("login", format!("someone-{n}")), ("csrf", csrf)])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        })
+        .collect();
+    for status in rollcall_e2e::join_spawned(asks).await {
+        assert_eq!(status, 200);
+    }
+    let over = v.post(&forgot, &form, &[("login", "busy")]).await;
+    assert_eq!(over.status, 200, "the same answer");
+    deliver(&app).await;
+    let resets = mail_to(&email)
+        .await
+        .into_iter()
+        .filter(|m| m.links().iter().any(|l| l.contains("/reset/")))
+        .count();
+    assert_eq!(resets, 0, "over the address bound: no mail");
 }

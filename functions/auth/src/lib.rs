@@ -17,7 +17,9 @@ pub mod account;
 pub mod authorize;
 pub mod discovery;
 pub mod error;
+pub mod forgot;
 pub mod keyring;
+pub mod links;
 pub mod logout;
 pub mod pages;
 pub mod second_step;
@@ -183,28 +185,28 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<AuthState>)> {
         (
             Method::GET,
             "/t/{tenant}/invitations/{token}",
-            get(account::invitation_get),
+            get(links::invitation_get),
         ),
         (
             Method::POST,
             "/t/{tenant}/invitations/{token}",
-            post(account::invitation_post),
+            post(links::invitation_post),
         ),
         (
             Method::GET,
             "/t/{tenant}/reset/{token}",
-            get(account::reset_get),
+            get(links::reset_get),
         ),
         (
             Method::POST,
             "/t/{tenant}/reset/{token}",
-            post(account::reset_post),
+            post(links::reset_post),
         ),
-        (Method::GET, "/t/{tenant}/forgot", get(account::forgot_get)),
+        (Method::GET, "/t/{tenant}/forgot", get(forgot::forgot_get)),
         (
             Method::POST,
             "/t/{tenant}/forgot",
-            post(account::forgot_post),
+            post(forgot::forgot_post),
         ),
         (
             Method::GET,
