@@ -575,3 +575,28 @@ impl Visitor {
         self.send(req).await
     }
 }
+
+/// Requests by operation as BENCHMARKS.md writes them: `2 × GetItem, 1 × Query` (`none` when
+/// there were none).
+pub fn describe_requests(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(op, n)| format!("{n} × {op}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl TestApp {
+    /// Runs `f` and returns what it gave with the AWS requests it made.
+    pub async fn counted<T>(
+        &self,
+        f: impl std::future::Future<Output = T>,
+    ) -> (T, std::collections::BTreeMap<String, u64>) {
+        self.counter.reset();
+        let out = f.await;
+        (out, self.counter.snapshot())
+    }
+}

@@ -11,41 +11,20 @@ use std::time::Instant;
 
 use rollcall::domain::SignInPolicy;
 use rollcall_e2e::{
-    Page, TestApp, Visitor, hidden_fields, machine, mail_to, spawn_app, unique_address,
-    write_benchmark_section,
+    Page, TestApp, Visitor, describe_requests, hidden_fields, machine, mail_to, spawn_app,
+    unique_address, write_benchmark_section,
 };
 use serde_json::json;
 
 const PASSWORD: &str = "Tr0ub4dor&3";
 const NEW_PASSWORD: &str = "Sakura#2027";
 
-fn describe(counts: &BTreeMap<String, u64>) -> String {
-    if counts.is_empty() {
-        return "none".into();
-    }
-    counts
-        .iter()
-        .map(|(op, n)| format!("{n} × {op}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 struct Rows(Vec<(String, String)>);
 
 impl Rows {
     fn add(&mut self, what: &str, counts: &BTreeMap<String, u64>) {
-        self.0.push((what.to_owned(), describe(counts)));
+        self.0.push((what.to_owned(), describe_requests(counts)));
     }
-}
-
-/// Runs `f` and returns what it gave and the requests it made.
-async fn counted<T>(
-    app: &TestApp,
-    f: impl std::future::Future<Output = T>,
-) -> (T, BTreeMap<String, u64>) {
-    app.counter.reset();
-    let out = f.await;
-    (out, app.counter.snapshot())
 }
 
 /// Delivers what the stream has since the last call: only the new records.
@@ -54,7 +33,7 @@ async fn deliver(
     poller: &mut rollcall_cli::streams::StreamPoller,
 ) -> BTreeMap<String, u64> {
     let sender = app.sender().await;
-    let (_, counts) = counted(app, poller.poll(&sender)).await;
+    let (_, counts) = app.counted(poller.poll(&sender)).await;
     counts
 }
 
@@ -111,35 +90,30 @@ async fn main() {
     deliver(&app, &mut poller).await;
     let link = newest_link(&mail_to(&email).await);
     let mut v = Visitor::new();
-    let (page, c) = counted(&app, v.get(&link)).await;
+    let (page, c) = app.counted(v.get(&link)).await;
     rows.add("invitation page (GET)", &c);
-    let (weak, c) = counted(
-        &app,
-        v.post(&link, &page, &[("password", "weak"), ("confirm", "weak")]),
-    )
-    .await;
+    let (weak, c) = app
+        .counted(v.post(&link, &page, &[("password", "weak"), ("confirm", "weak")]))
+        .await;
     assert_eq!(weak.status, 422);
     rows.add("invitation form, password refused", &c);
-    let (done, c) = counted(
-        &app,
-        v.post(
+    let (done, c) = app
+        .counted(v.post(
             &link,
             &weak,
             &[("password", PASSWORD), ("confirm", PASSWORD)],
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(done.status, 200);
     rows.add("invitation form, password set and signed in", &c);
 
     // The account page.
     let account = format!("{}/t/acme/account", app.base);
-    let (page, c) = counted(&app, v.get(&account)).await;
+    let (page, c) = app.counted(v.get(&account)).await;
     assert_eq!(page.status, 200);
     rows.add("account page (GET, signed in)", &c);
-    let (changed, c) = counted(
-        &app,
-        v.post(
+    let (changed, c) = app
+        .counted(v.post(
             &account,
             &page,
             &[
@@ -147,39 +121,40 @@ async fn main() {
                 ("password", NEW_PASSWORD),
                 ("confirm", NEW_PASSWORD),
             ],
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(changed.status, 200, "{}", changed.html);
     rows.add("account form, password changed", &c);
 
     // Forgot password and the reset page.
     let forgot = format!("{}/t/acme/forgot", app.base);
     let mut f = Visitor::new();
-    let (form, c) = counted(&app, f.get(&forgot)).await;
+    let (form, c) = app.counted(f.get(&forgot)).await;
     rows.add("forgot-password page (GET)", &c);
     let started = Instant::now();
-    let (_, c) = counted(&app, f.post(&forgot, &form, &[("login", "pages")])).await;
+    let (_, c) = app
+        .counted(f.post(&forgot, &form, &[("login", "pages")]))
+        .await;
     let known_time = started.elapsed();
     rows.add("forgot-password form, an account (mail queued)", &c);
     let reset_mail = deliver(&app, &mut poller).await;
     let started = Instant::now();
-    let (_, c) = counted(&app, f.post(&forgot, &form, &[("login", "nobody")])).await;
+    let (_, c) = app
+        .counted(f.post(&forgot, &form, &[("login", "nobody")]))
+        .await;
     let unknown_time = started.elapsed();
     rows.add("forgot-password form, no such account", &c);
     let reset = newest_link(&mail_to(&email).await);
     let mut r = Visitor::new();
-    let (page, c) = counted(&app, r.get(&reset)).await;
+    let (page, c) = app.counted(r.get(&reset)).await;
     rows.add("reset page (GET)", &c);
-    let (done, c) = counted(
-        &app,
-        r.post(
+    let (done, c) = app
+        .counted(r.post(
             &reset,
             &page,
             &[("password", PASSWORD), ("confirm", PASSWORD)],
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(done.status, 200);
     rows.add("reset form, password set, sessions revoked", &c);
 
@@ -197,7 +172,7 @@ async fn main() {
     let mut s = Visitor::new();
     let (start, fields) = sign_in_form(&mut s, &app, &client, "pages").await;
     let signin = format!("{}/t/acme/signin", app.base);
-    let (code_page, c) = counted(&app, s.post(&signin, &start, &refs(&fields))).await;
+    let (code_page, c) = app.counted(s.post(&signin, &start, &refs(&fields))).await;
     assert_eq!(code_page.status, 200);
     rows.add("sign-in form, password right, code mail queued", &c);
     let code_mail = deliver(&app, &mut poller).await;
@@ -212,13 +187,17 @@ async fn main() {
         if code == "000000" { "111111" } else { "000000" }.into(),
     ));
     let code_url = format!("{}/t/acme/code", app.base);
-    let (refused, c) = counted(&app, s.post(&code_url, &code_page, &refs(&wrong))).await;
+    let (refused, c) = app
+        .counted(s.post(&code_url, &code_page, &refs(&wrong)))
+        .await;
     assert_eq!(refused.status, 422);
     rows.add("code form, wrong code", &c);
     let mut right = carried.clone();
     right.push(("code", code));
     let started = Instant::now();
-    let (done, c) = counted(&app, s.post(&code_url, &refused, &refs(&right))).await;
+    let (done, c) = app
+        .counted(s.post(&code_url, &refused, &refs(&right)))
+        .await;
     let code_time = started.elapsed();
     assert_eq!(done.status, 303, "{}", done.html);
     rows.add("code form, right code (session, authorization code)", &c);
@@ -243,8 +222,8 @@ async fn main() {
          {code_ms:.0} ms (no argon2id: the code's digest is compared, then one conditional \
          write spends it).\n",
         machine = machine(),
-        reset_mail = describe(&reset_mail),
-        code_mail = describe(&code_mail),
+        reset_mail = describe_requests(&reset_mail),
+        code_mail = describe_requests(&code_mail),
         known = ms(known_time),
         unknown = ms(unknown_time),
         floor = auth::forgot::FORGOT_ANSWER_FLOOR.as_millis(),

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use reqwest::Method;
-use rollcall_e2e::{TestApp, spawn_app, write_benchmark_section};
+use rollcall_e2e::{TestApp, describe_requests, spawn_app, write_benchmark_section};
 use serde_json::json;
 
 struct Row {
@@ -22,14 +22,6 @@ async fn measure(app: &TestApp, req: reqwest::RequestBuilder) -> BTreeMap<String
     let resp = req.send().await.expect("request");
     assert!(resp.status().is_success(), "{:?}", resp.text().await);
     app.counter.snapshot()
-}
-
-fn describe(counts: &BTreeMap<String, u64>) -> String {
-    counts
-        .iter()
-        .map(|(op, n)| format!("{n} × {op}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[tokio::main]
@@ -173,7 +165,7 @@ async fn main() {
         table.push_str(&format!(
             "| `{}` | {} | {} |\n",
             r.operation,
-            describe(&r.counts),
+            describe_requests(&r.counts),
             r.target
         ));
     }

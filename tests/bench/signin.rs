@@ -15,22 +15,13 @@ use rollcall::domain::{
     DisplayName, Email, LoginId, PasswordHash, PasswordPolicy, Profile, Role, Status, User, UserId,
 };
 use rollcall::oidc::{AuthMethod, Client, ClientId, GrantType, KeySet, RedirectUri, SigningKey};
-use rollcall_e2e::{TestApp, hidden_value, machine, pkce, spawn_app, write_benchmark_section};
+use rollcall_e2e::{
+    describe_requests, hidden_value, machine, pkce, spawn_app, write_benchmark_section,
+};
 use serde_json::Value;
 
 const PASSWORD: &str = "Tr0ub4dor&3";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
-fn describe(counts: &BTreeMap<String, u64>) -> String {
-    if counts.is_empty() {
-        return "none".into();
-    }
-    counts
-        .iter()
-        .map(|(op, n)| format!("{n} × {op}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 struct Flow {
     http: reqwest::Client,
@@ -111,15 +102,6 @@ impl Flow {
     }
 }
 
-async fn counted<F: std::future::Future<Output = T>, T>(
-    app: &TestApp,
-    f: F,
-) -> (T, BTreeMap<String, u64>) {
-    app.counter.reset();
-    let out = f.await;
-    (out, app.counter.snapshot())
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -176,47 +158,41 @@ async fn main() {
     let scope = "openid rollcall offline_access";
     let (csrf, form) = flow.page(&challenge, scope).await;
     let code = flow.submit(&csrf, &form).await;
-    let (_, first_token) = counted(
-        &app,
-        flow.token(&[
+    let (_, first_token) = app
+        .counted(flow.token(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", REDIRECT),
             ("client_id", &cid),
             ("code_verifier", &verifier),
-        ]),
-    )
-    .await;
+        ]))
+        .await;
     let cold_kms = first_token.get("Decrypt").copied().unwrap_or(0);
 
     let mut rows: Vec<(&str, BTreeMap<String, u64>)> = Vec::new();
-    let ((csrf, form), c) = counted(&app, flow.page(&challenge, scope)).await;
+    let ((csrf, form), c) = app.counted(flow.page(&challenge, scope)).await;
     rows.push(("sign-in page (`GET /authorize`)", c));
-    let (code, c) = counted(&app, flow.submit(&csrf, &form)).await;
+    let (code, c) = app.counted(flow.submit(&csrf, &form)).await;
     rows.push(("sign-in form (`POST /signin`), success", c));
-    let (tokens, c) = counted(
-        &app,
-        flow.token(&[
+    let (tokens, c) = app
+        .counted(flow.token(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", REDIRECT),
             ("client_id", &cid),
             ("code_verifier", &verifier),
-        ]),
-    )
-    .await;
+        ]))
+        .await;
     rows.push(("code exchange with `offline_access`", c));
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     let access = tokens["access_token"].as_str().unwrap().to_owned();
-    let (_, c) = counted(
-        &app,
-        flow.token(&[
+    let (_, c) = app
+        .counted(flow.token(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", &refresh),
             ("client_id", &cid),
-        ]),
-    )
-    .await;
+        ]))
+        .await;
     rows.push(("refresh", c));
     // Warm: the keys are read once per instance (and every five minutes), not per request.
     for url in [
@@ -242,7 +218,7 @@ async fn main() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     };
-    let (_, c) = counted(&app, health).await;
+    let (_, c) = app.counted(health).await;
     rows.push(("userinfo", c));
     // An API call: `GET /users/{id}` is 1 Query with an HS256 token; the difference is the
     // caller check.
@@ -257,7 +233,7 @@ async fn main() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     };
-    let (_, c) = counted(&app, api).await;
+    let (_, c) = app.counted(api).await;
     rows.push((
         "API call `GET /users/{id}` with a rollcall token (the route's own Query included)",
         c,
@@ -279,7 +255,7 @@ async fn main() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     };
-    let (_, c) = counted(&app, fail).await;
+    let (_, c) = app.counted(fail).await;
     rows.push((
         "sign-in form, wrong password (an unknown name makes the same requests)",
         c,
@@ -383,7 +359,7 @@ async fn main() {
 
     let mut table = String::from("| step | DynamoDB and KMS requests |\n|---|---|\n");
     for (step, counts) in &rows {
-        table.push_str(&format!("| {step} | {} |\n", describe(counts)));
+        table.push_str(&format!("| {step} | {} |\n", describe_requests(counts)));
     }
     let per_instance = 1000.0 / ms(median);
     let cpu_bound = 1000.0 / ms(argon_median);

@@ -468,25 +468,73 @@ async fn reset_mails_are_bounded_per_account_and_a_password_change_kills_older_l
     );
 }
 
+/// Opens the sign-in page of `client` (in English, with `extra` parameters) and posts `login`
+/// with `password`: the code page or the redirect to the client.
+async fn password_step(
+    v: &mut Visitor,
+    app: &TestApp,
+    client: &rollcall::oidc::Client,
+    challenge: &str,
+    extra: &[(&str, &str)],
+    login: &str,
+    password: &str,
+) -> Page {
+    let mut params = vec![("ui_locales", "en")];
+    params.extend_from_slice(extra);
+    let start = v
+        .get(&format!(
+            "{}/t/acme/authorize?{}",
+            app.base,
+            authorize_query(client, challenge, &params)
+        ))
+        .await;
+    let mut fields = crate::signin_fields(&start.html);
+    fields.push(("login", login.into()));
+    fields.push(("password", password.into()));
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    v.post(&format!("{}/t/acme/signin", app.base), &start, &refs)
+        .await
+}
+
+/// Posts `typed` on the code page `page` (to `/code`, or `/code/resend` when `typed` is
+/// `None`), carrying its authorization request.
+async fn code_step(v: &mut Visitor, app: &TestApp, page: &Page, typed: Option<&str>) -> Page {
+    let mut fields = crate::signin_fields(&page.html);
+    let url = match typed {
+        Some(code) => {
+            fields.push(("code", code.to_owned()));
+            format!("{}/t/acme/code", app.base)
+        }
+        None => format!("{}/t/acme/code/resend", app.base),
+    };
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    v.post(&url, page, &refs).await
+}
+
+/// A code that is not `right`.
+fn other_than(right: &str) -> &'static str {
+    if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
+/// The code in the newest mail to `address`.
+async fn newest_code(address: &str) -> String {
+    mail_to(address)
+        .await
+        .last()
+        .and_then(|m| m.code())
+        .expect("a code in the newest mail")
+}
+
 /// A visitor signed in at `acme` (through the sign-in page of a public client).
 async fn signed_in_visitor(app: &TestApp, login: &str, password: &str) -> Visitor {
     let client = public_client(app).await;
     let (_, challenge) = pkce();
     let mut v = Visitor::new();
-    let page = v
-        .get(&format!(
-            "{}/t/acme/authorize?{}",
-            app.base,
-            authorize_query(&client, &challenge, &[])
-        ))
-        .await;
-    let mut fields: Vec<(&str, String)> = crate::signin_fields(&page.html);
-    fields.push(("login", login.into()));
-    fields.push(("password", password.into()));
-    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let done = v
-        .post(&format!("{}/t/acme/signin", app.base), &page, &refs)
-        .await;
+    let done = password_step(&mut v, app, &client, &challenge, &[], login, password).await;
     assert_eq!(done.status, 303, "{}", done.html);
     v
 }
@@ -508,20 +556,7 @@ async fn the_second_step_mails_a_code_with_five_tries_a_minute_between_resends_a
 
     let (verifier, challenge) = pkce();
     let mut v = Visitor::new();
-    let start = v
-        .get(&format!(
-            "{}/t/acme/authorize?{}",
-            app.base,
-            authorize_query(&client, &challenge, &[("ui_locales", "en")])
-        ))
-        .await;
-    let mut fields: Vec<(&str, String)> = crate::signin_fields(&start.html);
-    fields.push(("login", "yui".into()));
-    fields.push(("password", PASSWORD.into()));
-    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let code_page = v
-        .post(&format!("{}/t/acme/signin", app.base), &start, &refs)
-        .await;
+    let code_page = password_step(&mut v, &app, &client, &challenge, &[], "yui", PASSWORD).await;
     assert_eq!(code_page.status, 200, "the code page, no redirect yet");
     assert!(code_page.html.contains("autocomplete=\"one-time-code\""));
     assert!(
@@ -531,38 +566,24 @@ async fn the_second_step_mails_a_code_with_five_tries_a_minute_between_resends_a
     assert_page_protections(&code_page);
     deliver(&app).await;
     let mail = mail_to(&email).await;
-    let code = mail.last().unwrap().code().expect("a code in the mail");
     assert!(
         mail.last().unwrap().links().is_empty(),
         "a code mail has no link"
     );
+    let code = newest_code(&email).await;
 
-    let carried: Vec<(&str, String)> = crate::signin_fields(&code_page.html);
-    let post_code = |typed: &str| {
-        let mut f = carried.clone();
-        f.push(("code", typed.to_owned()));
-        f
-    };
-    let code_url = format!("{}/t/acme/code", app.base);
-    let wrong_code = if code == "000000" { "111111" } else { "000000" };
-    let f = post_code(wrong_code);
-    let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let wrong = v.post(&code_url, &code_page, &refs).await;
+    let wrong = code_step(&mut v, &app, &code_page, Some(other_than(&code))).await;
     assert_eq!(wrong.status, 422);
     assert!(wrong.html.contains("4 tries left"), "{}", wrong.html);
     // A resend inside the minute is refused and says when.
-    let f = carried.clone();
-    let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let early = v.post(&format!("{code_url}/resend"), &wrong, &refs).await;
+    let early = code_step(&mut v, &app, &wrong, None).await;
     assert_eq!(early.status, 429);
     // Full-width digits, as a Japanese input method types them, are the same code.
     let wide: String = code
         .chars()
         .map(|c| char::from_u32(u32::from(c) - u32::from('0') + u32::from('０')).unwrap())
         .collect();
-    let f = post_code(&wide);
-    let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let done = v.post(&code_url, &early, &refs).await;
+    let done = code_step(&mut v, &app, &early, Some(&wide)).await;
     assert_eq!(done.status, 303, "{}", done.html);
     let params: HashMap<String, String> = reqwest::Url::parse(done.location.as_deref().unwrap())
         .unwrap()
@@ -575,95 +596,45 @@ async fn the_second_step_mails_a_code_with_five_tries_a_minute_between_resends_a
     assert_eq!(claims["amr"], json!(["pwd", "otp"]));
     assert!(v.cookies.contains_key("rollcall_session_acme"));
 
-    // Spent: the same code can't be used twice; five wrong tries kill a code; a resend after
-    // a minute brings a new one.
+    // Five wrong tries kill a code, even against the right one after; a resend after a minute
+    // brings a new one.
+    let again = [("prompt", "login")];
     let mut w = Visitor::new();
-    let start = w
-        .get(&format!(
-            "{}/t/acme/authorize?{}",
-            app.base,
-            authorize_query(
-                &client,
-                &challenge,
-                &[("prompt", "login"), ("ui_locales", "en")]
-            )
-        ))
-        .await;
-    let mut fields: Vec<(&str, String)> = crate::signin_fields(&start.html);
-    fields.push(("login", "yui".into()));
-    fields.push(("password", PASSWORD.into()));
-    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut last = w
-        .post(&format!("{}/t/acme/signin", app.base), &start, &refs)
-        .await;
+    let mut last = password_step(&mut w, &app, &client, &challenge, &again, "yui", PASSWORD).await;
     deliver(&app).await;
-    let second = mail_to(&email).await.last().unwrap().code().unwrap();
-    let carried: Vec<(&str, String)> = crate::signin_fields(&last.html);
-    let post = |typed: &str| {
-        let mut f = carried.clone();
-        f.push(("code", typed.to_owned()));
-        f
-    };
-    let wrong_code = if second == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let second = newest_code(&email).await;
     for n in 1..=5 {
-        let f = post(wrong_code);
-        let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        last = w.post(&code_url, &last, &refs).await;
+        last = code_step(&mut w, &app, &last, Some(other_than(&second))).await;
         assert_eq!(last.status, 422, "try {n}");
     }
     assert!(last.html.contains("Too many wrong codes"), "{}", last.html);
-    let f = post(&second);
-    let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let dead = w.post(&code_url, &last, &refs).await;
+    let dead = code_step(&mut w, &app, &last, Some(&second)).await;
     assert_eq!(
         dead.status, 410,
         "the right code after five wrong ones: dead"
     );
     clock.advance(Duration::seconds(61));
-    let f = carried.clone();
-    let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let resent = w.post(&format!("{code_url}/resend"), &dead, &refs).await;
+    let resent = code_step(&mut w, &app, &dead, None).await;
     assert_eq!(resent.status, 200, "{}", resent.html);
     deliver(&app).await;
-    let third = mail_to(&email).await.last().unwrap().code().unwrap();
-    let f = post(&third);
-    let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let ok = w.post(&code_url, &resent, &refs).await;
+    let third = newest_code(&email).await;
+    let ok = code_step(&mut w, &app, &resent, Some(&third)).await;
     assert_eq!(ok.status, 303, "{}", ok.html);
+    // A code works once, and only for the sign-in that asked for it.
+    let mut y = Visitor::new();
+    let page = password_step(&mut y, &app, &client, &challenge, &again, "yui", PASSWORD).await;
+    assert_ne!(
+        code_step(&mut y, &app, &page, Some(&third)).await.status,
+        303
+    );
 
     // A code lives ten minutes.
     let mut x = Visitor::new();
-    let start = x
-        .get(&format!(
-            "{}/t/acme/authorize?{}",
-            app.base,
-            authorize_query(
-                &client,
-                &challenge,
-                &[("prompt", "login"), ("ui_locales", "en")]
-            )
-        ))
-        .await;
-    let mut fields: Vec<(&str, String)> = crate::signin_fields(&start.html);
-    fields.push(("login", "yui".into()));
-    fields.push(("password", PASSWORD.into()));
-    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let page = x
-        .post(&format!("{}/t/acme/signin", app.base), &start, &refs)
-        .await;
+    let page = password_step(&mut x, &app, &client, &challenge, &again, "yui", PASSWORD).await;
     deliver(&app).await;
-    let fourth = mail_to(&email).await.last().unwrap().code().unwrap();
-    clock.advance(Duration::minutes(9));
-    let carried: Vec<(&str, String)> = crate::signin_fields(&page.html);
-    let mut f = carried.clone();
-    f.push(("code", fourth.clone()));
-    let refs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    clock.advance(Duration::minutes(2));
-    let late = x.post(&code_url, &page, &refs).await;
+    let fourth = newest_code(&email).await;
+    clock.advance(Duration::minutes(11));
+    let late = code_step(&mut x, &app, &page, Some(&fourth)).await;
     assert_ne!(late.status, 303, "eleven minutes on, the code is dead");
 }
 

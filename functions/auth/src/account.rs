@@ -163,6 +163,8 @@ pub(crate) struct PasswordForm<'a> {
     /// The page's own path (the form posts to it; the language links point at it).
     pub(crate) path: String,
     pub(crate) csrf: &'a str,
+    /// Whether cookies carry `Secure` and the `__Host-` prefix.
+    pub(crate) secure: bool,
 }
 
 impl PasswordForm<'_> {
@@ -242,7 +244,14 @@ impl PasswordForm<'_> {
             current_wrong,
             script: format!("/t/{}/assets/password.js", self.tenant.id),
         };
-        pages::render_with(status, &page, None, img.as_deref())
+        let mut resp = pages::render_with(status, &page, None, img.as_deref());
+        session::set_csrf(&mut resp, self.secure, self.csrf);
+        resp
+    }
+
+    /// The page again with only `error` (nothing about the rules).
+    pub(crate) fn refused(&self, status: StatusCode, error: &str) -> Response {
+        self.render(status, Some(error), Vec::new(), false, false)
     }
 }
 
@@ -252,6 +261,19 @@ fn policy_data(p: &PasswordPolicy) -> PolicyData {
         max: p.max_length,
         symbols: SYMBOLS,
     }
+}
+
+/// "Sign in", leading to the tenant's application, when it has one.
+pub(crate) fn sign_in_link(tenant: &Tenant, lang: Language) -> Option<(&'static str, String)> {
+    tenant.pages.app_url.clone().map(|u| {
+        (
+            match lang {
+                Language::Ja => "サインインする",
+                Language::En => "Sign in",
+            },
+            u,
+        )
+    })
 }
 
 /// A page that says one thing about the account, with an optional next step.
@@ -359,10 +381,9 @@ pub async fn account_get(
         purpose: Purpose::Change,
         path,
         csrf: &csrf,
+        secure: state.secure(),
     };
-    let mut resp = form.render(StatusCode::OK, None, Vec::new(), false, false);
-    session::set_csrf(&mut resp, state.secure(), &csrf);
-    resp
+    form.render(StatusCode::OK, None, Vec::new(), false, false)
 }
 
 fn not_signed_in(tenant: &Tenant, lang: Language, path: &str) -> Response {
@@ -376,16 +397,14 @@ fn not_signed_in(tenant: &Tenant, lang: Language, path: &str) -> Response {
             "Sign in from your application, then open this page again.",
         ),
     };
-    let link = tenant.pages.app_url.clone().map(|u| {
-        (
-            match lang {
-                Language::Ja => "サインインする",
-                Language::En => "Sign in",
-            },
-            u,
-        )
-    });
-    notice(tenant, lang, path, StatusCode::UNAUTHORIZED, words, link)
+    notice(
+        tenant,
+        lang,
+        path,
+        StatusCode::UNAUTHORIZED,
+        words,
+        sign_in_link(tenant, lang),
+    )
 }
 
 /// `POST /t/{tenant}/account`: changes the password (current + new). Checking the current one
@@ -431,19 +450,10 @@ pub async fn account_post(
         purpose: Purpose::Change,
         path: path.clone(),
         csrf: &csrf,
-    };
-    let with_cookie = |mut resp: Response| {
-        session::set_csrf(&mut resp, state.secure(), &csrf);
-        resp
+        secure: state.secure(),
     };
     if !session::csrf_matches(csrf_cookie.as_deref(), form.get("csrf")) {
-        return with_cookie(page.render(
-            StatusCode::BAD_REQUEST,
-            Some(t.form_expired),
-            Vec::new(),
-            false,
-            false,
-        ));
+        return page.refused(StatusCode::BAD_REQUEST, t.form_expired);
     }
     let password = form.raw("password").unwrap_or("");
     let broken = tenant
@@ -454,13 +464,13 @@ pub async fn account_post(
     let mismatch = form.raw("confirm").unwrap_or("") != password;
     if mismatch || !broken.is_empty() {
         let error = if mismatch { t.mismatch } else { t.rejected };
-        return with_cookie(page.render(
+        return page.render(
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(error),
             broken,
             mismatch,
             false,
-        ));
+        );
     }
     let current = form.raw("current").unwrap_or("");
     let checked = signin::authenticate(
@@ -474,13 +484,13 @@ pub async fn account_post(
     let user = match checked {
         Ok(u) if u.id == user.id => u,
         Ok(_) | Err(signin::SignInError::Refused) => {
-            return with_cookie(page.render(
+            return page.render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(t.current_wrong),
                 Vec::new(),
                 false,
                 true,
-            ));
+            );
         }
         Err(signin::SignInError::Store(e)) => return PageError::from(e).render(lang),
         Err(signin::SignInError::Hash(e)) => return PageError::internal(e, false).render(lang),
@@ -499,13 +509,7 @@ pub async fn account_post(
     match state.store.change_password(&user, after, now).await {
         Ok(_) => {}
         Err(StoreError::VersionConflict | StoreError::ImportInProgress) => {
-            return with_cookie(page.render(
-                StatusCode::CONFLICT,
-                Some(t.busy),
-                Vec::new(),
-                false,
-                false,
-            ));
+            return page.refused(StatusCode::CONFLICT, t.busy);
         }
         Err(e) => return PageError::from(e).render(lang),
     }

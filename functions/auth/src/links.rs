@@ -14,6 +14,7 @@ use rollcall::domain::{Language, MailKind, SecretToken, Tenant, TokenState, User
 
 use crate::account::{
     PasswordForm, PasswordText, Purpose, notice, notice_then, page_language, query_lang,
+    sign_in_link,
 };
 use crate::authorize::{Params, language, set_session_cookie, start_session};
 use crate::error::PageError;
@@ -75,15 +76,7 @@ fn dead_link(
         },
         with_lang(&format!("/t/{}/forgot", tenant.id), lang),
     );
-    let app = tenant.pages.app_url.clone().map(|u| {
-        (
-            match lang {
-                Language::Ja => "サインインする",
-                Language::En => "Sign in",
-            },
-            u,
-        )
-    });
+    let app = sign_in_link(tenant, lang);
     let (words, link) = match (kind, s, lang) {
         (MailKind::Invitation, TokenState::Expired, Language::Ja) => (
             (
@@ -276,10 +269,9 @@ async fn link_get(
         purpose: purpose_of(kind),
         path,
         csrf: &csrf,
+        secure: state.secure(),
     };
-    let mut resp = form.render(StatusCode::OK, None, Vec::new(), false, false);
-    session::set_csrf(&mut resp, state.secure(), &csrf);
-    resp
+    form.render(StatusCode::OK, None, Vec::new(), false, false)
 }
 
 async fn link_post(
@@ -333,20 +325,11 @@ async fn link_post(
         purpose: purpose_of(kind),
         path: path.clone(),
         csrf: &csrf,
+        secure: state.secure(),
     };
     let t = PasswordText::of(lang);
-    let with_cookie = |mut resp: Response| {
-        session::set_csrf(&mut resp, state.secure(), &csrf);
-        resp
-    };
     if !session::csrf_matches(csrf_cookie.as_deref(), form.get("csrf")) {
-        return with_cookie(page.render(
-            StatusCode::BAD_REQUEST,
-            Some(t.form_expired),
-            Vec::new(),
-            false,
-            false,
-        ));
+        return page.refused(StatusCode::BAD_REQUEST, t.form_expired);
     }
     let password = form.raw("password").unwrap_or("");
     if form.raw("confirm").unwrap_or("") != password {
@@ -356,27 +339,25 @@ async fn link_post(
             .check(password, &user.profile.login_id)
             .err()
             .unwrap_or_default();
-        return with_cookie(page.render(
+        return page.render(
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(t.mismatch),
             broken,
             true,
             false,
-        ));
+        );
     }
     match account::set_password(&state.store, &secret, &link, password).await {
         Ok(saved) => after_link(&state, &tenant, &saved, kind, lang, &path).await,
-        Err(SetPasswordError::Rejected(broken)) => with_cookie(page.render(
+        Err(SetPasswordError::Rejected(broken)) => page.render(
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(t.rejected),
             broken,
             false,
             false,
-        )),
+        ),
         Err(SetPasswordError::Link(now)) => dead_link(&tenant, lang, &path, kind, now),
-        Err(SetPasswordError::Busy) => {
-            with_cookie(page.render(StatusCode::CONFLICT, Some(t.busy), Vec::new(), false, false))
-        }
+        Err(SetPasswordError::Busy) => page.refused(StatusCode::CONFLICT, t.busy),
         Err(e) => {
             let retryable = e.is_retryable();
             PageError::internal(e, retryable).render(lang)
@@ -395,15 +376,7 @@ async fn after_link(
     path: &str,
 ) -> Response {
     if kind == MailKind::Reset {
-        let link = tenant.pages.app_url.clone().map(|u| {
-            (
-                match lang {
-                    Language::Ja => "サインインする",
-                    Language::En => "Sign in",
-                },
-                u,
-            )
-        });
+        let link = sign_in_link(tenant, lang);
         let words = match lang {
             Language::Ja => (
                 "パスワードを変更しました",

@@ -242,21 +242,21 @@ pub async fn code_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (tenant, params, lang, csrf) = match form(&state, &raw, &headers, &body).await {
+    let CodeForm {
+        tenant,
+        params,
+        lang,
+        csrf,
+        req,
+        secret,
+        user,
+        code,
+    } = match form(&state, &raw, &headers, &body).await {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let req = match check(&state, &tenant, &params).await {
-        Ok(r) => r,
-        Err(_) => return PageError::BadForm.render(lang),
-    };
     let w = words(lang);
     let again = |error: &str, status| code_page(&tenant, &params, lang, &csrf, Some(error), status);
-    let (secret, _, user, code) = match pending(&state, &tenant, &headers).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return PageError::FormExpired.render(lang),
-        Err(e) => return e.render(lang),
-    };
     let Some(code) = code else {
         return again(w[2], StatusCode::GONE);
     };
@@ -317,17 +317,18 @@ pub async fn resend_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (tenant, params, lang, csrf) = match form(&state, &raw, &headers, &body).await {
+    let CodeForm {
+        tenant,
+        params,
+        lang,
+        csrf,
+        secret,
+        user,
+        code: last,
+        ..
+    } = match form(&state, &raw, &headers, &body).await {
         Ok(f) => f,
         Err(r) => return r,
-    };
-    if check(&state, &tenant, &params).await.is_err() {
-        return PageError::BadForm.render(lang);
-    }
-    let (secret, _, user, last) = match pending(&state, &tenant, &headers).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return PageError::FormExpired.render(lang),
-        Err(e) => return e.render(lang),
     };
     let now = state.store.clock().now();
     if let Some(last) = &last {
@@ -368,13 +369,26 @@ pub async fn resend_post(
     resp
 }
 
-/// Reads a code-page form: the tenant, the form, its language and a checked CSRF token.
+/// A code-page form as read and checked: the tenant, the form and its language, the CSRF
+/// token, the authorization request it carries, and the pending session with its user and code.
+struct CodeForm {
+    tenant: Tenant,
+    params: Params,
+    lang: Language,
+    csrf: String,
+    req: crate::authorize::AuthRequest,
+    secret: SecretToken,
+    user: User,
+    code: Option<Invitation>,
+}
+
+/// Reads and checks a code-page form; `Err` is the page to answer instead.
 async fn form(
     state: &AuthState,
     raw: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Tenant, Params, Language, String), Response> {
+) -> Result<CodeForm, Response> {
     let tenant = discovery::tenant(state, raw)
         .await
         .map_err(|e| e.render(language(None, headers, None)))?;
@@ -385,7 +399,24 @@ async fn form(
     if !session::csrf_matches(csrf.as_deref(), params.get("csrf")) {
         return Err(PageError::FormExpired.render(lang));
     }
-    Ok((tenant, params, lang, csrf.unwrap_or_default()))
+    let req = check(state, &tenant, &params)
+        .await
+        .map_err(|_| PageError::BadForm.render(lang))?;
+    let (secret, _, user, code) = match pending(state, &tenant, headers).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(PageError::FormExpired.render(lang)),
+        Err(e) => return Err(e.render(lang)),
+    };
+    Ok(CodeForm {
+        tenant,
+        params,
+        lang,
+        csrf: csrf.unwrap_or_default(),
+        req,
+        secret,
+        user,
+        code,
+    })
 }
 
 /// `GET /t/{tenant}/code?…`: the code page again (in another language), for the browser's

@@ -1,22 +1,12 @@
 //! Reading rollcall's hosted pages without a browser: the hidden fields of a form (its CSRF
 //! token, the authorization request it carries), as `rollcall demo` and the tests post them.
 
-/// Every hidden input of the page whose name is a known form field, with its value.
+/// Every hidden input of the page that carries the authorization request
+/// ([`auth::authorize::CARRIED`]) or the CSRF token, with its value.
 pub fn hidden_fields(html: &str) -> Vec<(&'static str, String)> {
-    const NAMES: [&str; 10] = [
-        "client_id",
-        "redirect_uri",
-        "response_type",
-        "scope",
-        "state",
-        "nonce",
-        "code_challenge",
-        "code_challenge_method",
-        "ui_locales",
-        "csrf",
-    ];
-    NAMES
+    auth::authorize::CARRIED
         .iter()
+        .chain(&["csrf"])
         .filter_map(|n| {
             let marker = format!("type=\"hidden\" name=\"{n}\" value=\"");
             html.contains(&marker)
