@@ -64,6 +64,18 @@ impl SenderConfig {
         })
     }
 
+    /// Reset links that work `minutes` (5 to 1440).
+    pub fn with_reset_minutes(mut self, minutes: i64) -> Result<SenderConfig, ConfigError> {
+        if !(5..=1440).contains(&minutes) {
+            return Err(ConfigError::Invalid {
+                name: "RESET_LINK_MINUTES",
+                reason: "must be from 5 to 1440".into(),
+            });
+        }
+        self.reset_validity = Duration::minutes(minutes);
+        Ok(self)
+    }
+
     /// How long a mail of `kind` works.
     pub fn validity(&self, kind: MailKind) -> Duration {
         match kind {
@@ -93,14 +105,9 @@ impl SenderConfig {
             config::parsed("INVITATION_EXPIRY_HOURS")?.unwrap_or(DEFAULT_EXPIRY_HOURS),
         )?;
         settings.configuration_set = config::optional("SES_CONFIGURATION_SET");
-        let reset: i64 = config::parsed("RESET_LINK_MINUTES")?.unwrap_or(DEFAULT_RESET_MINUTES);
-        if !(5..=1440).contains(&reset) {
-            return Err(ConfigError::Invalid {
-                name: "RESET_LINK_MINUTES",
-                reason: "must be from 5 to 1440".into(),
-            });
-        }
-        settings.reset_validity = Duration::minutes(reset);
+        let mut settings = settings.with_reset_minutes(
+            config::parsed("RESET_LINK_MINUTES")?.unwrap_or(DEFAULT_RESET_MINUTES),
+        )?;
         settings.concurrency = config::parsed("SEND_CONCURRENCY")?
             .unwrap_or(4)
             .clamp(1, 32);
@@ -122,5 +129,26 @@ mod tests {
         assert!(bad_url.to_string().contains("APP_BASE_URL"));
         let bad_hours = SenderConfig::new("a@example.com", "https://a.example", 0).unwrap_err();
         assert!(bad_hours.to_string().contains("INVITATION_EXPIRY_HOURS"));
+    }
+
+    #[test]
+    fn each_mail_kind_has_its_own_life_and_page() {
+        let base =
+            SenderConfig::new("no-reply@example.com", "https://id.example.com/", 72).unwrap();
+        assert_eq!(base.validity(MailKind::Reset), Duration::minutes(60));
+        assert_eq!(base.validity(MailKind::Code), Duration::minutes(10));
+        let t = TenantId::parse("acme").unwrap();
+        assert_eq!(
+            base.link(MailKind::Reset, &t, "abc"),
+            "https://id.example.com/t/acme/reset/abc"
+        );
+        assert_eq!(
+            base.link(MailKind::Invitation, &t, "abc"),
+            "https://id.example.com/t/acme/invitations/abc"
+        );
+        let longer = base.clone().with_reset_minutes(120).unwrap();
+        assert_eq!(longer.validity(MailKind::Reset), Duration::minutes(120));
+        let e = base.with_reset_minutes(4).unwrap_err();
+        assert!(e.to_string().contains("RESET_LINK_MINUTES"), "{e}");
     }
 }
