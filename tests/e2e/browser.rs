@@ -277,25 +277,35 @@ async fn the_account_pages_in_a_real_browser_from_invitation_to_code_to_reset() 
     fill(&browser, "#password", "Sakura#2026").await;
     assert_eq!(rule_class(&browser, "password_needs_upper").await, "met");
     assert_eq!(rule_class(&browser, "password_too_short").await, "met");
-    // A weak one submitted anyway is refused, announced, each broken rule marked.
-    fill(&browser, "#password", "sakura").await;
-    fill(&browser, "#confirm", "sakura").await;
-    submit(&browser).await;
-    let refused = browser
-        .poll(
-            "if (document.readyState !== 'complete') return null;\
-             const e = document.getElementById('form-error');\
-             return e && e.textContent.trim().length > 0;",
-            |v| *v == json!(true),
-            WAIT,
-        )
-        .await;
-    assert_eq!(refused, json!(true));
-    assert_eq!(
-        rule_class(&browser, "password_needs_symbol").await,
-        "broken"
-    );
-    check_page(&browser, "invitation-refused-en").await;
+    // A weak one submitted anyway is refused, announced, each broken rule marked (in each
+    // language: the page keeps the one it was in).
+    for lang in ["ja", "en"] {
+        browser
+            .goto(&format!("{invitation}?lang={lang}"))
+            .await
+            .unwrap();
+        wait_for(&browser, &format!("html[lang={lang}] #password")).await;
+        fill(&browser, "#password", "sakura").await;
+        fill(&browser, "#confirm", "sakura").await;
+        submit(&browser).await;
+        let refused = browser
+            .poll(
+                &format!(
+                    "if (document.readyState !== 'complete' || document.documentElement.lang !== '{lang}') return null;\
+                     const e = document.getElementById('form-error');\
+                     return e && e.textContent.trim().length > 0;"
+                ),
+                |v| *v == json!(true),
+                WAIT,
+            )
+            .await;
+        assert_eq!(refused, json!(true), "{lang}");
+        assert_eq!(
+            rule_class(&browser, "password_needs_symbol").await,
+            "broken"
+        );
+        check_page(&browser, &format!("invitation-refused-{lang}")).await;
+    }
     // A good one: signed in, at the client's redirect with a code.
     fill(&browser, "#password", PASSWORD).await;
     fill(&browser, "#confirm", PASSWORD).await;
@@ -385,6 +395,19 @@ async fn the_account_pages_in_a_real_browser_from_invitation_to_code_to_reset() 
         "forgot",
     )
     .await;
+    // Asked for in Japanese, then in English: the newer link is the one that works.
+    browser
+        .goto(&format!("{}&lang=ja", forgot.replace("lang=en", "x=1")))
+        .await
+        .unwrap();
+    wait_for(&browser, "html[lang=ja] #login").await;
+    fill(&browser, "#login", "aoi").await;
+    submit(&browser).await;
+    wait_for_heading(&browser, "メールを確認してください").await;
+    check_page(&browser, "forgot-sent-ja").await;
+    deliver().await;
+    browser.goto(&forgot).await.unwrap();
+    wait_for(&browser, "html[lang=en] #login").await;
     fill(&browser, "#login", "aoi").await;
     submit(&browser).await;
     wait_for_heading(&browser, "Check your mail").await;
@@ -411,6 +434,21 @@ async fn the_account_pages_in_a_real_browser_from_invitation_to_code_to_reset() 
     clock.advance(chrono::Duration::minutes(61));
     both_languages(&browser, &late, "lang", "link-expired").await;
     assert!(browser.source().await.unwrap().contains("expired"));
+    // A new one, set in Japanese.
+    browser.goto(&forgot).await.unwrap();
+    wait_for(&browser, "#login").await;
+    fill(&browser, "#login", "aoi").await;
+    submit(&browser).await;
+    wait_for_heading(&browser, "Check your mail").await;
+    deliver().await;
+    let fresh = newest(rollcall_e2e::mail_to(&email).await).links()[0].clone();
+    browser.goto(&format!("{fresh}?lang=ja")).await.unwrap();
+    wait_for(&browser, "html[lang=ja] #password").await;
+    fill(&browser, "#password", "Hinata#2028").await;
+    fill(&browser, "#confirm", "Hinata#2028").await;
+    submit(&browser).await;
+    wait_for_heading(&browser, "パスワードを変更しました").await;
+    check_page(&browser, "reset-done-ja").await;
     browser.quit().await.unwrap();
 
     // 200 % zoom: the password page fits half the width.
