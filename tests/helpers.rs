@@ -477,35 +477,17 @@ pub fn pkce() -> (String, String) {
 
 pub use rollcall_cli::forms::{hidden_fields, hidden_value};
 
-/// The cookies a response sets, by name.
-pub fn set_cookies(resp: &reqwest::Response) -> std::collections::HashMap<String, String> {
-    resp.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
+pub use rollcall_cli::forms::{Page, set_cookies};
 
-/// A browser without scripts: cookies kept by name, redirects not followed.
-pub struct Visitor {
-    http: reqwest::Client,
-    /// Cookies by name.
-    pub cookies: std::collections::HashMap<String, String>,
-}
+/// [`rollcall_cli::forms::Visitor`] for tests: a failed request fails the test.
+pub struct Visitor(rollcall_cli::forms::Visitor);
 
-/// A page as the visitor got it.
-pub struct Page {
-    /// The status.
-    pub status: u16,
-    /// The body.
-    pub html: String,
-    /// `Location`, on a redirect.
-    pub location: Option<String>,
-    /// The headers.
-    pub headers: reqwest::header::HeaderMap,
+impl std::ops::Deref for Visitor {
+    type Target = rollcall_cli::forms::Visitor;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Default for Visitor {
@@ -517,62 +499,17 @@ impl Default for Visitor {
 impl Visitor {
     /// A visitor with no cookies.
     pub fn new() -> Visitor {
-        Visitor {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            cookies: std::collections::HashMap::new(),
-        }
+        Visitor(rollcall_cli::forms::Visitor::new().expect("an HTTP client"))
     }
 
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let resp = req
-            .header(reqwest::header::COOKIE, cookie)
-            .send()
-            .await
-            .unwrap();
-        for (k, v) in set_cookies(&resp) {
-            if v.is_empty() {
-                self.cookies.remove(&k);
-            } else {
-                self.cookies.insert(k, v);
-            }
-        }
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let location = headers
-            .get(reqwest::header::LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned());
-        Page {
-            status,
-            html: resp.text().await.unwrap(),
-            location,
-            headers,
-        }
-    }
-
+    /// Opens `url`.
     pub async fn get(&mut self, url: &str) -> Page {
-        let req = self.http.get(url);
-        self.send(req).await
+        self.0.get(url).await.expect("a response")
     }
 
     /// Posts `fields` with the CSRF token of `page` (its hidden `csrf`).
     pub async fn post(&mut self, url: &str, page: &Page, fields: &[(&str, &str)]) -> Page {
-        let csrf = hidden_value(&page.html, "csrf").expect("a form with a CSRF token");
-        let mut form: Vec<(String, String)> = fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        form.push(("csrf".into(), csrf));
-        let req = self.http.post(url).form(&form);
-        self.send(req).await
+        self.0.post(url, page, fields).await.expect("a response")
     }
 }
 

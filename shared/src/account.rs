@@ -234,6 +234,90 @@ pub async fn queue_reset(
     }
 }
 
+/// Why a signed-in user's password was not changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    /// The new password breaks these rules of the tenant's policy (checked first: a new
+    /// password that can't be used costs no attempt).
+    #[error("the new password breaks {} rule(s)", .0.len())]
+    Rejected(Vec<PasswordRule>),
+    /// The current password was not right, or the account can't sign in now (one answer).
+    #[error("the current password was not accepted")]
+    CurrentRefused,
+    /// The user changed meanwhile, or an import holds the tenant: try again.
+    #[error("the account changed meanwhile")]
+    Busy,
+    /// The store failed.
+    #[error("the store failed")]
+    Store(#[source] StoreError),
+    /// A password could not be checked or hashed.
+    #[error("the password could not be checked or hashed")]
+    Hash(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ChangePasswordError {
+    /// Whether trying again may help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ChangePasswordError::Busy | ChangePasswordError::Hash(_) => true,
+            ChangePasswordError::Store(e) => e.is_retryable(),
+            ChangePasswordError::Rejected(_) | ChangePasswordError::CurrentRefused => false,
+        }
+    }
+}
+
+/// Changes `user`'s password from `current` to `new` at `tenant`, the request coming from
+/// `source`: the policy first, then the current password through [`authenticate`] (the same
+/// lockout and address bound as signing in), then the new hash with every session, refresh
+/// family and access token from before `at` void. Returns the user as saved.
+pub async fn change_password(
+    store: &Store,
+    tenant: &Tenant,
+    user: &User,
+    current: &str,
+    new: &str,
+    source: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<User, ChangePasswordError> {
+    tenant
+        .password_policy
+        .check(new, &user.profile.login_id)
+        .map_err(ChangePasswordError::Rejected)?;
+    let user = match authenticate(
+        store,
+        tenant,
+        user.profile.login_id.as_str(),
+        current,
+        source,
+    )
+    .await
+    {
+        Ok(u) if u.id == user.id => u,
+        Ok(_) | Err(SignInError::Refused) => return Err(ChangePasswordError::CurrentRefused),
+        Err(SignInError::Store(e)) => return Err(ChangePasswordError::Store(e)),
+        Err(SignInError::Hash(e)) => return Err(ChangePasswordError::Hash(Box::new(e))),
+    };
+    let hash = hash_new_password(&tenant.password_policy, &user, new)
+        .await
+        .map_err(|e| match e {
+            SetPasswordError::Rejected(broken) => ChangePasswordError::Rejected(broken),
+            other => ChangePasswordError::Hash(Box::new(other)),
+        })?;
+    let mut after = user.clone();
+    after.password_hash = Some(hash);
+    after.has_password = true;
+    match store.change_password(&user, after, at).await {
+        Ok(saved) => {
+            tracing::info!(tenant_id = %tenant.id, user_id = %saved.id, "password changed");
+            Ok(saved)
+        }
+        Err(StoreError::VersionConflict | StoreError::ImportInProgress) => {
+            Err(ChangePasswordError::Busy)
+        }
+        Err(e) => Err(ChangePasswordError::Store(e)),
+    }
+}
+
 /// Why a password was not set through a link.
 #[derive(Debug, thiserror::Error)]
 pub enum SetPasswordError {

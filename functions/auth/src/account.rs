@@ -13,15 +13,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use rollcall::account;
+use rollcall::account::{self, ChangePasswordError};
 use rollcall::domain::{Language, Localized, PasswordPolicy, PasswordRule, SYMBOLS, Tenant, User};
-use rollcall::store::StoreError;
 
 use crate::authorize::{Params, current_session, language, set_session_cookie, start_session};
 use crate::error::PageError;
 use crate::pages::{self, Chrome, with_lang};
 use crate::signin::SourceAddress;
-use crate::{AuthState, discovery, session, signin};
+use crate::{AuthState, discovery, session};
 
 /// The words of the password pages.
 pub struct PasswordText {
@@ -472,18 +471,21 @@ pub async fn account_post(
             false,
         );
     }
+    let now = state.store.clock().now();
     let current = form.raw("current").unwrap_or("");
-    let checked = signin::authenticate(
+    let changed = account::change_password(
         &state.store,
         &tenant,
-        user.profile.login_id.as_str(),
+        &user,
         current,
-        &source,
+        password,
+        source.0.as_deref(),
+        now,
     )
     .await;
-    let user = match checked {
-        Ok(u) if u.id == user.id => u,
-        Ok(_) | Err(signin::SignInError::Refused) => {
+    let user = match changed {
+        Ok(u) => u,
+        Err(ChangePasswordError::CurrentRefused) => {
             return page.render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(t.current_wrong),
@@ -492,28 +494,22 @@ pub async fn account_post(
                 true,
             );
         }
-        Err(signin::SignInError::Store(e)) => return PageError::from(e).render(lang),
-        Err(signin::SignInError::Hash(e)) => return PageError::internal(e, false).render(lang),
-    };
-    let hash = match account::hash_new_password(&tenant.password_policy, &user, password).await {
-        Ok(h) => h,
+        Err(ChangePasswordError::Rejected(broken)) => {
+            return page.render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(t.rejected),
+                broken,
+                false,
+                false,
+            );
+        }
+        Err(ChangePasswordError::Busy) => return page.refused(StatusCode::CONFLICT, t.busy),
+        Err(ChangePasswordError::Store(e)) => return PageError::from(e).render(lang),
         Err(e) => {
             let retryable = e.is_retryable();
             return PageError::internal(e, retryable).render(lang);
         }
     };
-    let mut after = user.clone();
-    after.password_hash = Some(hash);
-    after.has_password = true;
-    let now = state.store.clock().now();
-    match state.store.change_password(&user, after, now).await {
-        Ok(_) => {}
-        Err(StoreError::VersionConflict | StoreError::ImportInProgress) => {
-            return page.refused(StatusCode::CONFLICT, t.busy);
-        }
-        Err(e) => return PageError::from(e).render(lang),
-    }
-    tracing::info!(tenant_id = %tenant.id, user_id = %user.id, "password changed");
     // Sessions from `now` back are void; this browser's new one starts just after.
     let (secret, _) = match start_session(
         &state,

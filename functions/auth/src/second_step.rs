@@ -49,16 +49,6 @@ struct CodePage<'a> {
     resend: &'a str,
 }
 
-/// The cookie of the pending session at `tenant`.
-fn pending_cookie(secure: bool, tenant: &Tenant) -> String {
-    let base = format!("rollcall_pending_{}", tenant.id);
-    if secure {
-        format!("__Host-{base}")
-    } else {
-        base
-    }
-}
-
 fn code_page(
     tenant: &Tenant,
     params: &Params,
@@ -155,7 +145,7 @@ async fn pend(
     session::set(
         resp.headers_mut(),
         state.secure(),
-        &pending_cookie(state.secure(), tenant),
+        &session::pending_cookie(state.secure(), &tenant.id),
         secret.expose(),
         "Strict",
         Some(u64::try_from(PENDING_MINUTES * 60).unwrap_or(600)),
@@ -190,7 +180,10 @@ async fn pending(
     tenant: &Tenant,
     headers: &HeaderMap,
 ) -> Result<Option<(SecretToken, Session, User, Option<Invitation>)>, PageError> {
-    let Some(secret) = session::read_token(headers, &pending_cookie(state.secure(), tenant)) else {
+    let Some(secret) = session::read_token(
+        headers,
+        &session::pending_cookie(state.secure(), &tenant.id),
+    ) else {
         return Ok(None);
     };
     let Some(s) = state.store.session(&secret.digest()).await? else {
@@ -290,7 +283,7 @@ pub async fn code_post(
             session::clear(
                 resp.headers_mut(),
                 state.secure(),
-                &pending_cookie(state.secure(), &tenant),
+                &session::pending_cookie(state.secure(), &tenant.id),
             );
             resp
         }
@@ -435,8 +428,7 @@ pub async fn code_get(
         return PageError::BadForm.render(language(None, &headers, Some(&tenant)));
     };
     let lang = language(params.get("ui_locales"), &headers, Some(&tenant));
-    if let Err(refusal) = check(&state, &tenant, &params).await {
-        drop(refusal);
+    if check(&state, &tenant, &params).await.is_err() {
         return PageError::BadForm.render(lang);
     }
     match pending(&state, &tenant, &headers).await {

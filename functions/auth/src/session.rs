@@ -24,6 +24,11 @@ pub fn session_cookie(secure: bool, tenant: &TenantId) -> String {
     name(secure, &format!("rollcall_session_{tenant}"))
 }
 
+/// The cookie of a sign-in waiting for its second step at `tenant`.
+pub fn pending_cookie(secure: bool, tenant: &TenantId) -> String {
+    name(secure, &format!("rollcall_pending_{tenant}"))
+}
+
 /// The CSRF cookie's name.
 pub fn csrf_cookie(secure: bool) -> String {
     name(secure, "rollcall_csrf")

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
 
-use rollcall::account::{self, ResetQueued, SignInError};
+use rollcall::account::{self, ChangePasswordError, ResetQueued};
 use rollcall::domain::InvitationTrigger;
 
 use crate::AppState;
@@ -105,43 +105,38 @@ pub async fn change_password(
         .store
         .get_user(&caller.tenant, &caller.user_id)
         .await?;
-    // The policy first: a new password that can't be used costs no attempt.
-    if let Err(broken) = tenant.password_policy.check(&new, &user.profile.login_id) {
-        return Err(ApiError::PasswordRejected(
-            broken
-                .iter()
-                .map(|rule| FieldProblem::new("new_password", rule))
-                .collect(),
-        ));
-    }
     // API Gateway's sourceIp on Lambda, the peer when served directly: never a header.
     let address = match (lambda, peer) {
         (Some(Extension(RequestContext::ApiGatewayV2(ctx))), _) => ctx.http.source_ip,
         (_, Some(Extension(ConnectInfo(addr)))) => Some(addr.ip().to_string()),
         _ => None,
     };
-    let user = match account::authenticate(
+    let now = state.store.clock().now();
+    match account::change_password(
         &state.store,
         &tenant,
-        user.profile.login_id.as_str(),
+        &user,
         &current,
+        &new,
         address.as_deref(),
+        now,
     )
     .await
     {
-        Ok(u) if u.id == caller.user_id => u,
-        Ok(_) | Err(SignInError::Refused) => return Err(ApiError::CurrentPasswordWrong),
-        Err(SignInError::Store(e)) => return Err(e.into()),
-        Err(e @ SignInError::Hash(_)) => return Err(ApiError::internal(e)),
-    };
-    let hash = account::hash_new_password(&tenant.password_policy, &user, &new)
-        .await
-        .map_err(ApiError::internal)?;
-    let mut after = user.clone();
-    after.password_hash = Some(hash);
-    after.has_password = true;
-    let now = state.store.clock().now();
-    state.store.change_password(&user, after, now).await?;
+        Ok(_) => {}
+        Err(ChangePasswordError::Rejected(broken)) => {
+            return Err(ApiError::PasswordRejected(
+                broken
+                    .iter()
+                    .map(|rule| FieldProblem::new("new_password", rule))
+                    .collect(),
+            ));
+        }
+        Err(ChangePasswordError::CurrentRefused) => return Err(ApiError::CurrentPasswordWrong),
+        Err(ChangePasswordError::Busy) => return Err(ApiError::Busy),
+        Err(ChangePasswordError::Store(e)) => return Err(e.into()),
+        Err(e @ ChangePasswordError::Hash(_)) => return Err(ApiError::internal(e)),
+    }
     tracing::info!(tenant_id = %caller.tenant, user_id = %caller.user_id, "password changed through the API");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

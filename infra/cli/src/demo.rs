@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 
 use crate::bootstrap::TenantSpec;
 use crate::dev::{DevOptions, Stack};
+use crate::forms::{self, Visitor};
 use crate::import::{self, ImportOptions};
-use crate::{billing, forms, mail};
+use crate::{billing, mail};
 
 /// How to run the tour.
 #[derive(Debug, Clone)]
@@ -78,83 +79,6 @@ fn padded(text: &str, width: usize) -> String {
         })
         .sum();
     format!("{text}{}", " ".repeat(width.saturating_sub(columns)))
-}
-
-/// A browser without scripts: keeps cookies by name, does not follow redirects.
-struct Visitor {
-    http: reqwest::Client,
-    cookies: std::collections::HashMap<String, String>,
-}
-
-/// A page as the visitor got it.
-struct Page {
-    status: u16,
-    html: String,
-    location: Option<String>,
-}
-
-impl Visitor {
-    fn new() -> Visitor {
-        Visitor {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_default(),
-            cookies: std::collections::HashMap::new(),
-        }
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> anyhow::Result<Page> {
-        let cookie: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let resp = req
-            .header(reqwest::header::COOKIE, cookie.join("; "))
-            .send()
-            .await?;
-        for set in resp.headers().get_all(reqwest::header::SET_COOKIE) {
-            let pair = set
-                .to_str()
-                .unwrap_or_default()
-                .split(';')
-                .next()
-                .unwrap_or_default();
-            if let Some((k, v)) = pair.split_once('=') {
-                self.cookies.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        let location = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok(Page {
-            status: resp.status().as_u16(),
-            location,
-            html: resp.text().await?,
-        })
-    }
-
-    async fn get(&mut self, url: &str) -> anyhow::Result<Page> {
-        let req = self.http.get(url);
-        self.send(req).await
-    }
-
-    /// Posts `fields` and the page's CSRF token to `url`.
-    async fn post(
-        &mut self,
-        url: &str,
-        page: &Page,
-        fields: &[(&str, &str)],
-    ) -> anyhow::Result<Page> {
-        let csrf = forms::hidden_value(&page.html, "csrf").context("the page has no form")?;
-        let mut form: Vec<(&str, &str)> = fields.to_vec();
-        form.push(("csrf", &csrf));
-        let req = self.http.post(url).form(&form);
-        self.send(req).await
-    }
 }
 
 /// A report downloaded from its presigned link, without the byte order mark Excel needs.
@@ -345,7 +269,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         "The invitation page, then a sign-in, as a browser without scripts would",
     );
     let password = "Sakura-2026-spring";
-    let mut visitor = Visitor::new();
+    let mut visitor = Visitor::new()?;
     println!("  GET  {link}   (shows the page; opening it never uses the link)");
     let page = visitor.get(&link).await?;
     println!(
@@ -392,7 +316,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             .append_pair("ui_locales", "ja")
             .finish()
     );
-    let mut fresh = Visitor::new();
+    let mut fresh = Visitor::new()?;
     println!("\n  GET  {issuer}/authorize?…   (the sign-in page)");
     let sign_in = fresh.get(&authorize).await?;
     println!(

@@ -1,5 +1,107 @@
-//! Reading rollcall's hosted pages without a browser: the hidden fields of a form (its CSRF
-//! token, the authorization request it carries), as `rollcall demo` and the tests post them.
+//! Using rollcall's hosted pages without a browser: a [`Visitor`] that keeps cookies and does
+//! not follow redirects, and the hidden fields of a form (its CSRF token, the authorization
+//! request it carries), as `rollcall demo` and the tests post them.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+
+/// The cookies a response sets, by name (an empty value: the cookie is cleared).
+pub fn set_cookies(resp: &reqwest::Response) -> HashMap<String, String> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A page as a visitor got it.
+#[derive(Debug)]
+pub struct Page {
+    /// The status.
+    pub status: u16,
+    /// The body.
+    pub html: String,
+    /// `Location`, on a redirect.
+    pub location: Option<String>,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+/// A browser without scripts: cookies kept by name, redirects not followed.
+#[derive(Debug)]
+pub struct Visitor {
+    http: reqwest::Client,
+    /// Cookies by name.
+    pub cookies: HashMap<String, String>,
+}
+
+impl Visitor {
+    /// A visitor with no cookies.
+    pub fn new() -> anyhow::Result<Visitor> {
+        Ok(Visitor {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("building an HTTP client")?,
+            cookies: HashMap::new(),
+        })
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> anyhow::Result<Page> {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let resp = req
+            .header(reqwest::header::COOKIE, cookie.join("; "))
+            .send()
+            .await?;
+        for (k, v) in set_cookies(&resp) {
+            if v.is_empty() {
+                self.cookies.remove(&k);
+            } else {
+                self.cookies.insert(k, v);
+            }
+        }
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let location = headers
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Page {
+            status,
+            html: resp.text().await?,
+            location,
+            headers,
+        })
+    }
+
+    /// Opens `url`.
+    pub async fn get(&mut self, url: &str) -> anyhow::Result<Page> {
+        let req = self.http.get(url);
+        self.send(req).await
+    }
+
+    /// Posts `fields` and the CSRF token of `page`'s form to `url`.
+    pub async fn post(
+        &mut self,
+        url: &str,
+        page: &Page,
+        fields: &[(&str, &str)],
+    ) -> anyhow::Result<Page> {
+        let csrf = hidden_value(&page.html, "csrf").context("the page has no form")?;
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf", &csrf));
+        let req = self.http.post(url).form(&form);
+        self.send(req).await
+    }
+}
 
 /// Every hidden input of the page that carries the authorization request
 /// ([`auth::authorize::CARRIED`]) or the CSRF token, with its value.
