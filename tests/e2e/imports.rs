@@ -19,7 +19,9 @@ use rollcall::store::Store;
 use rollcall_e2e::{TestApp, TestTenant, assert_problem, spawn_app};
 use serde_json::json;
 
+/// An importer as deployed: several chunks in flight at once.
 fn importer(app: &TestApp) -> Importer {
+    assert!(ImportConfig::default().concurrency > 1);
     Importer::new(
         app.store.clone(),
         app.bucket.clone(),
@@ -229,6 +231,7 @@ async fn mixed_file_applies(shift_jis: bool) {
     );
     assert_eq!(done.rows, Some(2_000));
     assert_eq!(done.journal.chunks_done, done.journal.chunks);
+    assert_eq!(done.journal.applied_rows, 2_000);
 
     let created = user(&app.store, &tenant.id, "b0999")
         .await
@@ -589,6 +592,8 @@ async fn validate_then_apply_through_the_api_with_s3_notifications_from_the_buck
     let job = get_json(&app, &format!("/imports/{id}")).await;
     assert_eq!(job["status"], "applied", "{job}");
     assert_eq!(job["mode"], "apply");
+    assert_eq!(job["progress"]["applied_rows"], 5, "{job}");
+    assert_eq!(job["progress"]["chunks_done"], job["progress"]["chunks"]);
     let result = fetch(&app, job["reports"]["result_csv"].as_str().expect("link")).await;
     assert_eq!(
         String::from_utf8(result)

@@ -9,6 +9,7 @@ mod browser;
 mod clients;
 mod concurrency;
 mod errors;
+mod import_chunks;
 mod imports;
 mod invitations;
 mod lambda;

@@ -14,6 +14,15 @@ pub const MAX_ROWS_CEILING: usize = 100_000;
 /// redelivered job finds its own lease still standing.
 pub const DEFAULT_LOCK_LEASE: Duration = Duration::from_secs(1_200);
 
+/// Default chunks of one job in flight at once (see `docs/architecture.md`, "Import at
+/// DynamoDB's limits"): a chunk is about 33 users × 11 write units, and one transaction takes
+/// 30–60 ms, so 16 in flight ask for about 100,000–190,000 write units a second, more than the
+/// table's default 40,000 (so the table's limit, not the function, sets the pace) while the
+/// adaptive pace backs off when DynamoDB throttles.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// The most chunks a deployment may put in flight.
+pub const MAX_CONCURRENCY: usize = 32;
+
 /// Limits of one import.
 #[derive(Debug, Clone)]
 pub struct ImportConfig {
@@ -24,6 +33,9 @@ pub struct ImportConfig {
     /// Lease of the tenant's lock, renewed while the job runs (`IMPORT_LOCK_LEASE_SECONDS`,
     /// 60 or more).
     pub lock_lease: Duration,
+    /// Chunks in flight at once at most (`IMPORT_CONCURRENCY`, 1 to 32); fewer while
+    /// DynamoDB throttles.
+    pub concurrency: usize,
 }
 
 impl Default for ImportConfig {
@@ -32,6 +44,7 @@ impl Default for ImportConfig {
             max_bytes: DEFAULT_MAX_BYTES,
             max_rows: DEFAULT_MAX_ROWS,
             lock_lease: DEFAULT_LOCK_LEASE,
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -63,6 +76,14 @@ impl ImportConfig {
                 reason: "must be 60 or more".into(),
             });
         }
+        let concurrency =
+            config::parsed::<usize>("IMPORT_CONCURRENCY")?.unwrap_or(DEFAULT_CONCURRENCY);
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            return Err(ConfigError::Invalid {
+                name: "IMPORT_CONCURRENCY",
+                reason: format!("must be from 1 to {MAX_CONCURRENCY}"),
+            });
+        }
         Ok((
             store,
             bucket,
@@ -70,6 +91,7 @@ impl ImportConfig {
                 max_bytes,
                 max_rows,
                 lock_lease: lease,
+                concurrency,
             },
         ))
     }

@@ -26,7 +26,8 @@ use rollcall::store::{Store, StoreError};
 use tracing::{info, instrument, warn};
 
 pub use config::{
-    DEFAULT_LOCK_LEASE, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, ImportConfig, MAX_ROWS_CEILING,
+    DEFAULT_CONCURRENCY, DEFAULT_LOCK_LEASE, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, ImportConfig,
+    MAX_CONCURRENCY, MAX_ROWS_CEILING,
 };
 pub use error::ImportError;
 pub use failpoints::{Failpoints, Stage};
@@ -188,13 +189,20 @@ impl Importer {
         ) {
             return Ok(());
         }
-        let error = e.job_error(job.status == ImportStatus::Applying);
+        let applying = job.status == ImportStatus::Applying;
+        let error = e.job_error(applying);
         // The template's ImportJobFailures metric counts this line.
         tracing::error!(code = %error.code, "import job failed");
         job.error = Some(error);
-        job.status = ImportStatus::Failed;
-        job.finished_at = Some(self.store.clock().now());
-        match self.store.save_import(&mut job).await {
+        let saved = if applying {
+            // What the unwritten chunks had reserved is given back with the status.
+            self.store.fail_applying_import(&mut job).await
+        } else {
+            job.status = ImportStatus::Failed;
+            job.finished_at = Some(self.store.clock().now());
+            self.store.save_import(&mut job).await
+        };
+        match saved {
             // Another delivery moved the job on meanwhile: it decides.
             Err(StoreError::VersionConflict) => return Ok(()),
             saved => saved?,

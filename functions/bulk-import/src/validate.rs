@@ -8,10 +8,10 @@ use rollcall::import::{
     Creating, DerivedIds, FileProblem, INVITATIONS_PER_CHUNK, ImportJob, ImportMode, ImportStatus,
     Journal, Report, RowAction, check, chunk_ranges, encode_plan, parse_file,
 };
-use rollcall::store::StoreError;
+use rollcall::store::{SeatCap, StoreError, TenantDelta};
 use tracing::info;
 
-use crate::apply::{invited, order_for_apply};
+use crate::apply::invited;
 use crate::notification::unquote;
 use crate::reports::{self, ReportedProblem, RowKeys};
 use crate::{ImportError, Importer, Stage};
@@ -66,13 +66,14 @@ impl Importer {
             return self.refuse_file(job, problem).await;
         }
         let apply = job.mode == ImportMode::Apply;
+        let mut fence = 0;
         if apply {
             match self
                 .store
                 .acquire_import_lock(&job.tenant, &job.id, self.config.lock_lease)
                 .await
             {
-                Ok(()) => {}
+                Ok(held) => fence = held,
                 Err(StoreError::ImportInProgress) => return Err(ImportError::Busy),
                 Err(e) => return Err(e.into()),
             }
@@ -151,11 +152,9 @@ impl Importer {
         // An apply keeps the plan compressed (a few MB for 100,000 users) rather than as users
         // (about 500 bytes each), before the reports need memory of their own.
         let planned = match plan {
-            Some(mut plan) if apply => {
-                order_for_apply(&mut plan.changes, directory.tenant.billing);
+            Some(plan) if apply => {
                 let journal = Journal {
                     chunks: chunk_ranges(&plan.changes).len() as u32,
-                    chunks_done: 0,
                     invitation_chunks: plan
                         .changes
                         .iter()
@@ -163,9 +162,17 @@ impl Importer {
                         .count()
                         .div_ceil(INVITATIONS_PER_CHUNK)
                         as u32,
-                    invitation_chunks_done: 0,
+                    ..Journal::default()
                 };
-                Some((encode_plan(&plan.changes)?, journal))
+                let mut delta = TenantDelta::default();
+                for change in &plan.changes {
+                    delta += TenantDelta::of_change(change);
+                }
+                let cap = SeatCap {
+                    limit: directory.tenant.seat_limit,
+                    policy: directory.tenant.billing,
+                };
+                Some((encode_plan(&plan.changes)?, journal, delta, cap))
             }
             _ => None,
         };
@@ -190,7 +197,7 @@ impl Importer {
         if counts.is_none() {
             return self.finish(job, ImportStatus::Invalid).await;
         }
-        let Some((plan, journal)) = planned else {
+        let Some((plan, journal, delta, cap)) = planned else {
             return self.finish(job, ImportStatus::Validated).await;
         };
         let rows: RowKeys = file
@@ -209,12 +216,13 @@ impl Importer {
         self.bucket
             .put(&job.plan_key(), "application/gzip", plan.clone())
             .await?;
-        job.status = ImportStatus::Applying;
         job.applied_at = Some(at);
         job.journal = journal;
-        self.store.save_import(job).await?;
+        // The job becomes `applying` with the whole plan's seats and counters reserved: if a
+        // seat went meanwhile (an invitation accepted), it fails here with nothing written.
+        self.store.begin_import_apply(job, delta, cap).await?;
         self.failpoints.check(Stage::BeforeFirstWrite)?;
-        self.apply(job, &plan, rows).await
+        self.apply(job, &plan, rows, fence).await
     }
 
     /// The uploader must be an active admin when the file is read (the API checked it when

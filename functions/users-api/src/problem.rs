@@ -541,6 +541,7 @@ impl From<StoreError> for ApiError {
             }
             e @ (StoreError::TenantExists
             | StoreError::ImportLockLost
+            | StoreError::AlreadyWritten
             | StoreError::KeysChanged
             | StoreError::GrantRevoked
             | StoreError::Corrupt(_)

@@ -100,7 +100,9 @@ pub struct JobError {
     pub message_en: String,
 }
 
-/// How far an apply got: it moves in the same transaction as the rows it counts.
+/// How far an apply got. Each chunk commits its own journal entry with its rows (see
+/// `Store::import_journal`); the job carries the sum, written every second or so while the
+/// apply runs and exactly when it ends, for `GET /imports/{id}` and `rollcall import`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
     /// Chunks of user writes in the plan.
@@ -111,6 +113,13 @@ pub struct Journal {
     pub invitation_chunks: u32,
     /// Invitation chunks committed.
     pub invitation_chunks_done: u32,
+    /// Rows (changes) committed.
+    #[serde(default)]
+    pub applied_rows: u64,
+    /// Rows committed per second since this delivery began writing (none before its first
+    /// chunk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_per_second: Option<u32>,
 }
 
 impl Journal {
@@ -192,6 +201,11 @@ pub struct ImportJob {
     /// How far the apply got.
     #[serde(default)]
     pub journal: Journal,
+    /// How the whole plan moves the tenant's counters: reserved once, with the step to
+    /// `applying`, before the first chunk; a job that fails part-way gives back the part of
+    /// it that its unwritten chunks held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<crate::store::TenantDelta>,
     /// When the job ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
@@ -225,6 +239,7 @@ impl ImportJob {
             error: None,
             applied_at: None,
             journal: Journal::default(),
+            reserved: None,
             finished_at: None,
         }
     }

@@ -22,7 +22,7 @@ pub use job::{
     Report, parse_upload_key, upload_key,
 };
 pub use plan::{
-    INVITATIONS_PER_CHUNK, PlanChunks, PlanError, PlanReader, chunk_ranges, decode_plan,
+    Chunk, INVITATIONS_PER_CHUNK, PlanChunks, PlanError, PlanReader, chunk_ranges, decode_plan,
     encode_plan,
 };
 pub use problems::{FileProblem, RowProblem};

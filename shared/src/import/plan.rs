@@ -1,7 +1,8 @@
 //! The plan of an import: the changes a checked file makes, written to S3 before the first
 //! change as gzipped JSON lines (each user as the table stores it), so that a resumed apply
 //! writes exactly what the first delivery planned; and the one rule that splits it into the
-//! chunks of the apply, each one `TransactWriteItems`.
+//! chunks of the apply, each one `TransactWriteItems`, and says which earlier chunks each must
+//! wait for (the rest may be written at the same time).
 
 use std::ops::Range;
 
@@ -13,11 +14,13 @@ use crate::store::items;
 
 /// Items one `TransactWriteItems` may hold.
 const MAX_TRANSACTION_ITEMS: usize = 100;
-/// Items every chunk spends on the journal, the lock check and the tenant's counters.
-const CHUNK_OVERHEAD: usize = 3;
+/// Items every chunk spends on its journal entry. (The lock and the tenant's counters are not in
+/// the chunk's transaction: the counters move once for the whole plan before the first chunk,
+/// and the lock's lease is checked between chunks, so chunks in flight touch no common item.)
+const CHUNK_OVERHEAD: usize = 1;
 
-/// Invitations one release transaction carries (beside the journal and the lock check).
-pub const INVITATIONS_PER_CHUNK: usize = MAX_TRANSACTION_ITEMS - 2;
+/// Invitations one release transaction carries (beside its journal entry).
+pub const INVITATIONS_PER_CHUNK: usize = MAX_TRANSACTION_ITEMS - 1;
 
 /// A plan file that can't be written or read back: the job's own data is damaged, and no
 /// retry mends it.
@@ -80,11 +83,11 @@ fn claims_of(change: &Planned) -> impl Iterator<Item = String> {
 }
 
 /// Where chunks end, the one rule [`chunk_ranges`] and [`PlanChunks`] share: a chunk ends
-/// before a change that would pass the transaction's item budget (with the journal, the lock
-/// check and the counters), or that touches a claim a change already in the chunk touches. One
-/// transaction may touch an item only once, and a file may delete a user and give their email
-/// or login id to a new user further down: the delete commits in one chunk, the create in a
-/// later one.
+/// before a change that would pass the transaction's item budget (with its journal entry), or
+/// that touches a claim a change already in the chunk touches. One transaction may touch an
+/// item only once, and a file may delete a user and give their email or login id to a new user
+/// further down: the delete commits in one chunk, the create in a later one, which waits for it
+/// (see [`Chunk::waits_for`]).
 #[derive(Default)]
 struct ChunkBounds {
     used: usize,
@@ -257,11 +260,30 @@ pub fn decode_plan(bytes: &[u8]) -> Result<Vec<Planned>, PlanError> {
     PlanReader::new(bytes).collect()
 }
 
-/// Groups changes, read one at a time, into the chunks [`chunk_ranges`] describes.
+/// One chunk of a plan: its place, its changes, and the earlier chunks that must be committed
+/// before it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// Its place in the plan, from 0 (the journal entry's number).
+    pub index: u32,
+    /// The changes, in plan order.
+    pub changes: Vec<Planned>,
+    /// Earlier chunks touching a claim this one touches (a delete freeing an email a later
+    /// create takes): this chunk's conditions hold only once they are committed. Empty for
+    /// most chunks, so they may all be in flight at once.
+    pub waits_for: Vec<u32>,
+}
+
+/// Groups changes, read one at a time, into the chunks [`chunk_ranges`] describes, each with
+/// the earlier chunks it waits for.
 pub struct PlanChunks<I> {
     changes: I,
     next: Option<Planned>,
     bounds: ChunkBounds,
+    index: u32,
+    /// The last chunk that touched each claim (by a 64-bit hash of its key: a collision only
+    /// makes a chunk wait when it need not).
+    last_touch: foldhash::HashMap<u64, u32>,
 }
 
 impl<I: Iterator<Item = Result<Planned, PlanError>>> PlanChunks<I> {
@@ -271,12 +293,31 @@ impl<I: Iterator<Item = Result<Planned, PlanError>>> PlanChunks<I> {
             changes,
             next: None,
             bounds: ChunkBounds::default(),
+            index: 0,
+            last_touch: foldhash::HashMap::default(),
         }
+    }
+
+    fn waits_for(&mut self, chunk: &[Planned]) -> Vec<u32> {
+        use std::hash::BuildHasher as _;
+        let hasher = foldhash::quality::FixedState::with_seed(0);
+        let mut waits = Vec::new();
+        for claim in chunk.iter().flat_map(claims_of) {
+            let key = hasher.hash_one(claim.as_str());
+            if let Some(earlier) = self.last_touch.insert(key, self.index)
+                && earlier != self.index
+                && !waits.contains(&earlier)
+            {
+                waits.push(earlier);
+            }
+        }
+        waits.sort_unstable();
+        waits
     }
 }
 
 impl<I: Iterator<Item = Result<Planned, PlanError>>> Iterator for PlanChunks<I> {
-    type Item = Result<Vec<Planned>, PlanError>;
+    type Item = Result<Chunk, PlanError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         // The change that ended the last chunk begins this one (and is counted in `bounds`).
@@ -292,7 +333,17 @@ impl<I: Iterator<Item = Result<Planned, PlanError>>> Iterator for PlanChunks<I> 
             }
             chunk.push(change);
         }
-        (!chunk.is_empty()).then_some(Ok(chunk))
+        if chunk.is_empty() {
+            return None;
+        }
+        let waits_for = self.waits_for(&chunk);
+        let index = self.index;
+        self.index += 1;
+        Some(Ok(Chunk {
+            index,
+            changes: chunk,
+            waits_for,
+        }))
     }
 }
 
@@ -352,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn chunks_fit_one_transaction_with_the_journal_lock_and_counters() {
+    fn chunks_fit_one_transaction_with_their_journal_entry() {
         let creates: Vec<Planned> = (0..100)
             .map(|n| Planned::Create {
                 line: n + 2,
@@ -361,8 +412,8 @@ mod tests {
             .collect();
         let ranges = chunk_ranges(&creates);
         assert_eq!(ranges.len(), 4, "{ranges:?}");
-        assert_eq!(ranges[0], 0..32);
-        assert_eq!(ranges[3], 96..100);
+        assert_eq!(ranges[0], 0..33);
+        assert_eq!(ranges[3], 99..100);
         for r in &ranges {
             assert!(r.len() * 3 + CHUNK_OVERHEAD <= MAX_TRANSACTION_ITEMS);
         }
@@ -396,10 +447,25 @@ mod tests {
         ];
         assert_eq!(chunk_ranges(&changes), vec![0..2, 2..4]);
         let encoded = encode_plan(&changes).unwrap();
-        let chunks: Vec<Vec<Planned>> = PlanChunks::new(PlanReader::new(&encoded))
+        let chunks: Vec<Chunk> = PlanChunks::new(PlanReader::new(&encoded))
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(chunks, vec![changes[0..2].to_vec(), changes[2..4].to_vec()]);
+        assert_eq!(
+            chunks,
+            vec![
+                Chunk {
+                    index: 0,
+                    changes: changes[0..2].to_vec(),
+                    waits_for: vec![]
+                },
+                Chunk {
+                    index: 1,
+                    changes: changes[2..4].to_vec(),
+                    waits_for: vec![0]
+                }
+            ],
+            "the chunk taking the freed claims waits for the one freeing them"
+        );
     }
 
     #[test]
@@ -423,14 +489,17 @@ mod tests {
             });
         }
         let encoded = encode_plan(&changes).unwrap();
-        let chunks: Vec<Vec<Planned>> = PlanChunks::new(PlanReader::new(&encoded))
+        let chunks: Vec<Chunk> = PlanChunks::new(PlanReader::new(&encoded))
             .collect::<Result<_, _>>()
             .unwrap();
         let ranges = chunk_ranges(&changes);
         assert!(ranges.len() > 3, "{ranges:?}");
         assert_eq!(chunks.len(), ranges.len());
-        for (chunk, range) in chunks.iter().zip(ranges) {
-            assert_eq!(chunk.as_slice(), &changes[range]);
+        for (n, (chunk, range)) in chunks.iter().zip(ranges).enumerate() {
+            assert_eq!(chunk.changes.as_slice(), &changes[range]);
+            assert_eq!(chunk.index as usize, n);
+            // Every user is touched once: no chunk waits for another.
+            assert!(chunk.waits_for.is_empty(), "{:?}", chunk.waits_for);
         }
         assert_eq!(
             PlanChunks::new(PlanReader::new(&encode_plan(&[]).unwrap())).count(),

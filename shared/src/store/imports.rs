@@ -1,12 +1,14 @@
 //! Import jobs, the tenant's import lock, the strongly consistent read of the users a file
-//! names, and the journalled apply: every chunk of rows commits in one `TransactWriteItems`
-//! with the job's journal entry, so a redelivered job resumes at the first chunk not written.
+//! names, and the journalled apply: the plan's effect on the tenant's counters is reserved
+//! once, then every chunk of rows commits in one `TransactWriteItems` with its own journal
+//! entry, touching no item another chunk touches, so many chunks can be in flight and a
+//! redelivered job writes exactly the chunks the journal lacks.
 
 use foldhash::{HashMap, HashMapExt};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, KeysAndAttributes, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Update};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
@@ -14,7 +16,7 @@ use tracing::instrument;
 use super::tx::{Guard, TenantDelta, Transaction};
 use super::{Store, StoreError, condition_held, items, keys};
 use crate::domain::{BillingPolicy, ImportId, Invitation, TenantId, UserId};
-use crate::import::{Directory, ImportJob, Planned};
+use crate::import::{Chunk, Directory, ImportJob, Planned};
 
 /// How long a job is kept after it was created.
 pub const IMPORT_RETENTION_DAYS: i64 = 90;
@@ -157,48 +159,66 @@ impl Store {
 
     /// Takes the tenant's import lock for `job` until `lease` from now: granted when nobody
     /// holds it, when the holder's lease ran out, or when `job` holds it already (a resumed
-    /// delivery). [`StoreError::ImportInProgress`] otherwise.
+    /// delivery). [`StoreError::ImportInProgress`] otherwise. Returns the fencing token of this
+    /// holding: every taking raises it, so a delivery that was taken over finds out at its
+    /// next renewal.
     #[instrument(skip_all, fields(tenant_id = %tenant, import_id = %job))]
     pub async fn acquire_import_lock(
         &self,
         tenant: &TenantId,
         job: &ImportId,
         lease: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let now = self.clock.now();
         let until = lease_end(now, lease);
-        let item = items::Item::from([
-            ("pk".into(), AttributeValue::S(keys::tenant_pk(tenant))),
-            ("sk".into(), AttributeValue::S(keys::IMPORT_LOCK_SK.into())),
-            ("entity".into(), AttributeValue::S("import_lock".into())),
-            ("job_id".into(), AttributeValue::S(job.to_string())),
-            ("lease_expires_at".into(), num(until.timestamp_millis())),
-        ]);
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(self.table.as_ref())
-            .set_item(Some(item))
+            .set_key(Some(items::key(
+                keys::tenant_pk(tenant),
+                keys::IMPORT_LOCK_SK,
+            )))
+            .update_expression(
+                "SET entity = :entity, job_id = :job, lease_expires_at = :until ADD fence :one",
+            )
             .condition_expression(
                 "attribute_not_exists(pk) OR lease_expires_at < :now OR job_id = :job",
             )
-            .expression_attribute_values(":now", num(now.timestamp_millis()))
+            .expression_attribute_values(":entity", AttributeValue::S("import_lock".into()))
             .expression_attribute_values(":job", AttributeValue::S(job.to_string()))
+            .expression_attribute_values(":until", num(until.timestamp_millis()))
+            .expression_attribute_values(":now", num(now.timestamp_millis()))
+            .expression_attribute_values(":one", num(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
             .await;
-        if condition_held(result)? {
-            Ok(())
-        } else {
-            Err(StoreError::ImportInProgress)
+        match result {
+            Ok(out) => out
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get("fence"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt("an import lock without its fence".into())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::ImportInProgress)
+            }
+            Err(e) => Err(StoreError::aws(e)),
         }
     }
 
-    /// Extends the lease of a lock `job` holds (the heartbeat). [`StoreError::ImportLockLost`]
-    /// if it no longer holds it.
+    /// Extends the lease of the lock `job` holds under `fence` (the heartbeat).
+    /// [`StoreError::ImportLockLost`] if that holding is over (released, or taken by another
+    /// job or another delivery of this one).
     pub async fn renew_import_lock(
         &self,
         tenant: &TenantId,
         job: &ImportId,
+        fence: u64,
         lease: Duration,
     ) -> Result<(), StoreError> {
         let until = lease_end(self.clock.now(), lease);
@@ -211,9 +231,10 @@ impl Store {
                 keys::IMPORT_LOCK_SK,
             )))
             .update_expression("SET lease_expires_at = :until")
-            .condition_expression("job_id = :job")
+            .condition_expression("job_id = :job AND fence = :fence")
             .expression_attribute_values(":until", num(until.timestamp_millis()))
             .expression_attribute_values(":job", AttributeValue::S(job.to_string()))
+            .expression_attribute_values(":fence", num(fence))
             .send()
             .await;
         if condition_held(result)? {
@@ -363,133 +384,273 @@ impl Store {
         Ok(found)
     }
 
-    /// Writes one chunk of a job's plan with its journal entry (`chunks_done` k → k + 1), the
-    /// check that the job still holds the lock, and the tenant's counters moved by the whole
-    /// chunk: one transaction. `at` stamps the changes (the job's apply time).
-    #[instrument(skip_all, fields(tenant_id = %job.tenant, import_id = %job.id, chunk = job.journal.chunks_done))]
-    pub async fn apply_import_chunk(
+    /// Moves `job` to `applying` and reserves what its whole plan does to the tenant's
+    /// counters (`delta`), in one transaction: the job at the version read, the counters
+    /// within the seat limit read under the lock (`cap`) and leaving an active admin. Chunks
+    /// then touch no counter, so they can be written at the same time.
+    #[instrument(skip_all, fields(tenant_id = %job.tenant, import_id = %job.id))]
+    pub async fn begin_import_apply(
         &self,
         job: &mut ImportJob,
-        chunk: &[Planned],
+        delta: TenantDelta,
         cap: SeatCap,
-        at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let mut next = job.clone();
+        next.status = crate::import::ImportStatus::Applying;
+        next.reserved = Some(delta);
+        let mut tx = Transaction::new(&self.table);
+        self.put_job_at_version(&mut tx, &mut next)?;
+        tx.update(counters(&job.tenant, delta, Some(cap)), Guard::SeatLimit)?;
+        tx.commit(&self.client).await?;
+        *job = next;
+        Ok(())
+    }
+
+    /// Writes one chunk of a job's plan with its journal entry (`ROWS#{n}`, which must be
+    /// new), in one transaction that touches no item another chunk touches. `at` stamps the
+    /// changes (the job's apply time); `fence` names the lock holding that wrote it.
+    /// [`Written::Before`] if the journal has the chunk already (another delivery wrote it).
+    #[instrument(skip_all, fields(tenant_id = %job.tenant, import_id = %job.id, chunk = chunk.index))]
+    pub async fn apply_import_chunk(
+        &self,
+        job: &ImportJob,
+        chunk: &Chunk,
+        at: DateTime<Utc>,
+        fence: u64,
+    ) -> Result<Written, StoreError> {
         let mut tx = Transaction::new(&self.table);
         let mut delta = TenantDelta::default();
-        for change in chunk {
-            let d = match change {
-                Planned::Create { user, .. } => {
-                    tx.create_user(user)?;
-                    TenantDelta::between(None, Some(user))
-                }
+        for change in &chunk.changes {
+            delta += TenantDelta::of_change(change);
+            match change {
+                Planned::Create { user, .. } => tx.create_user(user)?,
                 Planned::Update { before, after, .. } => {
                     let mut after = (**after).clone();
                     after.version = before.version + 1;
                     after.touch(at);
                     tx.update_user(before, &after)?;
-                    TenantDelta::between(Some(before), Some(&after))
                 }
-                Planned::Delete { user, .. } => {
-                    tx.delete_user(user, at)?;
-                    TenantDelta::between(Some(user), None)
-                }
-            };
-            delta.admins += d.admins;
-            delta.active += d.active;
-            delta.active_or_invited += d.active_or_invited;
+                Planned::Delete { user, .. } => tx.delete_user(user, at)?,
+            }
         }
-        let mut next = job.journal;
-        next.chunks_done += 1;
-        self.journal_and_lock(&mut tx, job, "journal.chunks_done", next.chunks_done, at)?;
-        tx.update(import_counters(&job.tenant, delta, cap), Guard::SeatLimit)?;
-        tx.commit(&self.client).await?;
-        job.journal = next;
-        job.version += 1;
-        job.updated_at = at;
-        Ok(())
+        let rows = chunk.changes.len() as u64;
+        let mut entry = journal_entry(job, ROWS, chunk.index, rows, fence);
+        entry.insert("d_admins".into(), num(delta.admins));
+        entry.insert("d_active".into(), num(delta.active));
+        entry.insert("d_active_or_invited".into(), num(delta.active_or_invited));
+        tx.claim(entry, Guard::JournalEntry)?;
+        match tx.commit(&self.client).await {
+            Ok(()) => Ok(Written::Now { rows }),
+            Err(StoreError::AlreadyWritten) => Ok(Written::Before),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Writes one chunk of the invitations of the users a job created, with its journal entry
-    /// (`invitation_chunks_done` k → k + 1) and the lock check: the stream hands them to the
-    /// sender once they are in the table.
-    #[instrument(skip_all, fields(tenant_id = %job.tenant, import_id = %job.id, chunk = job.journal.invitation_chunks_done))]
+    /// Writes chunk `index` of the invitations of the users a job created, with its journal
+    /// entry (`INVITES#{n}`, which must be new): the stream hands them to the sender once they
+    /// are in the table. [`Written::Before`] if the journal has the chunk already.
+    #[instrument(skip_all, fields(tenant_id = %job.tenant, import_id = %job.id, chunk = index))]
     pub async fn release_import_invitations(
         &self,
-        job: &mut ImportJob,
+        job: &ImportJob,
+        index: u32,
         invitations: &[Invitation],
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        fence: u64,
+    ) -> Result<Written, StoreError> {
         let mut tx = Transaction::new(&self.table);
         for invitation in invitations {
             tx.put_invitation(invitation)?;
         }
-        let mut next = job.journal;
-        next.invitation_chunks_done += 1;
-        self.journal_and_lock(
-            &mut tx,
-            job,
-            "journal.invitation_chunks_done",
-            next.invitation_chunks_done,
-            at,
+        let rows = invitations.len() as u64;
+        tx.claim(
+            journal_entry(job, INVITES, index, rows, fence),
+            Guard::JournalEntry,
         )?;
+        match tx.commit(&self.client).await {
+            Ok(()) => Ok(Written::Now { rows }),
+            Err(StoreError::AlreadyWritten) => Ok(Written::Before),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads a job's journal, strongly consistent: which chunks of rows and of invitations
+    /// are committed, how many rows they hold, and how they moved the tenant's counters.
+    #[instrument(skip_all, fields(tenant_id = %job.tenant, import_id = %job.id))]
+    pub async fn import_journal(&self, job: &ImportJob) -> Result<JournalRead, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(self.table.as_ref())
+            .consistent_read(true)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::import_journal_pk(&job.tenant, &job.id)),
+            );
+        let mut read = JournalRead::default();
+        self.query_all(query, |item| {
+            let number = |name: &str| -> Result<i64, StoreError> {
+                item.get(name)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| StoreError::Corrupt(format!("journal entry without {name}")))
+            };
+            let sk = items::string_attr(&item, "sk").unwrap_or_default();
+            let (kind, n) = sk
+                .split_once('#')
+                .and_then(|(k, n)| Some((k, n.parse::<u32>().ok()?)))
+                .ok_or_else(|| StoreError::Corrupt(format!("journal entry {sk}")))?;
+            match kind {
+                ROWS => {
+                    read.rows_done.push(n);
+                    read.applied_rows += u64::try_from(number("rows")?).unwrap_or(0);
+                    read.written += TenantDelta {
+                        admins: number("d_admins")?,
+                        active: number("d_active")?,
+                        active_or_invited: number("d_active_or_invited")?,
+                    };
+                }
+                INVITES => read.invitations_done.push(n),
+                _ => return Err(StoreError::Corrupt(format!("journal entry {sk}"))),
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(read)
+    }
+
+    /// Writes how far the apply got (`job.journal`) onto the stored job while it applies,
+    /// without moving its version: the progress `GET /imports/{id}` shows. Nothing if the job
+    /// is no longer applying.
+    pub async fn record_import_progress(&self, job: &ImportJob) -> Result<(), StoreError> {
+        let journal = serde_dynamo::to_attribute_value(job.journal)
+            .map_err(|e| StoreError::Corrupt(format!("import journal: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .set_key(Some(items::key(
+                keys::tenant_pk(&job.tenant),
+                &job_sk(&job.id),
+            )))
+            .update_expression("SET journal = :journal")
+            .condition_expression("#status = :applying")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":journal", journal)
+            .expression_attribute_values(":applying", AttributeValue::S("applying".into()))
+            .send()
+            .await;
+        condition_held(result).map(|_| ())
+    }
+
+    /// Ends an applying job as failed (its `error` set by the caller), giving back the part of
+    /// its reservation that its unwritten chunks held, in one transaction with the job at the
+    /// version read: the counters then count exactly the users in the table.
+    #[instrument(skip_all, fields(tenant_id = %job.tenant, import_id = %job.id))]
+    pub async fn fail_applying_import(&self, job: &mut ImportJob) -> Result<(), StoreError> {
+        let read = self.import_journal(job).await?;
+        read.fill(&mut job.journal);
+        let mut next = job.clone();
+        next.status = crate::import::ImportStatus::Failed;
+        next.finished_at = Some(self.clock.now());
+        let mut tx = Transaction::new(&self.table);
+        if let Some(reserved) = job.reserved {
+            let unwritten = reserved - read.written;
+            next.reserved = Some(read.written);
+            if unwritten != TenantDelta::default() {
+                tx.update(
+                    counters(&job.tenant, TenantDelta::default() - unwritten, None),
+                    Guard::TenantExists,
+                )?;
+            }
+        }
+        self.put_job_at_version(&mut tx, &mut next)?;
         tx.commit(&self.client).await?;
-        job.journal = next;
-        job.version += 1;
-        job.updated_at = at;
+        *job = next;
         Ok(())
     }
 
-    /// Adds the journal step (`field` to `value`, the job at the version read) and the check
-    /// that the job holds the tenant's lock with a live lease (an expired lease may have let
-    /// an API write in).
-    fn journal_and_lock(
+    /// Adds the put of `job` at the version it was read at, raising the version.
+    fn put_job_at_version(
         &self,
         tx: &mut Transaction,
-        job: &ImportJob,
-        field: &str,
-        value: u32,
-        at: DateTime<Utc>,
+        job: &mut ImportJob,
     ) -> Result<(), StoreError> {
-        tx.update(
-            Update::builder()
-                .set_key(Some(items::key(
-                    keys::tenant_pk(&job.tenant),
-                    &job_sk(&job.id),
-                )))
-                .update_expression(format!(
-                    "SET {field} = :step, version = :next, updated_at = :at"
-                ))
+        let read_version = job.version;
+        job.version += 1;
+        job.updated_at = self.clock.now();
+        tx.put(
+            aws_sdk_dynamodb::types::Put::builder()
+                .set_item(Some(job_to_item(job)?))
                 .condition_expression("version = :v")
-                .expression_attribute_values(":step", num(value))
-                .expression_attribute_values(":next", num(job.version + 1))
-                .expression_attribute_values(":v", num(job.version))
-                .expression_attribute_values(
-                    ":at",
-                    AttributeValue::S(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-                ),
+                .expression_attribute_values(":v", num(read_version)),
             Guard::ImportJournal,
-        )?;
-        let check = ConditionCheck::builder()
-            .table_name(&*self.table)
-            .set_key(Some(items::key(
-                keys::tenant_pk(&job.tenant),
-                keys::IMPORT_LOCK_SK,
-            )))
-            .condition_expression("job_id = :job AND lease_expires_at >= :now")
-            .expression_attribute_values(":job", AttributeValue::S(job.id.to_string()))
-            .expression_attribute_values(":now", num(self.clock.now().timestamp_millis()))
-            .build()
-            .map_err(StoreError::build)?;
-        tx.condition_check(check, Guard::ImportLockHeld);
-        Ok(())
+        )
     }
 }
 
-/// The tenant update of one chunk: every counter moved by the chunk's total, the tenant must
-/// exist, at least one active admin must remain, and, when the chunk takes seats and the tenant
-/// had a limit, the counter its policy limits must leave room for all of them (the lock keeps
-/// API writes out; this also stops an invitation accepted meanwhile from being overbooked).
-fn import_counters(tenant: &TenantId, delta: TenantDelta, cap: SeatCap) -> UpdateBuilder {
+/// Sort key kind of a journal entry of rows.
+const ROWS: &str = "ROWS";
+/// Sort key kind of a journal entry of invitations.
+const INVITES: &str = "INVITES";
+
+/// The journal entry of chunk `n` of `kind`: what it holds and which lock holding wrote it;
+/// kept as long as the job.
+fn journal_entry(job: &ImportJob, kind: &str, n: u32, rows: u64, fence: u64) -> items::Item {
+    let expires = job.created_at + chrono::Duration::days(IMPORT_RETENTION_DAYS);
+    items::Item::from([
+        (
+            "pk".into(),
+            AttributeValue::S(keys::import_journal_pk(&job.tenant, &job.id)),
+        ),
+        ("sk".into(), AttributeValue::S(keys::journal_sk(kind, n))),
+        ("entity".into(), AttributeValue::S("import_journal".into())),
+        ("rows".into(), num(rows)),
+        ("fence".into(), num(fence)),
+        ("expires_at".into(), num(expires.timestamp())),
+    ])
+}
+
+/// Whether a chunk was written by this call or found written already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Committed now, with this many rows (or invitations).
+    Now {
+        /// Rows (or invitations) in the chunk.
+        rows: u64,
+    },
+    /// Its journal entry was there: another delivery wrote it.
+    Before,
+}
+
+/// What a job's journal entries say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalRead {
+    /// Chunks of rows committed.
+    pub rows_done: Vec<u32>,
+    /// Chunks of invitations committed.
+    pub invitations_done: Vec<u32>,
+    /// Rows the committed chunks hold.
+    pub applied_rows: u64,
+    /// How the committed chunks moved the tenant's counters.
+    pub written: TenantDelta,
+}
+
+impl JournalRead {
+    /// Copies the counts into a job's journal.
+    pub fn fill(&self, journal: &mut crate::import::Journal) {
+        journal.chunks_done = self.rows_done.len() as u32;
+        journal.invitation_chunks_done = self.invitations_done.len() as u32;
+        journal.applied_rows = self.applied_rows;
+    }
+}
+
+/// The update of the tenant's counters by `delta`. With `cap` (a reservation), the tenant must
+/// exist, at least one active admin must remain, and, when seats are taken and the tenant had a
+/// limit, the counter its policy limits must leave room for all of them (the lock keeps API
+/// writes out; this also stops an invitation accepted meanwhile from being overbooked). Without
+/// (giving a reservation back), the tenant must only exist.
+fn counters(tenant: &TenantId, delta: TenantDelta, cap: Option<SeatCap>) -> UpdateBuilder {
     let mut sets =
         vec!["active_admins = if_not_exists(active_admins, :zero) + :d_admins".to_owned()];
     let mut conditions = vec!["attribute_exists(pk)".to_owned()];
@@ -504,21 +665,23 @@ fn import_counters(tenant: &TenantId, delta: TenantDelta, cap: SeatCap) -> Updat
         sets.push(format!("{attr} = if_not_exists({attr}, :zero) + :d_{attr}"));
         update = update.expression_attribute_values(format!(":d_{attr}"), num(d));
     }
-    if delta.admins < 0 {
-        // Admins after the chunk = active_admins + delta >= 1.
-        conditions.push("active_admins >= :min_admins".into());
-        update = update.expression_attribute_values(":min_admins", num(1 - delta.admins));
-    }
-    let (counter, taken) = if cap.policy.count_invited {
-        ("users_active_or_invited", delta.active_or_invited)
-    } else {
-        ("users_active", delta.active)
-    };
-    if let (Some(limit), true) = (cap.limit, taken > 0) {
-        // Seats after the chunk = counter + taken <= limit. (Every tenant item has its
-        // counters, and a condition can't use if_not_exists.)
-        conditions.push(format!("{counter} <= :seat_cap"));
-        update = update.expression_attribute_values(":seat_cap", num(i64::from(limit) - taken));
+    if let Some(cap) = cap {
+        if delta.admins < 0 {
+            // Admins after the plan = active_admins + delta >= 1.
+            conditions.push("active_admins >= :min_admins".into());
+            update = update.expression_attribute_values(":min_admins", num(1 - delta.admins));
+        }
+        let (counter, taken) = if cap.policy.count_invited {
+            ("users_active_or_invited", delta.active_or_invited)
+        } else {
+            ("users_active", delta.active)
+        };
+        if let (Some(limit), true) = (cap.limit, taken > 0) {
+            // Seats after the plan = counter + taken <= limit. (Every tenant item has its
+            // counters, and a condition can't use if_not_exists.)
+            conditions.push(format!("{counter} <= :seat_cap"));
+            update = update.expression_attribute_values(":seat_cap", num(i64::from(limit) - taken));
+        }
     }
     update
         .update_expression(format!("SET {}", sets.join(", ")))

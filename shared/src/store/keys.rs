@@ -65,6 +65,19 @@ pub fn outbox_shard_pk(n: u32) -> String {
     format!("OUTBOX#{n:02}")
 }
 
+/// `JOURNAL#{tid}#{jid}`: an import job's journal, one entry per committed chunk (sort key
+/// [`journal_sk`]), in a partition of its own so that entries written at once by chunks in
+/// flight touch no common item.
+pub fn import_journal_pk(t: &TenantId, job: &crate::domain::ImportId) -> String {
+    format!("JOURNAL#{t}#{job}")
+}
+
+/// `ROWS#{n}` or `INVITES#{n}` (`n` zero-padded): the journal entry of chunk `n` of a job's
+/// rows or of its invitations.
+pub fn journal_sk(kind: &str, n: u32) -> String {
+    format!("{kind}#{n:06}")
+}
+
 /// `IDEMPOTENCY#{tid}#{sha256(key)}`: the remembered outcome of a request carrying an
 /// `Idempotency-Key`.
 pub fn idempotency_pk(t: &TenantId, key_digest: &str) -> String {

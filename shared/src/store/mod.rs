@@ -32,7 +32,7 @@ use crate::domain::{Email, Invitation, LoginId, SeatUsage, Tenant, TenantId, Use
 pub use account::{CODE_TRIES, CodeOutcome};
 pub use billing::{BillingMember, BillingSnapshot, Members, SnapshotWrite};
 pub use cursor::{CursorError, CursorSigner};
-pub use imports::{IMPORT_RETENTION_DAYS, SeatCap};
+pub use imports::{IMPORT_RETENTION_DAYS, JournalRead, SeatCap, Written};
 pub use invitations::{
     INVITATION_RETENTION_DAYS, REDRIVE_AFTER_MINUTES, TOKEN_RETENTION_DAYS, TokenRecord,
     UserInvitations,
@@ -44,7 +44,8 @@ pub use signin::{
     AuthCode, CallerState, Family, Redeemed, RefreshRecord, Session, SignInLookup, SignInState,
     Spend, StoredKey,
 };
-use tx::{TenantDelta, Transaction};
+pub use tx::TenantDelta;
+use tx::Transaction;
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,10 @@ pub enum StoreError {
     /// The signing keys changed since they were read (another rotation won).
     #[error("the signing keys changed since they were read")]
     KeysChanged,
+    /// This step of an import job (a chunk and its journal entry) was written before, by this
+    /// delivery or another: nothing to do.
+    #[error("the import step was written already")]
+    AlreadyWritten,
     /// Too many concurrent transactions touched the same items; worth retrying.
     #[error("the store is busy with conflicting writes; retry")]
     Contention,
@@ -152,6 +157,7 @@ impl StoreError {
             | StoreError::TokenUsed
             | StoreError::KeysChanged
             | StoreError::GrantRevoked
+            | StoreError::AlreadyWritten
             | StoreError::Corrupt(_) => false,
         }
     }

@@ -22,6 +22,8 @@ use crate::domain::{Invitation, Status, TenantId, User, UserId};
 /// when several items fail, the first in this order is reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Guard {
+    /// The import journal entry is new (its chunk was not written before).
+    JournalEntry,
     /// The idempotency key was used before.
     Idempotency,
     /// The tenant item must exist.
@@ -48,10 +50,8 @@ pub(crate) enum Guard {
     TokenUnused,
     /// A fresh invitation id (or token) is unused.
     Invitation,
-    /// The import job is at the version read (its journal did not move).
+    /// The import job is at the version read.
     ImportJournal,
-    /// The import job holds the tenant's lock.
-    ImportLockHeld,
     /// The signing keys are as read (a concurrent rotation lost).
     SigningKeys,
     /// A fresh random id (a client's, a token's) is unused.
@@ -63,6 +63,7 @@ pub(crate) enum Guard {
 impl Guard {
     fn error(self) -> StoreError {
         match self {
+            Guard::JournalEntry => StoreError::AlreadyWritten,
             Guard::Idempotency => StoreError::IdempotencyKeyUsed,
             Guard::TenantExists => StoreError::TenantNotFound,
             Guard::ImportLock => StoreError::ImportInProgress,
@@ -76,7 +77,6 @@ impl Guard {
             Guard::TokenUnused => StoreError::TokenUsed,
             Guard::Invitation => StoreError::Corrupt("a new invitation id collided".into()),
             Guard::ImportJournal => StoreError::VersionConflict,
-            Guard::ImportLockHeld => StoreError::ImportLockLost,
             Guard::SigningKeys => StoreError::KeysChanged,
             Guard::FreshId => StoreError::Corrupt("a fresh random id collided".into()),
             Guard::GrantLive => StoreError::GrantRevoked,
@@ -84,20 +84,52 @@ impl Guard {
     }
 }
 
-/// How one user write moves the counters on its tenant's item.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct TenantDelta {
+/// How writes move the counters on their tenant's item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TenantDelta {
     /// Active admins.
-    pub(crate) admins: i64,
+    pub admins: i64,
     /// Active users.
-    pub(crate) active: i64,
+    pub active: i64,
     /// Active and invited users.
-    pub(crate) active_or_invited: i64,
+    pub active_or_invited: i64,
+}
+
+impl std::ops::AddAssign for TenantDelta {
+    fn add_assign(&mut self, other: TenantDelta) {
+        self.admins += other.admins;
+        self.active += other.active;
+        self.active_or_invited += other.active_or_invited;
+    }
+}
+
+impl std::ops::Sub for TenantDelta {
+    type Output = TenantDelta;
+
+    fn sub(self, other: TenantDelta) -> TenantDelta {
+        TenantDelta {
+            admins: self.admins - other.admins,
+            active: self.active - other.active,
+            active_or_invited: self.active_or_invited - other.active_or_invited,
+        }
+    }
 }
 
 impl TenantDelta {
+    /// How a planned import change moves the counters.
+    pub fn of_change(change: &crate::import::Planned) -> TenantDelta {
+        use crate::import::Planned;
+        match change {
+            Planned::Create { user, .. } => TenantDelta::between(None, Some(user)),
+            Planned::Update { before, after, .. } => {
+                TenantDelta::between(Some(before), Some(after))
+            }
+            Planned::Delete { user, .. } => TenantDelta::between(Some(user), None),
+        }
+    }
+
     /// The change from `before` to `after` (`None`: the user does not exist, or is deleted).
-    pub(crate) fn between(before: Option<&User>, after: Option<&User>) -> TenantDelta {
+    pub fn between(before: Option<&User>, after: Option<&User>) -> TenantDelta {
         let counts = |u: Option<&User>| {
             u.map_or((0, 0, 0), |u| {
                 (
@@ -577,7 +609,19 @@ impl Transaction {
                 .iter()
                 .any(|c| c.as_deref() == Some("TransactionConflict"));
             if !conflicted {
-                return Err(StoreError::aws(err));
+                // An item over its partition's or the table's throughput cancels the whole
+                // transaction: worth trying again later, like a throttled request.
+                let throttled = reasons.iter().any(|c| {
+                    matches!(
+                        c.as_deref(),
+                        Some("ThrottlingError" | "ProvisionedThroughputExceeded")
+                    )
+                });
+                let mut e = StoreError::aws(err);
+                if let StoreError::Aws { retryable, .. } = &mut e {
+                    *retryable |= throttled;
+                }
+                return Err(e);
             }
             let Some(delay) = backoff.next_delay() else {
                 return Err(StoreError::Contention);

@@ -1,0 +1,158 @@
+//! The import's chunks against moto through the store: the whole plan's counters reserved
+//! once, each chunk committed once with its own journal entry (a replay finds it written), a
+//! failed apply giving back exactly what its unwritten chunks held, and the lock's fence.
+
+use rollcall::domain::{DisplayName, Email, LoginId, Profile, Role, Status, User, UserId};
+use rollcall::import::{ImportJob, ImportMode, ImportStatus, JobError, PlanChunks, Planned};
+use rollcall::store::{SeatCap, StoreError, TenantDelta, Written};
+use rollcall_e2e::spawn_app;
+
+fn creates(app: &rollcall_e2e::TestApp, n: usize) -> Vec<Planned> {
+    (0..n)
+        .map(|i| {
+            let login = format!("chunked{i:03}");
+            Planned::Create {
+                line: i + 2,
+                user: Box::new(User::new(
+                    app.acme.id.clone(),
+                    UserId::generate(),
+                    Profile::minimal(
+                        LoginId::parse(&login).unwrap(),
+                        Email::parse(&format!("{login}@acme.example")).unwrap(),
+                        DisplayName::parse(&format!("分割 {i}")).unwrap(),
+                        Role::Member,
+                    ),
+                    Status::Invited,
+                    app.store.clock().now(),
+                )),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn chunks_commit_once_and_a_failed_apply_gives_back_what_its_unwritten_chunks_reserved() {
+    let app = spawn_app().await;
+    let store = &app.store;
+    let tenant = &app.acme.id;
+    let (_, before) = store.tenant_and_seats(tenant).await.expect("tenant");
+    let mut job = ImportJob::new(
+        tenant.clone(),
+        app.acme.admin.id,
+        ImportMode::Apply,
+        rollcall::csv::encoding::EncodingChoice::Auto,
+        store.clock().now(),
+    );
+    store.create_import(&job).await.expect("job");
+    let fence = store
+        .acquire_import_lock(tenant, &job.id, std::time::Duration::from_secs(60))
+        .await
+        .expect("lock");
+
+    let plan = creates(&app, 100);
+    let mut delta = TenantDelta::default();
+    for change in &plan {
+        delta += TenantDelta::of_change(change);
+    }
+    let (tenant_now, _) = store.tenant_and_seats(tenant).await.expect("tenant");
+    let cap = SeatCap {
+        limit: tenant_now.seat_limit,
+        policy: tenant_now.billing,
+    };
+    store
+        .begin_import_apply(&mut job, delta, cap)
+        .await
+        .expect("begin");
+    assert_eq!(job.status, ImportStatus::Applying);
+    let (_, reserved) = store.tenant_and_seats(tenant).await.expect("tenant");
+    assert_eq!(
+        reserved.active_or_invited,
+        before.active_or_invited + 100,
+        "the whole plan's seats are reserved before the first chunk"
+    );
+
+    let chunks: Vec<_> = PlanChunks::new(plan.into_iter().map(Ok))
+        .collect::<Result<_, _>>()
+        .expect("chunks");
+    assert_eq!(chunks.len(), 4, "33 creates per chunk");
+    let at = store.clock().now();
+    // Two chunks at once: they share no item, so neither cancels the other.
+    let (first, second) = tokio::join!(
+        store.apply_import_chunk(&job, &chunks[0], at, fence),
+        store.apply_import_chunk(&job, &chunks[2], at, fence),
+    );
+    assert_eq!(first.expect("chunk 0"), Written::Now { rows: 33 });
+    assert_eq!(second.expect("chunk 2"), Written::Now { rows: 33 });
+    assert_eq!(
+        store
+            .apply_import_chunk(&job, &chunks[0], at, fence)
+            .await
+            .expect("a replay"),
+        Written::Before,
+        "a chunk written before is found in the journal, not written twice"
+    );
+    let journal = store.import_journal(&job).await.expect("journal");
+    assert_eq!(journal.rows_done, vec![0, 2]);
+    assert_eq!(journal.applied_rows, 66);
+    assert_eq!(journal.written.active_or_invited, 66);
+
+    job.error = Some(JobError {
+        code: "apply_failed".into(),
+        line: None,
+        byte_offset: None,
+        message_ja: "テスト".into(),
+        message_en: "test".into(),
+    });
+    store.fail_applying_import(&mut job).await.expect("failed");
+    let stored = store.get_import(tenant, &job.id).await.expect("job");
+    assert_eq!(stored.status, ImportStatus::Failed);
+    assert_eq!(
+        (stored.journal.chunks_done, stored.journal.applied_rows),
+        (2, 66)
+    );
+    let (_, after) = store.tenant_and_seats(tenant).await.expect("tenant");
+    assert_eq!(
+        after.active_or_invited,
+        before.active_or_invited + 66,
+        "the counters count exactly the users written"
+    );
+    let members = store.live_members(tenant).await.expect("members");
+    assert_eq!(members.members.len() as u64, after.active_or_invited);
+}
+
+#[tokio::test]
+async fn a_delivery_taken_over_loses_its_fence_and_can_no_longer_renew() {
+    let app = spawn_app().await;
+    let store = &app.store;
+    let job = rollcall::domain::ImportId::generate();
+    let lease = std::time::Duration::from_secs(60);
+    let first = store
+        .acquire_import_lock(&app.acme.id, &job, lease)
+        .await
+        .expect("lock");
+    store
+        .renew_import_lock(&app.acme.id, &job, first, lease)
+        .await
+        .expect("the holder renews");
+    // A redelivery of the same job takes the lock over.
+    let second = store
+        .acquire_import_lock(&app.acme.id, &job, lease)
+        .await
+        .expect("taken over");
+    assert!(second > first);
+    assert!(matches!(
+        store
+            .renew_import_lock(&app.acme.id, &job, first, lease)
+            .await,
+        Err(StoreError::ImportLockLost)
+    ));
+    store
+        .renew_import_lock(&app.acme.id, &job, second, lease)
+        .await
+        .expect("the new holder renews");
+    let other = rollcall::domain::ImportId::generate();
+    assert!(matches!(
+        store.acquire_import_lock(&app.acme.id, &other, lease).await,
+        Err(StoreError::ImportInProgress)
+    ));
+}
