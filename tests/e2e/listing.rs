@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use reqwest::Method;
 use rollcall::domain::{DisplayName, Email, LoginId, Profile, Role, Status, User, UserId};
-use rollcall::store::Store;
+use rollcall::store::schema::{BY_CREATED, LISTING_SHARDS};
+use rollcall::store::{Store, listing_shard};
 use rollcall_e2e::{TestApp, assert_problem, spawn_app, status_and_json};
 
 const SURNAMES: [&str; 12] = [
@@ -108,6 +109,12 @@ async fn a_thousand_users_paged_in_every_order_come_back_once_each_in_order() {
     let app = spawn_app().await;
     let users = seed(&app, 1_000).await;
     assert_eq!(users.len(), 1_001);
+    // The users are spread over every listing shard, so each page below merges them all.
+    let mut per_shard = vec![0; LISTING_SHARDS as usize];
+    for u in &users {
+        per_shard[listing_shard(&u.id) as usize] += 1;
+    }
+    assert!(per_shard.iter().all(|&n| n > 10), "{per_shard:?}");
 
     let mut by_name: Vec<&User> = users.iter().collect();
     by_name.sort_by_key(|u| (u.profile.name.sort_key(), u.id.to_string()));
@@ -181,6 +188,18 @@ async fn filters_page_through_exactly_the_matching_users() {
             assert_eq!(got.len(), expected.len(), "{q}");
             assert_eq!(got.into_iter().collect::<HashSet<_>>(), expected, "{q}");
         }
+        // By name, within the prefix, in order both ways across the shards.
+        let mut in_order: Vec<&User> = users
+            .iter()
+            .filter(|u| expected.contains(&u.id.to_string()))
+            .collect();
+        in_order.sort_by_key(|u| (u.profile.name.sort_key(), u.id.to_string()));
+        let in_order: Vec<String> = in_order.iter().map(|u| u.id.to_string()).collect();
+        let q = format!("q={}&sort=name&limit=4", urlencode(prefix));
+        assert_eq!(ids(&collect(&app, &q).await), in_order, "{q}");
+        let q = format!("q={}&sort=name&order=desc&limit=3", urlencode(prefix));
+        let reversed: Vec<String> = in_order.iter().rev().cloned().collect();
+        assert_eq!(ids(&collect(&app, &q).await), reversed, "{q}");
     }
 
     // Exact look-ups go through the claims, in any case.
@@ -226,6 +245,95 @@ async fn bad_list_parameters_are_named_in_the_problem() {
         .await
         .unwrap();
     assert_problem(resp, 400, "invalid_cursor").await;
+}
+
+/// Puts a user's index keys back where they were before the listing indexes were sharded
+/// (`TENANT#{tid}`, and `DELETED#{tid}` for a tombstone), as a table written before would
+/// hold them.
+async fn unshard(app: &TestApp, user: &User, deleted: bool) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let tenant = &app.acme.id;
+    let mut update = app
+        .store
+        .client()
+        .update_item()
+        .table_name(app.store.table())
+        .key(
+            "pk",
+            AttributeValue::S(format!("USER#{tenant}#{}", user.id)),
+        )
+        .key("sk", AttributeValue::S("USER".into()));
+    update = if deleted {
+        update
+            .update_expression("SET gsi2pk = :d")
+            .expression_attribute_values(":d", AttributeValue::S(format!("DELETED#{tenant}")))
+    } else {
+        update
+            .update_expression("SET gsi1pk = :t, gsi2pk = :t")
+            .expression_attribute_values(":t", AttributeValue::S(format!("TENANT#{tenant}")))
+    };
+    update.send().await.expect("unsharding a user");
+}
+
+/// Users in a partition of the by-created index.
+async fn in_partition(app: &TestApp, partition: String) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let out = app
+        .store
+        .client()
+        .query()
+        .table_name(app.store.table())
+        .index_name(BY_CREATED.name)
+        .key_condition_expression("gsi2pk = :p")
+        .expression_attribute_values(":p", AttributeValue::S(partition))
+        .send()
+        .await
+        .expect("query");
+    out.items.unwrap_or_default().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn users_stored_before_sharding_are_listed_and_moved_into_their_shards_once() {
+    let app = spawn_app().await;
+    let users = seed(&app, 120).await;
+    let tenant = &app.acme.id;
+    // Everyone but the admin as a table from before sharding holds them; one of them deleted.
+    let gone = &users[3];
+    app.store.delete_user(gone).await.expect("deleting a user");
+    for u in users.iter().filter(|u| u.id != app.acme.admin.id) {
+        unshard(&app, u, u.id == gone.id).await;
+    }
+    assert_eq!(in_partition(&app, format!("TENANT#{tenant}")).await, 119);
+    assert_eq!(in_partition(&app, format!("DELETED#{tenant}")).await, 1);
+    let before = ids(&collect(&app, "sort=name&limit=50").await);
+    assert_eq!(before.len(), 120, "listings read the old partition too");
+    let billed = app.store.billing_members(tenant).await.expect("members");
+    assert_eq!(billed.members.len(), 121, "billing too, tombstone included");
+
+    // Two runs at once, as an operator might start by mistake: each user moves once.
+    let (a, b) = tokio::join!(
+        app.store.move_to_listing_shards(tenant),
+        app.store.move_to_listing_shards(tenant),
+    );
+    let (a, b) = (a.expect("run"), b.expect("run"));
+    assert_eq!(a.moved + b.moved, 120, "{a:?} {b:?}");
+    assert_eq!(in_partition(&app, format!("TENANT#{tenant}")).await, 0);
+    assert_eq!(in_partition(&app, format!("DELETED#{tenant}")).await, 0);
+    let again = app.store.move_to_listing_shards(tenant).await.expect("run");
+    assert_eq!((again.moved, again.skipped), (0, 0), "nothing left to move");
+
+    assert_eq!(ids(&collect(&app, "sort=name&limit=50").await), before);
+    let billed = app.store.billing_members(tenant).await.expect("members");
+    assert_eq!(billed.members.len(), 121);
+    let moved = app
+        .store
+        .get_user(tenant, &users[7].id)
+        .await
+        .expect("a moved user");
+    assert_eq!(
+        moved.version, users[7].version,
+        "moving changes nothing about a user"
+    );
 }
 
 fn urlencode(s: &str) -> String {

@@ -136,6 +136,12 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// One-off moves of stored data to a newer layout (TABLE_NAME and the AWS environment say
+    /// where). Each can stop anywhere and run again.
+    Migrate {
+        #[command(subcommand)]
+        command: MigrateCommand,
+    },
     /// Print a JWT signed with the local HS256 key ($JWT_HS256_SECRET, else the dev key).
     Token {
         /// The tenant.
@@ -150,6 +156,18 @@ enum Command {
         /// Validity in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateCommand {
+    /// Move every user (and tombstone) from a tenant's one listing partition into the 32
+    /// listing shards. Listings read both until it is done; safe to run again or while the
+    /// API runs.
+    ListingShards {
+        /// Only this tenant (default: every tenant).
+        #[arg(long)]
+        tenant: Option<TenantId>,
     },
 }
 
@@ -505,6 +523,30 @@ async fn main() -> anyhow::Result<()> {
                 "Signed in to {} (tokens in {}).",
                 stored.issuer,
                 rollcall_cli::login::tokens_path()?.display()
+            );
+            Ok(())
+        }
+        Command::Migrate {
+            command: MigrateCommand::ListingShards { tenant },
+        } => {
+            let store = store_from_env().await?;
+            let tenants = match tenant {
+                Some(t) => vec![t],
+                None => store.tenants().await?.into_iter().map(|t| t.id).collect(),
+            };
+            let (mut moved, mut skipped) = (0, 0);
+            for t in &tenants {
+                let done = store.move_to_listing_shards(t).await?;
+                println!(
+                    "{t}: {} moved into the listing shards, {} already there",
+                    done.moved, done.skipped
+                );
+                moved += done.moved;
+                skipped += done.skipped;
+            }
+            println!(
+                "{} tenants: {moved} moved, {skipped} already there",
+                tenants.len()
             );
             Ok(())
         }

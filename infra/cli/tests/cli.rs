@@ -235,6 +235,25 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
         .expect("admin line");
     let admin_id = admin_line.split_whitespace().nth(2).unwrap();
 
+    // The admin was written in its listing shard: the one-off move finds nothing to move,
+    // and says so per tenant.
+    let migrate = rollcall()
+        .args(["migrate", "listing-shards"])
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", local::LOCAL_REGION)
+        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
+        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
+        .env("TABLE_NAME", "cli-test")
+        .output()
+        .expect("running rollcall migrate");
+    let said = String::from_utf8_lossy(&migrate.stdout);
+    assert!(migrate.status.success(), "{said}");
+    assert!(
+        said.contains("acme: 0 moved into the listing shards, 0 already there")
+            && said.contains("1 tenants: 0 moved"),
+        "{said}"
+    );
+
     // A second create of the same tenant is refused.
     let again = rollcall()
         .args(["tenant", "create", "acme", "--name", "Acme"])

@@ -60,6 +60,10 @@ pub struct BillingMember {
     pub history: Vec<StateChange>,
 }
 
+/// Partitions of the by-created index read at once (a tenant's users are in 33 of them, its
+/// tombstones in 33 more).
+const PARTITIONS_IN_FLIGHT: usize = 8;
+
 /// A tenant's users, living and deleted, and what reading them cost.
 #[derive(Debug, Clone, Default)]
 pub struct Members {
@@ -110,10 +114,10 @@ impl Store {
     #[instrument(skip_all, fields(tenant_id = %tenant))]
     pub async fn billing_members(&self, tenant: &TenantId) -> Result<Members, StoreError> {
         let mut found = Members::default();
-        self.read_members(keys::tenant_pk(tenant), &mut found)
-            .await?;
-        self.read_members(keys::deleted_users_pk(tenant), &mut found)
-            .await?;
+        let partitions = keys::live_users_partitions(tenant)
+            .into_iter()
+            .chain(keys::deleted_users_partitions(tenant));
+        self.read_members(partitions, &mut found).await?;
         found.members.sort_by_key(|m| m.user_id);
         Ok(found)
     }
@@ -123,12 +127,41 @@ impl Store {
     #[instrument(skip_all, fields(tenant_id = %tenant))]
     pub async fn live_members(&self, tenant: &TenantId) -> Result<Members, StoreError> {
         let mut found = Members::default();
-        self.read_members(keys::tenant_pk(tenant), &mut found)
+        self.read_members(keys::live_users_partitions(tenant), &mut found)
             .await?;
+        found.members.sort_by_key(|m| m.user_id);
         Ok(found)
     }
 
-    async fn read_members(&self, partition: String, found: &mut Members) -> Result<(), StoreError> {
+    /// Reads the members in `partitions` of the by-created index, a few partitions at a time.
+    async fn read_members(
+        &self,
+        partitions: impl IntoIterator<Item = String>,
+        found: &mut Members,
+    ) -> Result<(), StoreError> {
+        use futures::stream::{self, StreamExt as _, TryStreamExt as _};
+        let read: Vec<Members> = stream::iter(partitions)
+            .map(|partition| async move {
+                let mut part = Members::default();
+                self.read_partition(partition, &mut part).await?;
+                Ok::<_, StoreError>(part)
+            })
+            .buffer_unordered(PARTITIONS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        for part in read {
+            found.requests += part.requests;
+            found.items_read += part.items_read;
+            found.members.extend(part.members);
+        }
+        Ok(())
+    }
+
+    async fn read_partition(
+        &self,
+        partition: String,
+        found: &mut Members,
+    ) -> Result<(), StoreError> {
         let query = self
             .client
             .query()

@@ -93,10 +93,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn key() -> PageKey {
-        serde_json::from_value(serde_json::json!({
-            "pk": "USER#acme#01J", "sk": "USER", "ipk": "TENANT#acme", "isk": "taro\u{1}01J"
-        }))
-        .unwrap()
+        serde_json::from_value(serde_json::json!({"after": "taro\u{1}01J"})).unwrap()
     }
 
     fn signer() -> CursorSigner {

@@ -162,13 +162,14 @@ pub(crate) fn user_item(
     expires_at: Option<i64>,
 ) -> UserItem {
     let name_key = u.profile.name.sort_key();
-    let tenant_pk = keys::tenant_pk(&u.tenant);
-    // Live users are listed by name and by creation; tombstones only in their own partition of
+    let shard = keys::listing_shard(&u.id);
+    let tenant_pk = keys::live_users_pk(&u.tenant, shard);
+    // Live users are listed by name and by creation; tombstones only in their own partitions of
     // the by-created index, where billing finds them.
     let created_pk = if listed {
         tenant_pk.clone()
     } else {
-        keys::deleted_users_pk(&u.tenant)
+        keys::deleted_users_pk(&u.tenant, shard)
     };
     UserItem {
         pk: keys::user_pk(&u.tenant, &u.id),

@@ -1,16 +1,60 @@
 //! Key layout of the single table. Every key is built here and nowhere else.
 
+use super::schema::LISTING_SHARDS;
 use crate::domain::{InvitationId, TenantId, UserId};
 
-/// `TENANT#{tid}`: the tenant item, its lock and its jobs; also the tenant-wide GSI partition.
+/// `TENANT#{tid}`: the tenant item, its lock and its jobs; before the listing indexes were
+/// sharded, also their one partition of the tenant's users (see [`legacy_live_users_pk`]).
 pub fn tenant_pk(t: &TenantId) -> String {
     format!("TENANT#{t}")
 }
 
-/// `DELETED#{tid}`: the by-created index partition of a tenant's tombstones, beside the live
-/// users' `TENANT#{tid}`, so billing reads the deleted with the living and listings never see them.
-pub fn deleted_users_pk(t: &TenantId) -> String {
+/// The listing shard of a user: the low bits of its id's 80 random bits (from the CSPRNG, or
+/// from SHA-256 for the ids an import derives), so a tenant's users spread evenly over
+/// [`LISTING_SHARDS`] and a user never moves between shards.
+pub fn listing_shard(u: &UserId) -> u32 {
+    (u128::from(u.ulid()) % u128::from(LISTING_SHARDS)) as u32
+}
+
+/// `TENANT#{tid}#{nn}`: shard `n` of a tenant's live users in the `by_name` and `by_created`
+/// indexes.
+pub fn live_users_pk(t: &TenantId, shard: u32) -> String {
+    format!("TENANT#{t}#{shard:02}")
+}
+
+/// `DELETED#{tid}#{nn}`: shard `n` of a tenant's tombstones in the `by_created` index, beside
+/// the live users, so billing reads the deleted with the living and listings never see them.
+pub fn deleted_users_pk(t: &TenantId, shard: u32) -> String {
+    format!("DELETED#{t}#{shard:02}")
+}
+
+/// `TENANT#{tid}`: the one partition of a tenant's live users before the indexes were
+/// sharded. Reads still merge it in until `rollcall migrate listing-shards` has moved its
+/// users (a user written since is in its shard already).
+pub fn legacy_live_users_pk(t: &TenantId) -> String {
+    tenant_pk(t)
+}
+
+/// `DELETED#{tid}`: the one partition of a tenant's tombstones before sharding.
+pub fn legacy_deleted_users_pk(t: &TenantId) -> String {
     format!("DELETED#{t}")
+}
+
+/// Every partition holding a tenant's live users in the listing indexes: the shards, then the
+/// legacy partition.
+pub fn live_users_partitions(t: &TenantId) -> Vec<String> {
+    (0..LISTING_SHARDS)
+        .map(|n| live_users_pk(t, n))
+        .chain([legacy_live_users_pk(t)])
+        .collect()
+}
+
+/// Every partition holding a tenant's tombstones: the shards, then the legacy partition.
+pub fn deleted_users_partitions(t: &TenantId) -> Vec<String> {
+    (0..LISTING_SHARDS)
+        .map(|n| deleted_users_pk(t, n))
+        .chain([legacy_deleted_users_pk(t)])
+        .collect()
 }
 
 /// Sort key of the tenant item.

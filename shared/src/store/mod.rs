@@ -38,7 +38,8 @@ pub use invitations::{
     UserInvitations,
 };
 pub use items::TOMBSTONE_RETENTION_DAYS;
-pub use list::{ListQuery, Page, PageKey, SortBy, SortOrder};
+pub use keys::{deleted_users_pk, listing_shard, live_users_pk};
+pub use list::{ListQuery, Page, PageKey, ShardMove, SortBy, SortOrder};
 pub use metrics::RequestCounter;
 pub use signin::{
     AuthCode, CallerState, Family, Redeemed, RefreshRecord, Session, SignInLookup, SignInState,

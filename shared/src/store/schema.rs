@@ -29,20 +29,32 @@ pub struct Index {
     pub sk: &'static str,
 }
 
-/// A tenant's live users sorted by normalised name (then id): `TENANT#{tid}` / `{name}\u{1}{uid}`.
+/// A tenant's live users sorted by normalised name (then id), spread over [`LISTING_SHARDS`]
+/// partitions by user id: `TENANT#{tid}#{nn}` / `{name}\u{1}{uid}`. A listing merges the shards.
 pub const BY_NAME: Index = Index {
     name: "by_name",
     pk: "gsi1pk",
     sk: "gsi1sk",
 };
 
-/// A tenant's live users sorted by creation (ULID): `TENANT#{tid}` / `{uid}`; its deleted users
-/// (tombstones, kept for billing) under `DELETED#{tid}` / `{uid}`.
+/// A tenant's live users sorted by creation (ULID): `TENANT#{tid}#{nn}` / `{uid}`; its deleted
+/// users (tombstones, kept for billing) under `DELETED#{tid}#{nn}` / `{uid}`; sharded as
+/// [`BY_NAME`].
 pub const BY_CREATED: Index = Index {
     name: "by_created",
     pk: "gsi2pk",
     sk: "gsi2sk",
 };
+
+/// Partitions of a tenant's users in [`BY_NAME`] and [`BY_CREATED`]. One index partition takes
+/// 1,000 write units a second; a user's entry is one unit (up to 1 KB) per index when created,
+/// two in `by_name` when renamed (the old entry out, the new one in, in the same shard). So 32
+/// shards let a tenant create 32,000 users a second and rename 16,000 before its own
+/// partitions throttle, beyond the 10,000 users a second asked of it (the table's own limit,
+/// 40,000 write units a second by default, binds first: BENCHMARKS.md, "Import: applying a
+/// file"). A listing page merges 32 shards (and the pre-shard partition): see
+/// [`crate::store::Store::list_users`].
+pub const LISTING_SHARDS: u32 = 32;
 
 /// Every tenant (sparse: only tenant items carry it), for jobs that visit all tenants without
 /// scanning the table: `TENANTS` / `{tid}`.
