@@ -60,6 +60,69 @@ async fn json_of(resp: reqwest::Response, what: &str) -> anyhow::Result<Value> {
     Ok(body)
 }
 
+/// The line that shows how far an applying job got: a bar of `width` cells, the rows
+/// committed of the rows to write (created, updated and deleted), and the rate. `None` for a
+/// job that is not applying or says nothing of its rows yet.
+pub fn progress_line(job: &Value, width: usize) -> Option<String> {
+    if job["status"] != "applying" {
+        return None;
+    }
+    let counts = &job["counts"];
+    let total: u64 = ["created", "updated", "deleted"]
+        .iter()
+        .map(|k| counts[*k].as_u64().unwrap_or(0))
+        .sum();
+    if total == 0 {
+        return None;
+    }
+    let done = job["progress"]["applied_rows"]
+        .as_u64()
+        .unwrap_or(0)
+        .min(total);
+    let filled = usize::try_from(done * width as u64 / total).unwrap_or(width);
+    let rate = job["progress"]["rows_per_second"]
+        .as_u64()
+        .map(|r| format!(", {r} rows/s"))
+        .unwrap_or_default();
+    Some(format!(
+        "applying [{}{}] {done}/{total} rows ({}%){rate}",
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        done * 100 / total,
+    ))
+}
+
+/// The progress bar on a terminal's standard error, redrawn in place; nothing when standard
+/// error is not a terminal (a script's log stays clean).
+struct ProgressBar {
+    terminal: bool,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn on_stderr() -> ProgressBar {
+        use std::io::IsTerminal as _;
+        ProgressBar {
+            terminal: std::io::stderr().is_terminal(),
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, job: &Value) {
+        if let (true, Some(line)) = (self.terminal, progress_line(job, 30)) {
+            eprint!("\r{line}\x1b[K");
+            self.drawn = true;
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            eprintln!();
+            self.drawn = false;
+        }
+    }
+}
+
 /// Runs the flow for `file` and returns the outcome with its printed report.
 pub async fn run(file: &Path, opts: &ImportOptions) -> anyhow::Result<ImportOutcome> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
@@ -94,6 +157,7 @@ pub async fn run(file: &Path, opts: &ImportOptions) -> anyhow::Result<ImportOutc
     }
 
     let started = Instant::now();
+    let mut bar = ProgressBar::on_stderr();
     let job = loop {
         let job = json_of(
             http.get(format!("{api}/imports/{id}"))
@@ -105,7 +169,9 @@ pub async fn run(file: &Path, opts: &ImportOptions) -> anyhow::Result<ImportOutc
         )
         .await?;
         let status = job["status"].as_str().unwrap_or_default();
+        bar.show(&job);
         if matches!(status, "invalid" | "validated" | "applied" | "failed") {
+            bar.finish();
             break job;
         }
         if started.elapsed() > opts.timeout {
@@ -171,4 +237,36 @@ pub async fn run(file: &Path, opts: &ImportOptions) -> anyhow::Result<ImportOutc
         }
     }
     Ok(ImportOutcome { id, status, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_shows_the_rows_committed_of_the_rows_to_write_and_the_rate() {
+        let job = json!({
+            "status": "applying",
+            "counts": {"created": 600, "updated": 300, "deleted": 100, "unchanged": 50},
+            "progress": {"applied_rows": 250, "rows_per_second": 4120}
+        });
+        assert_eq!(
+            progress_line(&job, 20).as_deref(),
+            Some("applying [#####...............] 250/1000 rows (25%), 4120 rows/s")
+        );
+        let done = json!({
+            "status": "applying",
+            "counts": {"created": 10},
+            "progress": {"applied_rows": 10}
+        });
+        assert_eq!(
+            progress_line(&done, 4).as_deref(),
+            Some("applying [####] 10/10 rows (100%)")
+        );
+        assert_eq!(progress_line(&json!({"status": "validating"}), 20), None);
+        assert_eq!(
+            progress_line(&json!({"status": "applying", "counts": {}}), 20),
+            None
+        );
+    }
 }
