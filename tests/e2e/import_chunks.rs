@@ -156,3 +156,60 @@ async fn a_delivery_taken_over_loses_its_fence_and_can_no_longer_renew() {
         Err(StoreError::ImportInProgress)
     ));
 }
+
+#[tokio::test]
+async fn a_seat_taken_after_the_check_stops_the_apply_before_anything_is_written() {
+    let app = spawn_app().await;
+    let store = &app.store;
+    let tenant = &app.acme.id;
+    let (settings, before) = store.tenant_and_seats(tenant).await.expect("tenant");
+    // The check saw room for 10 more; by the step to applying, one seat went elsewhere.
+    let limit = u32::try_from(before.active_or_invited).unwrap() + 10;
+    let mut policy = settings.billing;
+    policy.count_invited = true;
+    store
+        .set_billing_settings(tenant, Some(limit - 1), policy)
+        .await
+        .expect("limit");
+    let mut job = ImportJob::new(
+        tenant.clone(),
+        app.acme.admin.id,
+        ImportMode::Apply,
+        rollcall::csv::encoding::EncodingChoice::Auto,
+        store.clock().now(),
+    );
+    store.create_import(&job).await.expect("job");
+    let mut delta = TenantDelta::default();
+    for change in &creates(&app, 10) {
+        delta += TenantDelta::of_change(change);
+    }
+    let cap = SeatCap {
+        limit: Some(limit - 1),
+        policy,
+    };
+    let refused = store.begin_import_apply(&mut job, delta, cap).await;
+    assert!(
+        matches!(refused, Err(StoreError::SeatLimitReached { limit: l }) if l == limit - 1),
+        "{refused:?}"
+    );
+    let stored = store.get_import(tenant, &job.id).await.expect("job");
+    assert_eq!(stored.status, ImportStatus::Waiting, "the job did not move");
+    assert_eq!(stored.reserved, None);
+    let (_, after) = store.tenant_and_seats(tenant).await.expect("tenant");
+    assert_eq!(after, before, "nothing reserved");
+    // With the seat back, the same plan is reserved whole.
+    store
+        .set_billing_settings(tenant, Some(limit), policy)
+        .await
+        .expect("limit");
+    let cap = SeatCap {
+        limit: Some(limit),
+        policy,
+    };
+    store
+        .begin_import_apply(&mut job, delta, cap)
+        .await
+        .expect("reserved");
+    let (_, after) = store.tenant_and_seats(tenant).await.expect("tenant");
+    assert_eq!(after.active_or_invited, u64::from(limit));
+}

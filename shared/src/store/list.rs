@@ -223,7 +223,15 @@ impl Store {
                 .filter(|p| !p.is_empty()),
         };
         let partitions = keys::live_users_partitions(tenant);
-        let share = page_size.div_ceil(partitions.len()) * 2 + 1;
+        // About twice a shard's share of the page; a whole page when a filter drops items
+        // after they are read, so a sparse filter fills its page in fewer rounds.
+        let filtered =
+            q.status.is_some() || (q.sort == SortBy::Created && listing.prefix.is_some());
+        let share = if filtered {
+            page_size
+        } else {
+            page_size.div_ceil(partitions.len()) * 2 + 1
+        };
         let mut runs: Vec<Run> = partitions
             .into_iter()
             .map(|partition| Run {
