@@ -30,20 +30,26 @@ fn creates(app: &rollcall_e2e::TestApp, n: usize) -> Vec<Planned> {
         .collect()
 }
 
+/// A job of `acme`'s admin, as `POST /imports` creates it.
+async fn new_job(app: &rollcall_e2e::TestApp) -> ImportJob {
+    let job = ImportJob::new(
+        app.acme.id.clone(),
+        app.acme.admin.id,
+        ImportMode::Apply,
+        rollcall::csv::encoding::EncodingChoice::Auto,
+        app.store.clock().now(),
+    );
+    app.store.create_import(&job).await.expect("job");
+    job
+}
+
 #[tokio::test]
 async fn chunks_commit_once_and_a_failed_apply_gives_back_what_its_unwritten_chunks_reserved() {
     let app = spawn_app().await;
     let store = &app.store;
     let tenant = &app.acme.id;
     let (_, before) = store.tenant_and_seats(tenant).await.expect("tenant");
-    let mut job = ImportJob::new(
-        tenant.clone(),
-        app.acme.admin.id,
-        ImportMode::Apply,
-        rollcall::csv::encoding::EncodingChoice::Auto,
-        store.clock().now(),
-    );
-    store.create_import(&job).await.expect("job");
+    let mut job = new_job(&app).await;
     let fence = store
         .acquire_import_lock(tenant, &job.id, std::time::Duration::from_secs(60))
         .await
@@ -171,14 +177,7 @@ async fn a_seat_taken_after_the_check_stops_the_apply_before_anything_is_written
         .set_billing_settings(tenant, Some(limit - 1), policy)
         .await
         .expect("limit");
-    let mut job = ImportJob::new(
-        tenant.clone(),
-        app.acme.admin.id,
-        ImportMode::Apply,
-        rollcall::csv::encoding::EncodingChoice::Auto,
-        store.clock().now(),
-    );
-    store.create_import(&job).await.expect("job");
+    let mut job = new_job(&app).await;
     let mut delta = TenantDelta::default();
     for change in &creates(&app, 10) {
         delta += TenantDelta::of_change(change);

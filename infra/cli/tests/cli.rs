@@ -19,6 +19,18 @@ fn root() -> &'static Path {
         .expect("workspace root")
 }
 
+/// `rollcall` pointed at moto's table `cli-test`, as an operator's environment would point it.
+fn on_table(moto: &Moto) -> Command {
+    let mut command = rollcall();
+    command
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", local::LOCAL_REGION)
+        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
+        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
+        .env("TABLE_NAME", "cli-test");
+    command
+}
+
 fn rollcall() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rollcall"))
 }
@@ -194,7 +206,7 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
     let client = aws_sdk_dynamodb::Client::new(&local::sdk_config(&moto.endpoint()).await);
     schema::create_table(&client, "cli-test").await.unwrap();
 
-    let out = rollcall()
+    let out = on_table(&moto)
         .args([
             "tenant",
             "create",
@@ -205,11 +217,6 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
             "50",
         ])
         .args(["--admin-email", "admin@acme.example"])
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", local::LOCAL_REGION)
-        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
-        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
-        .env("TABLE_NAME", "cli-test")
         .env_remove("JWT_HS256_SECRET")
         .output()
         .expect("running rollcall tenant create");
@@ -237,13 +244,8 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
 
     // The admin was written in its listing shard: the one-off move finds nothing to move,
     // and says so per tenant.
-    let migrate = rollcall()
+    let migrate = on_table(&moto)
         .args(["migrate", "listing-shards"])
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", local::LOCAL_REGION)
-        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
-        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
-        .env("TABLE_NAME", "cli-test")
         .output()
         .expect("running rollcall migrate");
     let said = String::from_utf8_lossy(&migrate.stdout);
@@ -255,13 +257,8 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
     );
 
     // A second create of the same tenant is refused.
-    let again = rollcall()
+    let again = on_table(&moto)
         .args(["tenant", "create", "acme", "--name", "Acme"])
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", local::LOCAL_REGION)
-        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
-        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
-        .env("TABLE_NAME", "cli-test")
         .output()
         .unwrap();
     assert!(!again.status.success());
@@ -295,13 +292,8 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
     let sdk = local::sdk_config(&moto.endpoint()).await;
     local::provision_bucket(&sdk, "cli-test").await.unwrap();
     let stack = |args: &[&str]| {
-        let out = rollcall()
+        let out = on_table(&moto)
             .args(args)
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .env("AWS_REGION", local::LOCAL_REGION)
-            .env("AWS_ACCESS_KEY_ID", "rollcall-local")
-            .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
-            .env("TABLE_NAME", "cli-test")
             .env("BUCKET_NAME", "cli-test")
             .output()
             .unwrap();
@@ -342,13 +334,8 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
         ),
         "{lifetimes}"
     );
-    let out = rollcall()
+    let out = on_table(&moto)
         .args(["tenant", "sign-in", "acme", "--refresh-grace-seconds", "61"])
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", local::LOCAL_REGION)
-        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
-        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
-        .env("TABLE_NAME", "cli-test")
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -374,13 +361,8 @@ async fn tenant_create_and_token_work_against_the_stack_named_by_the_environment
         pages.contains("app URL https://app.acme.example/, logo (none), accent colour #0b6e4f"),
         "{pages}"
     );
-    let out = rollcall()
+    let out = on_table(&moto)
         .args(["tenant", "pages", "acme", "--accent-colour", "#ffcc00"])
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", local::LOCAL_REGION)
-        .env("AWS_ACCESS_KEY_ID", "rollcall-local")
-        .env("AWS_SECRET_ACCESS_KEY", "rollcall-local")
-        .env("TABLE_NAME", "cli-test")
         .output()
         .unwrap();
     assert!(!out.status.success());
