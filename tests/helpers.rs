@@ -83,14 +83,33 @@ pub async fn inject_ses_fault(address: &str, status: u16, code: &str, count: u32
 /// Makes moto fail the next `count` requests to `path` whose body contains `body_contains`
 /// with `status` and AWS error `code`.
 pub async fn inject_fault(path: &str, body_contains: &str, status: u16, code: &str, count: u32) {
-    let rule = serde_json::json!({
+    add_fault_rule(serde_json::json!({
         "path": path,
         "body_contains": body_contains,
         "status": status,
         "code": code,
         "message": "injected by the test",
         "count": count,
-    });
+    }))
+    .await;
+}
+
+/// Makes moto fail the next `count` DynamoDB `operation` requests (e.g. `TransactWriteItems`)
+/// whose body contains `body_contains` with HTTP 400 and AWS error `code`, as DynamoDB throttles.
+pub async fn inject_dynamodb_fault(operation: &str, body_contains: &str, code: &str, count: u32) {
+    add_fault_rule(serde_json::json!({
+        "path": "/",
+        "target": format!("DynamoDB_20120810.{operation}"),
+        "body_contains": body_contains,
+        "status": 400,
+        "code": code,
+        "message": "injected by the test",
+        "count": count,
+    }))
+    .await;
+}
+
+async fn add_fault_rule(rule: serde_json::Value) {
     let resp = reqwest::Client::new()
         .post(format!("{}/rollcall/faults", moto().endpoint()))
         .json(&rule)

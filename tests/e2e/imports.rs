@@ -1452,3 +1452,59 @@ async fn login_hours_come_in_japanese_from_a_csv_and_go_out_canonical() {
     assert!(report.contains("login_hours_invalid"), "{report}");
     assert!(report.contains("\"column\":\"login_hours\""), "{report}");
 }
+
+/// Chunk transactions the test has DynamoDB throttle.
+const THROTTLED: u32 = 40;
+
+#[tokio::test]
+async fn a_throttled_table_slows_the_chunks_and_the_file_still_applies_exactly_once() {
+    let app = spawn_app().await;
+    let tenant = app.add_tenant("throttled").await;
+    let importer = importer(&app);
+    let rows: Vec<[String; 6]> = (0..300).map(|n| new_row("t", "throttled", n)).collect();
+    let (created, etag) = upload(&app, &tenant, ImportMode::Apply, utf8_file(HEADER, &rows)).await;
+    // Each chunk's transaction carries its journal entry, keyed by the job: the next 40 of them
+    // are throttled, more than the SDK's three attempts for each of the ten row chunks sent at
+    // once, so they reach the apply's pace (half as many in flight, a back-off, the chunk
+    // again).
+    rollcall_e2e::inject_dynamodb_fault(
+        "TransactWriteItems",
+        &format!("JOURNAL#throttled#{}", created.id),
+        "ThrottlingException",
+        THROTTLED,
+    )
+    .await;
+    app.counter.reset();
+    let response = deliver(&importer, s3_event(&app, &created, &etag)).await;
+    assert_eq!(
+        response,
+        BatchResponse::default(),
+        "retried within the delivery"
+    );
+    let done = job(&app.store, &created).await;
+    assert_eq!(done.status, ImportStatus::Applied, "{:?}", done.error);
+    assert_eq!(done.journal.applied_rows, 300);
+    let chunks = u64::from(done.journal.chunks + done.journal.invitation_chunks);
+    let sent = app.counter.snapshot()["TransactWriteItems"];
+    // The step to applying, every chunk once, and every throttled attempt.
+    assert_eq!(
+        sent,
+        1 + chunks + u64::from(THROTTLED),
+        "{sent} transactions for {chunks} chunks"
+    );
+    for n in [0, 150, 299] {
+        let u = user(&app.store, &tenant.id, &format!("t{n:04}"))
+            .await
+            .expect("created");
+        assert_eq!(invitations(&app.store, &u).await, 1, "one invitation each");
+    }
+    let (_, seats) = app
+        .store
+        .tenant_and_seats(&tenant.id)
+        .await
+        .expect("tenant");
+    assert_eq!(
+        seats.active_or_invited, 301,
+        "the admin and 300 invited, once"
+    );
+}

@@ -25,7 +25,9 @@ It also accepts injected faults, so tests can make a real AWS call fail the way 
 `{"path": "/v2/email/outbound-emails", "body_contains": "someone@example.com", "status": 429,
 "code": "TooManyRequestsException", "message": "...", "count": 3}` makes the next 3 requests to
 that path whose body contains that text fail with that status and error code (in the JSON error
-shape of AWS's REST-JSON services). `DELETE /rollcall/faults` clears them.
+shape of AWS's REST-JSON services). A rule with `"target"` (e.g.
+`"DynamoDB_20120810.TransactWriteItems"`) matches only requests with that `X-Amz-Target`.
+`DELETE /rollcall/faults` clears them.
 """
 
 import copy
@@ -275,9 +277,13 @@ def injected(environ, start_response):
     environ["wsgi.input"] = io.BytesIO(body)
     text = body.decode("utf-8", "replace")
     for rule in faults:
-        if rule["count"] > 0 and environ.get("PATH_INFO") == rule["path"] and rule.get(
-            "body_contains", ""
-        ) in text:
+        target = rule.get("target")
+        if (
+            rule["count"] > 0
+            and environ.get("PATH_INFO") == rule["path"]
+            and (target is None or environ.get("HTTP_X_AMZ_TARGET") == target)
+            and rule.get("body_contains", "") in text
+        ):
             rule["count"] -= 1
             payload = json.dumps(
                 {"__type": rule["code"], "message": rule.get("message", "injected fault")}
