@@ -212,3 +212,57 @@ async fn a_seat_taken_after_the_check_stops_the_apply_before_anything_is_written
     let (_, after) = store.tenant_and_seats(tenant).await.expect("tenant");
     assert_eq!(after.active_or_invited, u64::from(limit));
 }
+
+#[tokio::test]
+async fn a_job_left_applying_by_the_version_before_ends_clearly_and_frees_the_tenant() {
+    let app = spawn_app().await;
+    let mut job = new_job(&app).await;
+    // As the version before left it: applying, a chunk done, no reservation, no journal
+    // entries.
+    job.status = ImportStatus::Applying;
+    job.applied_at = Some(app.store.clock().now());
+    job.journal.chunks = 3;
+    job.journal.chunks_done = 1;
+    app.store.save_import(&mut job).await.expect("job");
+    let (_, before) = app
+        .store
+        .tenant_and_seats(&app.acme.id)
+        .await
+        .expect("seats");
+
+    let body = serde_json::json!({"apply": {"tenant": app.acme.id, "job": job.id}});
+    app.importer()
+        .handle_message(&body.to_string())
+        .await
+        .expect("handled, not delivered again");
+    let ended = app
+        .store
+        .get_import(&app.acme.id, &job.id)
+        .await
+        .expect("job");
+    assert_eq!(ended.status, ImportStatus::Failed);
+    let error = ended.error.expect("an error");
+    assert_eq!(error.code, "import_interrupted_by_upgrade");
+    assert!(
+        error.message_en.contains("import the rest again"),
+        "{error:?}"
+    );
+    let (_, after) = app
+        .store
+        .tenant_and_seats(&app.acme.id)
+        .await
+        .expect("seats");
+    assert_eq!(
+        after, before,
+        "the counters stay as the version before left them"
+    );
+    // The tenant is free for the next import.
+    app.store
+        .acquire_import_lock(
+            &app.acme.id,
+            &rollcall::domain::ImportId::generate(),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("the lock is free");
+}

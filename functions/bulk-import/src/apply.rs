@@ -223,6 +223,24 @@ impl Importer {
             }
             Err(e) => return Err(e.into()),
         };
+        if job.reserved.is_none() {
+            // It began applying under a version whose chunks moved the job's own journal and
+            // the counters one after another: its written chunks can't be told from the
+            // journal entries this version reads, so it ends here, with the counters as
+            // exact as that version left them.
+            job.error = Some(JobError {
+                code: "import_interrupted_by_upgrade".into(),
+                line: None,
+                byte_offset: None,
+                message_ja: "更新の前に始まったインポートが中断していたため、続きを書き込めません。途中までの変更が残っています。結果を確認して、残りをもう一度インポートしてください。".into(),
+                message_en: "This import began before an upgrade and was interrupted; it can't be carried on. The rows written so far stay: check them and import the rest again.".into(),
+            });
+            self.store.fail_applying_import(job).await?;
+            // The template's ImportJobFailures metric counts this line.
+            tracing::error!(code = "import_interrupted_by_upgrade", "import job failed");
+            self.store.release_import_lock(&job.tenant, &job.id).await?;
+            return Ok(());
+        }
         info!(journal = ?job.journal, "resuming the apply");
         let plan = self.bucket.get(&job.plan_key()).await?;
         let validation = job.report_key(Report::Validation, "json");
