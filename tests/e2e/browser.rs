@@ -388,6 +388,16 @@ async fn the_account_pages_in_a_real_browser_from_invitation_to_code_to_reset() 
         .unwrap();
     wait_for(&browser, "#login").await;
     let forgot = browser.url().await.unwrap();
+    // Asks for a reset on the forgot-password page and returns the link the mail carries.
+    let reset_link = || async {
+        browser.goto(&forgot).await.unwrap();
+        wait_for(&browser, "#login").await;
+        fill(&browser, "#login", "aoi").await;
+        submit(&browser).await;
+        wait_for_heading(&browser, "Check your mail").await;
+        deliver().await;
+        newest(rollcall_e2e::mail_to(&email).await).links()[0].clone()
+    };
     both_languages(
         &browser,
         &forgot.replace("lang=en", "x=1"),
@@ -424,24 +434,12 @@ async fn the_account_pages_in_a_real_browser_from_invitation_to_code_to_reset() 
 
     // An expired link: its own page, with the next step.
     clock.advance(chrono::Duration::seconds(1));
-    browser.goto(&forgot).await.unwrap();
-    wait_for(&browser, "#login").await;
-    fill(&browser, "#login", "aoi").await;
-    submit(&browser).await;
-    wait_for_heading(&browser, "Check your mail").await;
-    deliver().await;
-    let late = newest(rollcall_e2e::mail_to(&email).await).links()[0].clone();
+    let late = reset_link().await;
     clock.advance(chrono::Duration::minutes(61));
     both_languages(&browser, &late, "lang", "link-expired").await;
     assert!(browser.source().await.unwrap().contains("expired"));
     // A new one, set in Japanese.
-    browser.goto(&forgot).await.unwrap();
-    wait_for(&browser, "#login").await;
-    fill(&browser, "#login", "aoi").await;
-    submit(&browser).await;
-    wait_for_heading(&browser, "Check your mail").await;
-    deliver().await;
-    let fresh = newest(rollcall_e2e::mail_to(&email).await).links()[0].clone();
+    let fresh = reset_link().await;
     browser.goto(&format!("{fresh}?lang=ja")).await.unwrap();
     wait_for(&browser, "html[lang=ja] #password").await;
     fill(&browser, "#password", "Hinata#2028").await;

@@ -482,7 +482,7 @@ fn every_dead_letter_queue_function_and_failed_import_has_an_alarm() {
     // The failure metrics count the lines the functions write when a job or an invitation
     // ends FAILED, each alarmed.
     for (resource, file, lines) in [
-        ("ImportJobFailuresMetric", "functions/bulk-import/src", 4),
+        ("ImportJobFailuresMetric", "functions/bulk-import/src", 2),
         (
             "InvitationFailuresMetric",
             "functions/send-invitations/src",

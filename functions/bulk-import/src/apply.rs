@@ -209,17 +209,14 @@ impl Importer {
             Ok(fence) => fence,
             Err(StoreError::ImportInProgress) => {
                 // The lease ran out and another job took the lock: this one can't finish.
-                job.error = Some(JobError {
-                    code: "import_lock_lost".into(),
-                    line: None,
-                    byte_offset: None,
-                    message_ja: "処理が中断している間に、別のインポートが始まりました。途中までの変更が残っています。結果を確認してください。".into(),
-                    message_en: "Another import started while this one was interrupted; the rows written so far stay. Check the result.".into(),
-                });
-                self.store.fail_applying_import(job).await?;
-                // The template's ImportJobFailures metric counts this line.
-                tracing::error!(code = "import_lock_lost", "import job failed");
-                return Ok(());
+                return self
+                    .end_applying(
+                        job,
+                        "import_lock_lost",
+                        "処理が中断している間に、別のインポートが始まりました。途中までの変更が残っています。結果を確認してください。".into(),
+                        "Another import started while this one was interrupted; the rows written so far stay. Check the result.".into(),
+                    )
+                    .await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -228,18 +225,14 @@ impl Importer {
             // the counters one after another: its written chunks can't be told from the
             // journal entries this version reads, so it ends here, with the counters as
             // exact as that version left them.
-            job.error = Some(JobError {
-                code: "import_interrupted_by_upgrade".into(),
-                line: None,
-                byte_offset: None,
-                message_ja: "更新の前に始まったインポートが中断していたため、続きを書き込めません。途中までの変更が残っています。結果を確認して、残りをもう一度インポートしてください。".into(),
-                message_en: "This import began before an upgrade and was interrupted; it can't be carried on. The rows written so far stay: check them and import the rest again.".into(),
-            });
-            self.store.fail_applying_import(job).await?;
-            // The template's ImportJobFailures metric counts this line.
-            tracing::error!(code = "import_interrupted_by_upgrade", "import job failed");
-            self.store.release_import_lock(&job.tenant, &job.id).await?;
-            return Ok(());
+            return self
+                .end_applying(
+                    job,
+                    "import_interrupted_by_upgrade",
+                    "更新の前に始まったインポートが中断していたため、続きを書き込めません。途中までの変更が残っています。結果を確認して、残りをもう一度インポートしてください。".into(),
+                    "This import began before an upgrade and was interrupted; it can't be carried on. The rows written so far stay: check them and import the rest again.".into(),
+                )
+                .await;
         }
         info!(journal = ?job.journal, "resuming the apply");
         let plan = self.bucket.get(&job.plan_key()).await?;
@@ -441,12 +434,8 @@ impl Importer {
                     }));
                 }
                 Err(e) => {
-                    while let Some((piece, result)) = flight.next().await {
-                        if result.is_ok() && phase == Phase::Rows {
-                            job.journal.chunks_done += 1;
-                            job.journal.applied_rows += piece.rows();
-                        }
-                    }
+                    // The chunks in flight finish; their journal entries say what they wrote.
+                    while flight.next().await.is_some() {}
                     return Err(e.into());
                 }
             }
@@ -482,22 +471,39 @@ impl Importer {
             other => return Err(other),
         };
         tracing::error!(error = %e, journal = ?job.journal, "import apply refused by the store");
-        let fresh = self.store.get_import(&job.tenant, &job.id).await?;
-        *job = fresh;
-        job.error = Some(JobError {
-            code: "apply_failed".into(),
-            line: None,
-            byte_offset: None,
-            message_ja: format!(
+        self.end_applying(
+            job,
+            "apply_failed",
+            format!(
                 "変更の書き込みが途中で拒否されました（{e}）。書き込み済みの変更は残っています。"
             ),
-            message_en: format!(
+            format!(
                 "Writing the changes was refused part-way ({e}); the changes written so far stay."
             ),
+        )
+        .await
+    }
+
+    /// Ends an applying job as failed with `code` and its messages: what its unwritten chunks
+    /// reserved is given back with the status (`Store::fail_applying_import`), and the lock is
+    /// released if this job still holds it.
+    async fn end_applying(
+        &self,
+        job: &mut ImportJob,
+        code: &str,
+        message_ja: String,
+        message_en: String,
+    ) -> Result<(), ImportError> {
+        job.error = Some(JobError {
+            code: code.into(),
+            line: None,
+            byte_offset: None,
+            message_ja,
+            message_en,
         });
         self.store.fail_applying_import(job).await?;
         // The template's ImportJobFailures metric counts this line.
-        tracing::error!(code = "apply_failed", "import job failed");
+        tracing::error!(code, "import job failed");
         self.store.release_import_lock(&job.tenant, &job.id).await?;
         Ok(())
     }
